@@ -5,5 +5,8 @@ exact rational arithmetic for FMA and Dot.
 """
 
 from .codec import ROUNDINGS, convert, decode, encode, encode_exact, fields
+from .dot import dot
+from .fma import fma
 
-__all__ = ["ROUNDINGS", "convert", "decode", "encode", "encode_exact", "fields"]
+__all__ = ["ROUNDINGS", "convert", "decode", "encode", "encode_exact", "fields", "fma",
+           "dot"]

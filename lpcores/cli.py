@@ -15,8 +15,9 @@ from pathlib import Path
 
 from .cores import CORES
 from .errors import ParamError
+from lpcores.synth.flow import SynthError
 
-TARGETS = ("generic", "ice40", "ecp5", "xilinx", "gowin")
+from lpcores.synth.flow import TARGETS
 
 
 class _Parser(argparse.ArgumentParser):
@@ -69,7 +70,7 @@ def _parser():
     def synth_extra(cp):
         cp.add_argument("--target", required=True, choices=TARGETS)
         cp.add_argument("--device", default=None,
-                        help="ice40: up5k|hx8k; ecp5: 25k|45k|85k")
+                        help="ice40: up5k (default) | hx8k; ecp5: 25k (default) | 45k | 85k")
         cp.add_argument("--pnr", action="store_true",
                         help="place and route with nextpnr (ice40, ecp5) for Fmax")
         cp.add_argument("--no-dsp", dest="dsp", action="store_false",
@@ -123,7 +124,8 @@ def cmd_sim(spec, args):
 
 def _synth(spec, core, args):
     from lpcores.hdl import generate
-    from lpcores.synth import report_markdown, run_synth
+    from lpcores.synth import check_target, run_synth
+    check_target(args.target, args.device, args.pnr)     # before any slow work
     bdir = Path(args.build) / "synth" / args.target / core.module_name
     v, j = generate(core, bdir)
     res = run_synth(v, json.loads(j.read_text()), args.target, device=args.device,
@@ -187,6 +189,9 @@ def main(argv=None):
     except ParamError as e:
         print(f"lpcores: error: {e}", file=sys.stderr)
         return 2
+    except SynthError as e:
+        print(f"lpcores: error: {e}", file=sys.stderr)
+        return 1
     except OSError as e:
         print(f"lpcores: error: {e.strerror or e}: {e.filename or ''}".rstrip(": "),
               file=sys.stderr)

@@ -104,7 +104,7 @@ def run(core, testbench, *, sim="verilator", seed=1, options=None, build_root=No
                         build_dir=build_dir, test_dir=bdir, results_xml=str(xml),
                         extra_env={"LPCORES_TB_CONFIG": str(cfg_path)}, waves=waves,
                         seed=seed, log_file=log)
-        except Exception:  # the runner raises on a crashed simulator; counted below
+        except (Exception, SystemExit):  # raised on failures and crashes; counted below
             pass
         tests, failed = _results(xml)
         return tests, failed, log

@@ -36,3 +36,9 @@ def sim(request):
 def build_root(tmp_path_factory):
     """One build tree per pytest session (and per xdist worker)."""
     return tmp_path_factory.mktemp("build")
+
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))      # tests/oracle.py

@@ -58,3 +58,26 @@ def test_out_is_a_file(tmp_path):
     r = lpcores("generate", "convert", "--in-fmt", "fp32", "--out-fmt", "e4m3", "--out", f)
     assert r.returncode == 2
     assert "--out must be a directory" in r.stderr and "Traceback" not in r.stderr
+
+
+@pytest.mark.parametrize("args,msg", [
+    (["--target", "ecp5", "--device", "up5k"],
+     "--device for target ecp5 must be one of 25k, 45k, 85k, got --device=up5k"),
+    (["--target", "generic", "--pnr"],
+     "--pnr needs a target with a place-and-route flow (ice40, ecp5), "
+     "got --target=generic"),
+])
+def test_synth_bad_device(args, msg, tmp_path):
+    r = lpcores("synth", "convert", "--in-fmt", "fp32", "--out-fmt", "e4m3", *args,
+                cwd=tmp_path)
+    assert r.returncode == 2
+    assert r.stderr.strip() == f"lpcores: error: {msg}"
+
+
+def test_synth_writes_json(tmp_path):
+    r = lpcores("synth", "convert", "--in-fmt", "e4m3", "--out-fmt", "bf16",
+                "--target", "generic", "--json", tmp_path / "r.json", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    rep = json.loads((tmp_path / "r.json").read_text())
+    assert rep["module"] == "convert_e4m3_bf16_s0" and rep["resources"]["luts"] > 0
+    assert "| LUTs |" in r.stdout
