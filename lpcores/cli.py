@@ -3,6 +3,7 @@
     lpcores generate <core> [core flags] --out DIR
     lpcores sim      <core> [core flags] [--sim verilator|icarus|all] [--seed N]
     lpcores synth    <core> [core flags] --target T [--device D] [--pnr] [--json FILE]
+    lpcores sweep    CONFIG.toml [-j N] [--out PAGE.md]
     lpcores demo     [--out DIR]
 
 Bad parameters give one sentence on stderr and exit status 2, never a traceback.
@@ -84,6 +85,14 @@ def _parser():
     per_core("sim", "run the cocotb regression of one core on the generated Verilog",
              sim_extra)
     per_core("synth", "synthesize one core and report its cost", synth_extra)
+    sw = sub.add_parser("sweep", help="synthesize a grid of cores x parameters x "
+                        "targets from a TOML config (cached, parallel); write the "
+                        "results page, table and plots")
+    sw.add_argument("config", type=Path)
+    sw.add_argument("-j", "--jobs", type=int, default=None,
+                    help="parallel jobs (default: one per CPU)")
+    sw.add_argument("--out", type=Path, default=None,
+                    help="the results page (default: the config's [sweep] output)")
     d = sub.add_parser("demo", help="generate a core, verify it, synthesize it for "
                        "ECP5 and print the result table")
     d.add_argument("--out", type=Path, default=Path("lpcores_demo"))
@@ -183,6 +192,12 @@ def main(argv=None):
     try:
         if args.cmd == "demo":
             return cmd_demo(args)
+        if args.cmd == "sweep":
+            from lpcores.synth.sweep import run_sweep
+            if args.jobs is not None and args.jobs < 1:
+                raise ParamError(f"--jobs must be a positive integer, got --jobs={args.jobs}")
+            res = run_sweep(args.config, jobs=args.jobs, out=args.out)
+            return 1 if res["failures"] else 0
         spec = CORES[args.core]
         return {"generate": cmd_generate, "sim": cmd_sim,
                 "synth": cmd_synth}[args.cmd](spec, args)

@@ -1,0 +1,80 @@
+"""``lpcores sweep``: the cache is honest (a changed core is re-synthesized, nothing
+else is), bad configs name their entry, and one failure does not sink the sweep."""
+
+import pytest
+
+import lpcores.hdl.base as base
+from lpcores.synth import sweep
+from lpcores.synth.sweep import SweepError, load_config, run_sweep
+
+pytestmark = pytest.mark.synth
+
+CONFIG = """
+[sweep]
+title = "tiny"
+output = "page.md"
+
+[[section]]
+title = "converters"
+targets = ["generic"]
+columns = ["in_fmt", "out_fmt"]
+plot = { x = "out_fmt", y = ["luts"] }
+core = "convert"
+grid = { in_fmt = "bf16", out_fmt = ["e4m3", "e5m2"] }
+"""
+
+
+def test_cache_follows_the_generated_verilog(tmp_path, monkeypatch):
+    cfg = tmp_path / "s.toml"
+    cfg.write_text(CONFIG)
+    first = run_sweep(cfg, jobs=1, progress=False)
+    assert first["counts"] == {"done": 2, "cached": 0, "failed": 0}
+    page = (tmp_path / "page.md").read_text()
+    assert "| bf16 | e4m3 |" in page and "| bf16 | e5m2 |" in page
+    assert (tmp_path / "results" / "section1.svg").exists()
+    assert (tmp_path / "results" / "results.csv").read_text().count("\n") == 3
+
+    again = run_sweep(cfg, jobs=1, progress=False)
+    assert again["counts"] == {"done": 0, "cached": 2, "failed": 0}
+    assert again["rows"] == first["rows"]
+
+    # the sources change but the Verilog does not: still cached
+    monkeypatch.setattr(sweep, "sources_hash", lambda: "edited")
+    assert run_sweep(cfg, jobs=1, progress=False)["counts"]["cached"] == 2
+
+    # a change to the generated Verilog of the core invalidates its entries
+    orig = base.verilog_text
+    monkeypatch.setattr(sweep, "sources_hash", lambda: "edited again")
+    monkeypatch.setattr(base, "verilog_text", lambda core: orig(core) + "// changed\n")
+    assert run_sweep(cfg, jobs=1, progress=False)["counts"] == \
+        {"done": 2, "cached": 0, "failed": 0}
+
+
+def test_a_failing_entry_is_listed_and_the_rest_go_on(tmp_path):
+    cfg = tmp_path / "s.toml"
+    cfg.write_text(CONFIG.replace('in_fmt = "bf16"', 'in_fmt = ["bf16", "e4m3"]'))
+    res = run_sweep(cfg, jobs=1, progress=False)
+    assert res["counts"]["failed"] == 1 and len(res["rows"]) == 3
+    (job, msg), = res["failures"]
+    assert job.entry == "section 'converters', run 1 (convert)"
+    assert "out_fmt must differ from in_fmt" in msg
+    page = (tmp_path / "page.md").read_text()
+    assert "**Incomplete" in page and "out_fmt must differ from in_fmt" in page
+
+
+@pytest.mark.parametrize("edit,msg", [
+    (('core = "convert"', 'core = "fft"'),
+     "section 'converters', run 1: core must be one of"),
+    (('grid = {', 'grid = { width = 3,'),
+     "section 'converters', run 1 (convert): unknown parameter 'width'; convert takes"),
+    (('targets = ["generic"]', 'targets = ["ecp5:12k"]'),
+     "section 'converters', run 1: --device for target ecp5 must be one of 25k, 45k, "
+     "85k, got --device=12k"),
+    (('columns', 'colums'), "section 'converters': unknown key 'colums'"),
+])
+def test_bad_config_names_the_entry(tmp_path, edit, msg):
+    cfg = tmp_path / "s.toml"
+    cfg.write_text(CONFIG.replace(*edit))
+    with pytest.raises(SweepError) as e:
+        load_config(cfg)
+    assert msg in str(e.value)
