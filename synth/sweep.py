@@ -11,6 +11,7 @@ The config (TOML)
     output = "results.md"          # the page, relative to the config file
     assets = "results"             # CSV, per-section tables and plots go here
     intro  = "..."                 # Markdown put under the title
+    append = ["../bench/sim_throughput.md"]   # Markdown files appended (if present)
 
     [[section]]
     title   = "FMA: element format and pipeline depth"
@@ -453,6 +454,12 @@ def _page(settings, sections, rows, failures, figs, page, assets, tools):
         if si in figs:
             name = Path(figs[si]).name
             out += [f"![{sec.get('title', '')}]({rel}/{name}.svg)", ""]
+    for extra in settings.get("append", []):
+        f = (page.parent / extra)
+        if f.exists():
+            out += [f.read_text().strip(), ""]
+        else:
+            out += [f"*({extra} not found: run the benchmark that writes it)*", ""]
     out += ["## Tools", "", ", ".join(f"{k} {v}" for k, v in tools.items()) + ".", "",
             f"The full table: [{rel}/results.csv]({rel}/results.csv).", ""]
     return "\n".join(out)
