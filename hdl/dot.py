@@ -263,7 +263,7 @@ class Dot(StreamCore):
         if self.addend:
             uc = unpack(m, cfirst, fo, name="c")
             fx = align_add(m, fx, uc, fo, name="s")
-            fx = pipe.cut("add", fx)
+            fx, ovf = pipe.cut("add", fx, ovf)
         u = fixed_to_unpacked(m, fx, name="n")
         r = round_sig(m, fo, u, rounding=self.rounding, name="r")
         r, ovf = pipe.cut("round", r, ovf)

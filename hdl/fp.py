@@ -283,8 +283,10 @@ def align_add(m, p, c, fc, name="s"):
     ``delta = (ec - Mc) - p.exp0``, by a right shift from ``L + dmax``
     (``dmax = PW + 3``):
 
-    * ``delta > dmax``: the product lies 3+ bits below c's LSB, hence below the
-      rounding point of any result; it is replaced by a sticky 1 at bit 0.
+    * ``delta > dmax`` (or a zero product): the product lies 3+ bits below c's LSB,
+      hence below the rounding point of any result; it is replaced by a sticky 1 at
+      bit 0 (0 for a zero product) and c anchors the window: bit 0 then weighs
+      ``2**(ec - Mc - L - dmax)``.
     * ``delta < -L``: low bits of c fall below bit 0 and are ORed into bit 0; the
       result's MSB is then at bit ``L - 1`` or higher, its LSB at 3 or higher, so the
       round bit is never contaminated.
@@ -307,7 +309,8 @@ def align_add(m, p, c, fc, name="s"):
     ec0 = Value.cast(c.exp) - fc.man_bits
     delta = Signal(signed(max(len(Value.cast(p.exp0)), len(ec0)) + 2), name=f"{name}_delta")
     m.d.comb += delta.eq(ec0 - p.exp0)
-    p_sticky = delta > dmax
+    # a zero product must not anchor the window either: then c alone is placed
+    p_sticky = (delta > dmax) | p.is_zero
     sh = Signal(range(top + 1), name=f"{name}_sh")
     with m.If(p_sticky):
         m.d.comb += sh.eq(0)
@@ -337,8 +340,9 @@ def align_add(m, p, c, fc, name="s"):
     with m.Else():
         m.d.comb += [mag.eq(pwin + cwin), sign.eq(p.sign)]
 
-    exp0 = Signal(signed(len(Value.cast(p.exp0)) + 1), name=f"{name}_exp0")
-    m.d.comb += exp0.eq(p.exp0 - L)
+    # bit 0 weighs 2**(p.exp0 - L), unless c anchors the window (at L + dmax)
+    exp0 = Signal(signed(max(len(Value.cast(p.exp0)), len(ec0)) + 2), name=f"{name}_exp0")
+    m.d.comb += exp0.eq(Mux(p_sticky, ec0 - (L + dmax), p.exp0 - L))
     zero = mag == 0
     both_zero = p.is_zero & c.is_zero
     zsign = Mux(both_zero, p.sign & c.sign, 0)

@@ -91,3 +91,145 @@ CORES = {c.name: c for c in [
                 type=int, default=0),
         )),
 ]}
+
+def _norm_opts():
+    return (
+        Opt("--fmt", "fmt", "element format (x, y, gamma, beta)", default="bf16",
+            choices=("bf16", "fp32")),
+        Opt("--lanes", "lanes", "elements per beat (power of two, 1..64)", type=int,
+            default=16),
+        Opt("--max-d", "max_d", "largest vector length (power of two, 64..65536)",
+            type=int, default=1024),
+        Opt("--mode", "mode", "l2: a*x; rmsnorm: sqrt(d)*a*x (layernorm: golden only)",
+            default="l2", choices=("l2", "rmsnorm", "layernorm")),
+        Opt("--iters", "iters", "Newton updates K", type=int, default=5),
+        Opt("--lam", "lam", "update step, a power of two", type=float, default=0.5),
+        Opt("--affine", "affine", "stream gamma and beta beside x", type=bool,
+            default=False, boolean=True),
+    )
+
+
+CORES.update({c.name: c for c in [
+    CoreSpec(
+        "iternorm", "lpcores.hdl.iternorm:IterNorm", "lpcores.sim.iternorm",
+        "iterative L2/RMS normalization, start 2**-ceil(E/2), K Newton updates",
+        _norm_opts()),
+    CoreSpec(
+        "fisrnorm", "lpcores.hdl.iternorm:FisrNorm", "lpcores.sim.iternorm",
+        "the IterNorm baseline started from the fast inverse square root (0x5f3759df)",
+        _norm_opts()),
+]})
+
+# -- Microscaling (SPEC §4.2 MX mode, §4.3) ---------------------------------------------
+_MX_ELEMS = ("e4m3", "e5m2", "e3m2", "e2m3", "e2m1", "int8")
+CORES.update({c.name: c for c in [
+    CoreSpec(
+        "mxquant", "lpcores.hdl.mxquant:MXQuant", "lpcores.sim.mxquant",
+        "fp32/bf16 blocks of 32 -> MX (E8M0 scale + 32 elements), OCP MX v1.0 rule",
+        (
+            Opt("--in-fmt", "in_fmt", "input format", default="fp32",
+                choices=("fp32", "bf16")),
+            Opt("--elem-fmt", "elem_fmt", "MX element format", required=True,
+                choices=_MX_ELEMS),
+            Opt("--lanes", "lanes", "values per input beat (divides 32)", type=int,
+                default=32),
+            Opt("--rounding", "rounding", "rne, or away (ties away from zero, as "
+                "microxcaling)", default="rne", choices=("rne", "away")),
+            Opt("--stages", "stages", "pipeline registers besides the output register",
+                type=int, default=0),
+        )),
+    CoreSpec(
+        "mxdot", "lpcores.hdl.mxdot:MXDot", "lpcores.sim.mxdot",
+        "MX dot product: exact 32-element block sums, one fp32 rounding per block",
+        (
+            Opt("--a-fmt", "a_fmt", "MX element format of a", required=True,
+                choices=_MX_ELEMS),
+            Opt("--b-fmt", "b_fmt", "MX element format of b", required=True,
+                choices=_MX_ELEMS),
+            Opt("--lanes", "lanes", "element pairs per beat (divides 32)", type=int,
+                default=32),
+            Opt("--stages", "stages", "pipeline registers besides the output register",
+                type=int, default=0),
+        )),
+]})
+
+
+# -- N:M sparsity (SPEC §4.5) ----------------------------------------------------------
+
+_NM_FORMATS = ("bf16", "fp16", "e4m3", "e5m2", "int8")
+
+
+def _nm_opts():
+    return (
+        Opt("--n", "n", "elements kept per group", type=int, required=True),
+        Opt("--m", "m", "group size (n < m <= 16)", type=int, required=True),
+        Opt("--groups", "groups", "groups per beat", type=int, default=1),
+    )
+
+
+def _nm_dot_opts():
+    return (
+        Opt("--out-fmt", "out_fmt", "result format (default fp32; int32 for int8)",
+            choices=("fp32", "fp16", "bf16", "int32")),
+        Opt("--accumulate", "accumulate",
+            "exact (Kulisch) or fp (one rounding per beat); default exact for "
+            "elements of 8 bits or fewer", choices=("exact", "fp")),
+        Opt("--max-terms", "max_terms", "kept products per dot product the "
+            "accumulator is sized for", type=int, default=1024),
+        Opt("--addend", "addend", "carry an addend c with the first beat", type=bool,
+            default=False, boolean=True),
+        Opt("--rounding", "rounding", "rounding mode", default="rne",
+            choices=("rne", "rtz")),
+    )
+
+
+def _nm_scale_opts():
+    return (
+        Opt("--scaled", "scaled", "score |x|*s_c with run-time loaded 8-bit "
+            "per-channel scales", type=bool, default=False, boolean=True),
+        Opt("--channels", "channels", "scaled: number of per-channel scales "
+            "(a multiple of groups*m; default groups*m)", type=int),
+    )
+
+
+CORES.update({c.name: c for c in [
+    CoreSpec(
+        "nmprune", "lpcores.hdl.nm:NMPrune", "lpcores.sim.nmprune",
+        "N:M pruner: keep the n highest-|x| (or |x|*s_c) of every m, values + indices",
+        _nm_opts() + (
+            Opt("--fmt", "fmt", "element format", required=True, choices=_NM_FORMATS),
+        ) + _nm_scale_opts() + (
+            Opt("--selection", "selection", "selection network (all-pairs ranking or "
+                "Batcher sorting network)", default="allpairs",
+                choices=("allpairs", "sortnet")),
+            Opt("--stages", "stages", "pipeline registers besides the output register",
+                type=int, default=0),
+        )),
+    CoreSpec(
+        "nmdot", "lpcores.hdl.nm:NMDot", "lpcores.sim.nmdot",
+        "N:M sparse dot product: compressed a (values + indices) x dense b, "
+        "n multipliers per group",
+        _nm_opts() + (
+            Opt("--a-fmt", "a_fmt", "format of the compressed operand a", required=True,
+                choices=FLOAT_FORMATS + ("int8",)),
+            Opt("--b-fmt", "b_fmt", "format of the dense operand b", required=True,
+                choices=FLOAT_FORMATS + ("int8",)),
+        ) + _nm_dot_opts() + (
+            Opt("--stages", "stages", "pipeline registers besides the output register",
+                type=int, default=0),
+        )),
+    CoreSpec(
+        "sparselinear", "lpcores.hdl.nm:SparseLinear", "lpcores.sim.nmlinear",
+        "activation-sparse linear path: NMPrune on x, then NMDot with dense weights",
+        _nm_opts() + (
+            Opt("--x-fmt", "x_fmt", "activation format", required=True,
+                choices=_NM_FORMATS),
+            Opt("--w-fmt", "w_fmt", "weight format", required=True,
+                choices=FLOAT_FORMATS + ("int8",)),
+        ) + _nm_dot_opts() + _nm_scale_opts() + (
+            Opt("--prune-stages", "prune_stages", "pipeline registers of the pruner",
+                type=int, default=0),
+            Opt("--stages", "stages", "pipeline registers of the dot engine",
+                type=int, default=0),
+        )),
+]})

@@ -6,7 +6,7 @@ pair gets one addend ``c`` drawn from biased classes (FloPoCo style): random cod
 of the accumulator format, the negated rounded product (cancellation), the product
 scaled by [1/2, 2) (exponent difference 0 or 1), the product scaled far down (sticky
 decisions near the LSB) and special values. ``mode="specials"`` is the full grid of
-(±0, ±min subnormal, ±1, ±max, ±Inf, NaN)^3, which also leads every other run.
+(±0, ±min/max subnormal, ±min normal, ±1, ±max, ±Inf, NaN)^3, which also leads every other run.
 Expected codes from ``golden.fma``.
 """
 
@@ -19,11 +19,12 @@ from .stream import pack, standard_tests, unpack
 
 
 def special_codes(fmt):
-    """±0, ±min subnormal, ±1, ±max, ±Inf (or the nearest the format has), NaN."""
+    """±0, ±min subnormal, ±max subnormal, ±min normal, ±1, ±max, ±Inf (those the
+    format has), NaN."""
     f = get_format(fmt)
     s = 1 << (f.bits - 1)
     one = f.bias << f.man_bits
-    mags = [0, 1, one, f.max_mag_code]
+    mags = sorted({0, 1, (1 << f.man_bits) - 1, 1 << f.man_bits, one, f.max_mag_code})
     if f.has_inf:
         mags.append(f.inf_code)
     codes = mags + [m | s for m in mags]

@@ -14,6 +14,7 @@ edge will complete. Nothing is written in the ReadOnly phase.
 import json
 import os
 import random
+import zlib
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -102,7 +103,7 @@ class TB:
         return random.Random(f"{self.seed}:{salt}")
 
     def nprng(self, salt):
-        return np.random.default_rng([self.seed, abs(hash(salt)) % (1 << 31)])
+        return np.random.default_rng([self.seed, zlib.crc32(str(salt).encode())])
 
     async def start(self, reset_cycles=2):
         if self._clock is None:

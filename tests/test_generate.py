@@ -21,6 +21,18 @@ REPRESENTATIVE = {
     "dot": [dict(a_fmt="e4m3", b_fmt="e4m3", lanes=8, stages=5, addend=True),
             dict(a_fmt="bf16", b_fmt="bf16", lanes=2, accumulate="fp", stages=2),
             dict(a_fmt="int8", b_fmt="int8", lanes=16, stages=3, addend=True)],
+    "iternorm": [dict(fmt="bf16", lanes=4, max_d=64, mode="rmsnorm", iters=2,
+                      affine=True)],
+    "fisrnorm": [dict(fmt="fp32", lanes=2, max_d=64, iters=1)],
+    "mxquant": [dict(in_fmt="fp32", elem_fmt="e4m3", lanes=8, stages=1),
+                dict(in_fmt="bf16", elem_fmt="int8", lanes=32, rounding="away")],
+    "mxdot": [dict(a_fmt="e4m3", b_fmt="e2m1", lanes=8, stages=1),
+              dict(a_fmt="int8", b_fmt="int8", lanes=32)],
+    "nmprune": [dict(n=2, m=4, fmt="bf16", groups=2, stages=1),
+                dict(n=4, m=8, fmt="int8", scaled=True, selection="sortnet")],
+    "nmdot": [dict(n=2, m=4, a_fmt="e4m3", b_fmt="e4m3", groups=2, stages=1),
+              dict(n=8, m=16, a_fmt="int8", b_fmt="int8", addend=True)],
+    "sparselinear": [dict(n=2, m=4, x_fmt="e4m3", w_fmt="e4m3", groups=2, scaled=True)],
 }
 
 

@@ -1,5 +1,6 @@
 """golden.dot against the exact rational oracle (tests/oracle.py)."""
 
+import zlib
 import numpy as np
 import pytest
 
@@ -27,7 +28,7 @@ CASES = [("e4m3", "e4m3", "fp32", "exact", 4), ("e4m3", "e4m3", "fp32", "fp", 4)
 @pytest.mark.parametrize("fa,fb,fo,acc,lanes", CASES)
 @pytest.mark.parametrize("with_c", [False, True])
 def test_dot_random_vs_oracle(fa, fb, fo, acc, lanes, with_c):
-    rng = np.random.default_rng(hash((fa, fb, fo, acc, lanes, with_c)) % 2**32)
+    rng = np.random.default_rng(zlib.crc32(repr((fa, fb, fo, acc, lanes, with_c)).encode()))
     for n_beats in (1, 3, 8):
         n = n_beats * lanes
         a = _elements(rng, fa, (60, n), specials=0.01)

@@ -1,6 +1,7 @@
 """golden.fma against the exact rational oracle (tests/oracle.py), whose decode and
 rounding are themselves held against ml_dtypes here."""
 
+import zlib
 import ml_dtypes
 import numpy as np
 import pytest
@@ -58,7 +59,7 @@ def _check(a, b, c, fa, fb, fc, rounding="rne"):
 ])
 def test_fma_biased_random(fa, fb, fc, rounding):
     """FloPoCo-style biased addends: cancellation, exponent difference 0/1, sticky."""
-    rng = np.random.default_rng(hash((fa, fb, fc, rounding)) % 2**32)
+    rng = np.random.default_rng(zlib.crc32(repr((fa, fb, fc, rounding)).encode()))
     n = 4000
     a = rng.integers(0, 1 << get_format(fa).bits, n)
     b = rng.integers(0, 1 << get_format(fb).bits, n)

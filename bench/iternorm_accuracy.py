@@ -1,0 +1,166 @@
+"""Accuracy study: IterNorm vs FisrNorm vs float64 (docs/iternorm.md, "Accuracy").
+
+For fp32 and bf16, K = 1..6 updates and d in 64..1024 plus the OPT embedding widths,
+on LLM-like activations (standard Gaussian plus a few outlier channels 20-100x
+larger), both golden models (bit-exact to the RTL, lanes=16) are compared with a
+float64 reference:
+
+* ``rel_a``: |a_K * sqrt(s64) - 1|, s64 the float64 sum of squares;
+* ``ulp``: |out - ref64| in ulps of ref64 at the output format's precision.
+
+Writes docs/iternorm/accuracy.csv, accuracy.png / .svg and accuracy.md (tables),
+and prints the summary. Run: ``python bench/iternorm_accuracy.py [--vectors N]``.
+"""
+
+import argparse
+import csv
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from lpcores import golden
+
+G = sys.modules["lpcores.golden.iternorm"]
+DS = [64, 128, 256, 512, 1024, 768, 2048, 2560, 4096, 5120, 7168, 9216, 12288]
+KS = range(1, 7)
+FMTS = ("fp32", "bf16")
+METHODS = {"IterNorm": golden.iternorm, "FisrNorm": golden.fisrnorm}
+OUT = Path(__file__).resolve().parent.parent / "docs" / "iternorm"
+
+
+def activations(rng, n, d):
+    """Gaussian activations with 4 outlier channels (fixed per d), 20-100x larger."""
+    x = rng.standard_normal((n, d))
+    ch = rng.choice(d, 4, replace=False)
+    x[:, ch] *= rng.uniform(20, 100, 4)
+    return x
+
+
+def ulps(codes, ref, fmt):
+    got = golden.decode(codes, fmt)
+    M = 23 if fmt == "fp32" else 7
+    _, e = np.frexp(np.where(ref == 0, 1.0, ref))
+    return np.abs(got - ref) / np.ldexp(1.0, np.maximum(e - 1, -126) - M)
+
+
+def run(n_vec, lanes=16, mode="l2", seed=2026):
+    rows = []
+    for fmt in FMTS:
+        for d in DS:
+            rng = np.random.default_rng([seed, d])
+            codes = golden.encode(activations(rng, n_vec, d), fmt)
+            ref, s64 = G.reference(codes, fmt, mode)
+            for name, fn in METHODS.items():
+                for K in KS:
+                    out, info = fn(codes, fmt, mode=mode, iters=K, lanes=lanes, trace=True)
+                    rel = np.abs(info["a"][-1] * np.sqrt(s64) - 1)
+                    u = ulps(out, ref, fmt)
+                    rows.append(dict(fmt=fmt, d=d, method=name, K=K,
+                                     rel_a_max=float(rel.max()),
+                                     rel_a_median=float(np.median(rel)),
+                                     ulp_max=float(u.max()), ulp_mean=float(u.mean())))
+    return rows
+
+
+def converged_at(rows, fmt, method, d):
+    """Smallest K whose mean ulp error is within 25% of the best K's (the rounding
+    floor: from there on the error only jitters by the last bit)."""
+    r = {x["K"]: x["ulp_mean"] for x in rows
+         if x["fmt"] == fmt and x["method"] == method and x["d"] == d}
+    floor = min(r.values())
+    return min(K for K in KS if r[K] <= floor * 1.25)
+
+
+def wins(rows):
+    """Per (fmt, d, K): which method has the lower mean ulp error (tie: within 10%,
+    the jitter of two converged results at the rounding floor)."""
+    tally = {"IterNorm": 0, "FisrNorm": 0, "tie": 0}
+    for fmt in FMTS:
+        for d in DS:
+            for K in KS:
+                e = {x["method"]: x["ulp_mean"] for x in rows
+                     if x["fmt"] == fmt and x["d"] == d and x["K"] == K}
+                a, b = e["IterNorm"], e["FisrNorm"]
+                if abs(a - b) <= 0.10 * max(a, b):
+                    tally["tie"] += 1
+                else:
+                    tally["IterNorm" if a < b else "FisrNorm"] += 1
+    return tally
+
+
+def plot(rows, path):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, axes = plt.subplots(2, 2, figsize=(10, 7), sharex=True)
+    for j, fmt in enumerate(FMTS):
+        for name, ls in (("IterNorm", "-"), ("FisrNorm", "--")):
+            for d, col in ((64, "C0"), (1024, "C1"), (12288, "C2")):
+                r = [x for x in rows if x["fmt"] == fmt and x["method"] == name
+                     and x["d"] == d]
+                r.sort(key=lambda x: x["K"])
+                K = [x["K"] for x in r]
+                axes[0, j].semilogy(K, [max(x["rel_a_max"], 1e-9) for x in r], ls,
+                                    color=col, marker="o", ms=3, label=f"{name} d={d}")
+                axes[1, j].semilogy(K, [max(x["ulp_mean"], 1e-3) for x in r], ls,
+                                    color=col, marker="o", ms=3, label=f"{name} d={d}")
+        axes[0, j].set_title(f"{fmt}: max |a_K sqrt(s) - 1|")
+        axes[1, j].set_title(f"{fmt}: mean output error (ulps of {fmt})")
+        axes[1, j].set_xlabel("K (updates)")
+        axes[0, j].axhline(2.0 ** -24, color="gray", lw=0.8)
+    axes[0, 0].legend(fontsize=7)
+    fig.suptitle("IterNorm (solid) vs FisrNorm (dashed) against float64, l2 mode, "
+                 "lanes=16")
+    fig.tight_layout()
+    fig.savefig(path.with_suffix(".png"), dpi=110)
+    fig.savefig(path.with_suffix(".svg"), metadata={"Date": None})
+    plt.close(fig)
+
+
+def markdown(rows):
+    lines = []
+    for fmt in FMTS:
+        lines.append(f"**{fmt}**: mean output error in ulps (max |a_K sqrt(s) - 1| in "
+                     f"brackets), IterNorm / FisrNorm")
+        lines.append("")
+        lines.append("| d | " + " | ".join(f"K={K}" for K in KS) + " | converged at K |")
+        lines.append("|---" * (len(KS) + 2) + "|")
+        for d in DS:
+            cells = []
+            for K in KS:
+                e = {x["method"]: x for x in rows
+                     if x["fmt"] == fmt and x["d"] == d and x["K"] == K}
+                i, f = e["IterNorm"], e["FisrNorm"]
+                cells.append(f"{i['ulp_mean']:.3g} ({i['rel_a_max']:.1e}) / "
+                             f"{f['ulp_mean']:.3g} ({f['rel_a_max']:.1e})")
+            conv = (f"{converged_at(rows, fmt, 'IterNorm', d)} / "
+                    f"{converged_at(rows, fmt, 'FisrNorm', d)}")
+            lines.append(f"| {d} | " + " | ".join(cells) + f" | {conv} |")
+        lines.append("")
+    t = wins(rows)
+    lines.append(f"Wins (lower mean ulp error, ties within 10%) over {sum(t.values())} "
+                 f"(format, d, K) cases: IterNorm {t['IterNorm']}, FisrNorm "
+                 f"{t['FisrNorm']}, tie {t['tie']}.")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--vectors", type=int, default=32, help="vectors per (fmt, d)")
+    ap.add_argument("--out", type=Path, default=OUT)
+    args = ap.parse_args(argv)
+    args.out.mkdir(parents=True, exist_ok=True)
+    rows = run(args.vectors)
+    with open(args.out / "accuracy.csv", "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    md = markdown(rows)
+    (args.out / "accuracy.md").write_text(md)
+    plot(rows, args.out / "accuracy")
+    print(md)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,297 @@
+"""Golden IterNorm and FisrNorm (SPEC §4.4), bit-exact to ``hdl/iternorm.py``.
+
+The arithmetic (docs/iternorm.md has the derivations):
+
+* Every internal value lives in **FX**: fp32's 24-bit significand with a 10-bit
+  exponent (bias 511, normal range 2**-510 .. 2**512). Every internal operation is
+  one fused ``RNE(a*b + c)`` at FX precision; a plain product is ``a*b + (-0)``, a
+  plain sum ``a*1 + c``. The squares of fp32/bf16 inputs (down to 2**-298) and their
+  sum over up to 2**16 elements (up to 2**271) never leave FX's range, so ``s`` can
+  neither overflow nor underflow: this *is* the "scale first" of the issue, done by
+  the exponent width instead of a pre-pass.
+* Sums: element ``j`` goes to lane ``j % lanes``; each lane accumulates
+  ``acc <- RNE(y*y + acc)`` beat by beat (the first beat adds to +0); the lanes are
+  then added by a fixed pairwise tree, ``t[k] <- RNE(t[2k] + t[2k+1])``, level by
+  level (lanes is a power of two).
+* ``layernorm``: ``mean = RNE(sum_x * RN(1/d))`` (``sum_x`` by the same lane + tree
+  order), ``y = RNE(x - mean)`` (an FX value), then ``s`` from those ``y``. The
+  hardware reads the buffer twice for this (docs/iternorm.md, "LayerNorm").
+* Start: IterNorm ``a0 = 2**-ceil(E/2)`` for ``s = m * 2**E, 1 <= m < 2``. FisrNorm
+  the classic 0x5f3759df on the fp32 bits of ``s``, applied to ``s * 4**-q`` (``E =
+  2q + r``, ``r`` in {0, 1}) and then scaled by ``2**-q``: identical, bit for bit, to
+  the classic trick wherever ``s`` is a normal fp32, and defined on all of FX.
+* ``K`` updates, three rounded operations each::
+
+      u = RNE(a*a)          v = RNE(1 - s*u)          a = RNE(a*(lam*v) + a)
+
+  (``lam * v`` is exact: ``lam`` is a power of two, applied to the exponent).
+* Scale ``c = a_K`` (``l2``) or ``c = RNE(a_K * RN(sqrt(d)))`` (``rmsnorm``,
+  ``layernorm``); output ``RNE_fmt(c * y)``, or with affine parameters
+  ``RNE_fmt(RNE(c * y) * gamma + beta)`` (one rounding into ``fmt`` at the end).
+* ``s == 0`` (a zero vector, or a constant one in layernorm) gives ``c = 0``, so the
+  output is zeros (signed like ``y``; with affine: ``beta``), never NaN. Any NaN or
+  ±Inf element makes every output of its vector the canonical NaN.
+
+The FX operations are done in float64 (exact products of 24-bit significands) with
+an error-free TwoSum and a midpoint correction, which equals one rounding of the
+exact value; tests/test_golden_iternorm.py holds them against ``fractions``.
+"""
+
+import math
+from fractions import Fraction
+
+import numpy as np
+
+from lpcores.errors import ParamError, check_choice, check_int
+from lpcores.formats import Format, get_format
+
+from .codec import decode, encode
+
+__all__ = ["iternorm", "fisrnorm", "FX", "MODES", "STARTS", "fx_fma", "fx_round",
+           "a0_iter", "a0_fisr", "sqrt_rn", "inv_rn", "check_lam", "reference"]
+
+MODES = ("l2", "layernorm", "rmsnorm")
+STARTS = ("iter", "fisr")
+IO_FORMATS = ("fp32", "bf16")
+MAGIC = 0x5F3759DF
+
+#: The internal format. The hardware rounders accept only registry names, and read
+#: nothing but the descriptor's fields, so it carries fp32's name (see hdl/iternorm.py).
+FX = Format("fp32", 34, 10, 23, 511, "float", "ieee", "")
+FX_P = 24                               # significand bits
+FX_EMIN = FX.emin                       # -510
+FX_EMAX = FX.emax                       # 511
+
+
+def _round_to(s, e, p, emin):
+    """RN-even of the exact value ``s + e`` (float64 pair, ``s = RN53(s + e)``) to
+    ``p`` significand bits with minimum exponent ``emin`` (subnormal spacing below).
+
+    If ``s`` is not a midpoint of the p-bit grid, no p-bit midpoint lies between
+    ``s`` and the exact value (midpoints are on the 53-bit grid), so both round
+    alike; if it is one, the sign of ``e`` breaks the tie (``e == 0``: even)."""
+    s = np.asarray(s, dtype=np.float64)
+    e = np.asarray(e, dtype=np.float64)
+    fin = np.isfinite(s) & (s != 0)
+    ss = np.where(fin, s, 1.0)
+    _, ex = np.frexp(ss)                    # |s| = f * 2**ex, f in [0.5, 1)
+    msb = np.maximum(ex - 1, emin)
+    q = np.ldexp(ss, (p - 1) - msb)         # exact: a scaling by a power of two
+    fl = np.floor(q)
+    mid = (q - fl) == 0.5
+    r = np.rint(q)                          # ties to even
+    r = np.where(mid & (e > 0), fl + 1, np.where(mid & (e < 0), fl, r))
+    out = np.ldexp(r, msb - (p - 1))
+    return np.where(fin, out, s)
+
+
+def _two_sum(a, b):
+    s = a + b
+    bb = s - a
+    err = (a - (s - bb)) + (b - bb)
+    err = np.where(np.isfinite(s), err, 0.0)
+    return s, err
+
+
+def fx_round(x):
+    """Round float64 values to FX (RNE, 24 bits)."""
+    x = np.asarray(x, dtype=np.float64)
+    return _round_to(x, np.zeros_like(x), FX_P, FX_EMIN)
+
+
+def fx_fma(a, b, c):
+    """``RNE_FX(a*b + c)`` for FX (or narrower) operands given as float64.
+
+    ``a*b`` is exact (24 x 24 bits); the sum is made exact by TwoSum. An exact zero
+    sum is +0 unless both addends are -0 (IEEE; numpy's float64 add does this)."""
+    with np.errstate(invalid="ignore", over="ignore"):
+        p = np.multiply(a, b)
+        s, e = _two_sum(p, np.asarray(c, dtype=np.float64))
+    return _round_to(s, e, FX_P, FX_EMIN)
+
+
+def _round_fmt(s, e, fmt):
+    """Exact ``s + e`` rounded once into ``fmt`` -> codes (overflow -> Inf, NaN -> NaN)."""
+    f = get_format(fmt)
+    v = _round_to(s, e, f.man_bits + 1, f.emin)
+    return encode(v, f)                      # v is representable (or beyond max: Inf)
+
+
+def inv_rn(d):
+    """RN24(1/d) as a float64 (exact rational rounding)."""
+    return _rn_fraction(Fraction(1, int(d)))
+
+
+def sqrt_rn(d):
+    """RN24(sqrt(d)) as a float64, for an integer 1 <= d < 2**46 (exact: isqrt)."""
+    d = int(d)
+    e = (d.bit_length() - 1) // 2            # 2**e <= sqrt(d) < 2**(e+1)
+    n = d << (2 * (FX_P - 1 - e))            # sqrt(n) = sqrt(d) * 2**(23 - e)
+    r = math.isqrt(n)
+    # round up iff sqrt(n) > r + 1/2, i.e. n > r*r + r + 1/4 (no ties: n is an integer)
+    q = r + int(n >= r * r + r + 1)
+    return math.ldexp(q, e - (FX_P - 1))
+
+
+def _rn_fraction(x):
+    """RN24 of a positive Fraction (normal range)."""
+    e = x.numerator.bit_length() - x.denominator.bit_length()
+    if Fraction(2) ** e > x:
+        e -= 1
+    scaled = x / Fraction(2) ** (e - (FX_P - 1))
+    q = int(scaled)
+    rem = scaled - q
+    if rem > Fraction(1, 2) or (rem == Fraction(1, 2) and q & 1):
+        q += 1
+    return math.ldexp(q, e - (FX_P - 1))
+
+
+def a0_iter(s):
+    """IterNorm's start ``2**-ceil(E/2)``, ``s = m * 2**E`` (s > 0, finite FX)."""
+    _, ex = np.frexp(np.asarray(s, dtype=np.float64))
+    E = ex.astype(np.int64) - 1
+    return np.ldexp(1.0, -((E + 1) // 2))
+
+
+def a0_fisr(s):
+    """FisrNorm's start: 0x5f3759df - (bits >> 1) on ``s * 4**-q`` (see module doc)."""
+    s = np.asarray(s, dtype=np.float64)
+    f, ex = np.frexp(s)
+    E = ex.astype(np.int64) - 1
+    q = E >> 1                                # floor(E / 2)
+    r = E - 2 * q
+    man = (np.ldexp(f, 24).astype(np.int64)) & 0x7FFFFF       # s is an FX value
+    bits = ((r + 127) << 23) | man
+    i = MAGIC - (bits >> 1)
+    y = i.astype(np.uint32).view(np.float32).astype(np.float64)
+    return np.ldexp(y, -q)
+
+
+def check_lam(lam):
+    """lam must be a power of two in 2**-8 .. 1; returns log2(lam)."""
+    ok = isinstance(lam, (int, float)) and not isinstance(lam, bool) and lam > 0
+    k = math.frexp(lam)[1] - 1 if ok else None
+    if not ok or lam != 2.0 ** k or not -8 <= k <= 0:
+        raise ParamError(f"lam must be a power of two in 2**-8..1 (0.5, 0.25, ...), "
+                         f"got lam={lam!r}")
+    return k
+
+
+def _tree(t):
+    """Fixed pairwise tree over the last axis (length a power of two)."""
+    while t.shape[-1] > 1:
+        t = fx_fma(t[..., 0::2], 1.0, t[..., 1::2])
+    return t[..., 0]
+
+
+def _lane_sum(vals, lanes, square):
+    """Per-lane FX accumulation over beats, then the tree. vals: (n, d) float64."""
+    n, d = vals.shape
+    beats = vals.reshape(n, d // lanes, lanes)
+    acc = np.zeros((n, lanes))
+    for j in range(d // lanes):
+        v = beats[:, j, :]
+        acc = fx_fma(v, v if square else 1.0, acc)
+    return _tree(acc)
+
+
+def _norm(x, fmt, mode, iters, lam, gamma, beta, lanes, start, trace):
+    f = get_format(fmt, param="fmt", allowed=IO_FORMATS)
+    check_choice("mode", mode, MODES)
+    check_int("iters", iters, lo=1, hi=64)
+    lk = check_lam(lam)
+    check_int("lanes", lanes, lo=1)
+    if lanes & (lanes - 1):
+        raise ParamError(f"lanes must be a power of two, got lanes={lanes}")
+    codes = np.asarray(x)
+    if codes.ndim == 0:
+        raise ParamError("x must hold at least one vector of codes, got a scalar")
+    d = codes.shape[-1]
+    if d < 1 or d % lanes:
+        raise ParamError(f"d (the last axis of x) must be a positive multiple of "
+                         f"lanes={lanes}, got d={d}")
+    if (gamma is None) != (beta is None):
+        raise ParamError("gamma and beta must be given together (affine), got only "
+                         f"{'gamma' if beta is None else 'beta'}")
+    shape = codes.shape
+    xv = decode(codes.reshape(-1, d), f)                 # exact, raises on bad codes
+    n = xv.shape[0]
+    bad = ~np.isfinite(xv).all(axis=1)
+    xv = np.where(np.isfinite(xv), xv, 0.0)
+    info = {}
+    if mode == "layernorm":
+        tot = _lane_sum(xv, lanes, square=False)
+        mean = fx_fma(tot, inv_rn(d), -0.0)
+        y = fx_fma(xv, 1.0, -mean[:, None])
+        info["mean"] = mean
+    else:
+        y = xv
+    s = _lane_sum(y, lanes, square=True)
+    zero = s == 0
+    s1 = np.where(zero, 1.0, s)
+    a = a0_iter(s1) if start == "iter" else a0_fisr(s1)
+    hist = [a]
+    lamv = 2.0 ** lk
+    for _ in range(iters):
+        u = fx_fma(a, a, -0.0)
+        v = fx_fma(-s1, u, 1.0)
+        a = fx_fma(a, v * lamv, a)
+        hist.append(a)
+    c = a if mode == "l2" else fx_fma(a, sqrt_rn(d), -0.0)
+    c = np.where(zero, 0.0, c)
+    with np.errstate(invalid="ignore", over="ignore"):
+        prod = c[:, None] * y                            # exact: 24 x 24 bits
+    if gamma is None:
+        out = encode(prod, f).astype(np.int64)
+    else:
+        g = decode(np.broadcast_to(np.asarray(gamma), shape).reshape(-1, d), f)
+        b = decode(np.broadcast_to(np.asarray(beta), shape).reshape(-1, d), f)
+        z = fx_round(prod)
+        with np.errstate(invalid="ignore", over="ignore"):
+            ps, pe = _two_sum(z * g, b)                  # z*g exact: 24 x 24 bits
+        pe = np.where(np.isfinite(ps), pe, 0.0)
+        out = _round_fmt(ps, pe, f).astype(np.int64)
+    out = np.where(bad[:, None], f.nan_code, out)
+    out = out.astype(np.uint32 if f.bits > 16 else np.uint16).reshape(shape)
+    if not trace:
+        return out
+    hist = [np.where(zero, 0.0, h) for h in hist]      # s == 0: no start, a = c = 0
+    info.update(s=s, a=hist, c=c, bad=bad, zero=zero)
+    return out, info
+
+
+def iternorm(x, fmt, mode="l2", iters=5, lam=0.5, gamma=None, beta=None, lanes=16,
+             *, trace=False):
+    """IterNorm of vectors ``x`` (codes of ``fmt``, ``fp32`` or ``bf16``; the last axis
+    is the vector, its length ``d`` a multiple of ``lanes``) -> codes of ``fmt``.
+
+    ``mode``: ``l2`` (``a_K * x``), ``rmsnorm`` (``sqrt(d) * a_K * x``) or
+    ``layernorm`` (``sqrt(d) * a_K * (x - mean)``); ``gamma``/``beta``: codes of
+    ``fmt`` broadcastable to ``x`` (affine). ``trace=True`` also returns a dict with
+    ``s``, ``a`` (the list a_0..a_K), ``c`` (the final scale), ``mean``, ``bad``
+    (NaN/Inf vectors) and ``zero`` (s == 0).
+    """
+    return _norm(x, fmt, mode, iters, lam, gamma, beta, lanes, "iter", trace)
+
+
+def fisrnorm(x, fmt, mode="l2", iters=5, lam=0.5, gamma=None, beta=None, lanes=16,
+             *, trace=False):
+    """FisrNorm: :func:`iternorm` started from the fast inverse square root."""
+    return _norm(x, fmt, mode, iters, lam, gamma, beta, lanes, "fisr", trace)
+
+
+def reference(x, fmt, mode="l2", gamma=None, beta=None):
+    """float64 reference of the normalized vectors (and s), from exact inputs."""
+    f = get_format(fmt, param="fmt", allowed=IO_FORMATS)
+    xv = decode(np.asarray(x), f)
+    d = xv.shape[-1]
+    y = xv - xv.mean(axis=-1, keepdims=True) if mode == "layernorm" else xv
+    s = np.sum(y * y, axis=-1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        r = y / np.sqrt(s)[..., None]
+        if mode != "l2":
+            r = r * math.sqrt(d)
+    r = np.where((s == 0)[..., None], 0.0, r)
+    if gamma is not None:
+        r = r * decode(np.asarray(gamma), f) + decode(np.asarray(beta), f)
+    return r, s

@@ -1,0 +1,403 @@
+"""``IterNorm`` and ``FisrNorm``: vector normalization without a divider or a square
+root (SPEC §4.4), bit-exact to ``golden.iternorm`` / ``golden.fisrnorm``.
+
+Interface. Input beats carry ``lanes`` elements ``x0..x{L-1}`` (``fmt``), with
+``--affine`` also ``g0..``, ``b0..`` (gamma and beta of the same channels: streamed
+beside x, so a weight change costs nothing and no load port is needed), and a
+``last`` flag that ends the vector: ``d = beats * lanes`` (always a multiple of
+lanes by construction). Output beats carry ``y0..y{L-1}``, ``last`` on the final
+beat of a vector and ``err``: a vector with ``d < 64`` or ``d > max_d`` gives one
+beat with ``err = last = 1`` and zero data, and everything after it goes on.
+
+Structure (three units that overlap across vectors):
+
+A. **Accumulate** (one beat a cycle): the beat is written into the vector buffer
+   (``amaranth.lib.memory``, two slots of ``max_d/lanes`` words, so vector n+1
+   streams in while vector n streams out); each lane squares its element exactly
+   (registered), then ``acc <- RNE_FX(y*y + acc)`` (a one-cycle loop).
+B. **Scalar**: the lanes' sums are added by a fixed pairwise tree, one level a cycle
+   on ``lanes/2`` adders; then the start (exponent arithmetic, or the fast inverse
+   square root's subtraction), and ``K`` updates on *one* FX fused multiply-add, three
+   cycles each (``u = a*a``, ``v = 1 - s*u``, ``a = a*(lam*v) + a``), and for
+   ``rmsnorm`` one more, ``c = a*sqrt(d)`` (``RN(sqrt(d))`` from a ROM indexed by the
+   beat count).
+C. **Emit**: reads the buffer and writes ``RNE_fmt(c*y)`` (with affine
+   ``RNE_fmt(RNE_FX(c*y)*g + b)``), one beat a cycle under ``o.ready``.
+
+FX is fp32's significand with a 10-bit exponent (golden/iternorm.py): ``s`` can
+neither overflow nor underflow for fp32 or bf16 inputs, so no pre-scaling pass.
+
+Latency (first input beat to last output beat, ``o.ready`` high, unit idle):
+``2*d/lanes + log2(lanes) + 3*K + R + 6`` cycles, ``R = 1`` for rmsnorm, else 0
+(``affine`` adds 1). A accepts a beat only while B is idle (a beat may be the last
+one, and B must be free to take the sums): a new vector streams in during the
+previous one's output, not during its ``~3K`` scalar cycles.
+
+Not built in hardware yet: ``mode="layernorm"`` (the golden model has it: a second
+buffer pass for the mean, docs/iternorm.md).
+"""
+
+import math
+
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, Value
+from amaranth.lib.memory import Memory
+
+from lpcores.errors import ParamError, check_choice, check_int
+from lpcores.formats import get_format
+from lpcores.golden.iternorm import FX, MAGIC, check_lam, sqrt_rn
+
+from .base import Field, StreamCore
+from .fp import Fixed, align_add, fixed_to_unpacked, multiply, round_pack, unpack
+from .fparith import add, fma, mul
+
+__all__ = ["IterNorm", "FisrNorm"]
+
+HW_MODES = ("l2", "rmsnorm")
+IO_FORMATS = ("fp32", "bf16")
+
+
+def _fx_code(v):
+    """FX code of a positive float64 that is an FX value."""
+    mnt, e = math.frexp(v)
+    sig = int(mnt * (1 << 24))
+    return ((e - 1 + FX.bias) << 23) | (sig & 0x7FFFFF)
+
+
+FX_ONE = _fx_code(1.0)
+FX_NEGZERO = 1 << 33
+
+
+class _Norm(StreamCore):
+    start = None            # "iter" or "fisr"
+    core_name = None
+
+    def __init__(self, *, fmt="bf16", lanes=16, max_d=1024, mode="l2", iters=5,
+                 lam=0.5, affine=False):
+        self.f = get_format(fmt, param="fmt", allowed=IO_FORMATS)
+        self.lanes = check_int("lanes", lanes, lo=1, hi=64)
+        if lanes & (lanes - 1):
+            raise ParamError(f"lanes must be a power of two in 1..64, got lanes={lanes}")
+        self.max_d = check_int("max_d", max_d, lo=64, hi=65536)
+        if max_d & (max_d - 1):
+            raise ParamError(f"max_d must be a power of two in 64..65536, got "
+                             f"max_d={max_d}")
+        self.mode = check_choice("mode", mode, ("l2", "layernorm", "rmsnorm"))
+        if mode not in HW_MODES:
+            raise ParamError(f"mode must be one of {', '.join(HW_MODES)} in hardware "
+                             f"(layernorm exists in the golden model only), got "
+                             f"mode={mode!r}")
+        self.iters = check_int("iters", iters, lo=1, hi=64)
+        self.lam_log2 = check_lam(lam)
+        if not isinstance(affine, bool):
+            raise ParamError(f"affine must be True or False, not {affine!r}")
+        self.affine = affine
+        L = lanes
+        self.n_max = max_d // L
+        self.n_min = 64 // L
+        self.levels = L.bit_length() - 1
+        self.params = {"fmt": self.f.name, "lanes": L, "max_d": max_d, "mode": mode,
+                       "iters": iters, "lam": lam, "affine": affine}
+        self.module_name = (f"{self.core_name}_{self.f.name}_l{L}_d{max_d}_{mode}_k{iters}"
+                            f"{'' if lam == 0.5 else f'_lam{-self.lam_log2}'}"
+                            f"{'_affine' if affine else ''}")
+        B = self.f.bits
+        self.in_fields = [Field(f"x{k}", B, self.f.name) for k in range(L)]
+        if affine:
+            self.in_fields += [Field(f"g{k}", B, self.f.name) for k in range(L)]
+            self.in_fields += [Field(f"b{k}", B, self.f.name) for k in range(L)]
+        self.in_fields.append(Field("last", 1))
+        self.out_fields = [Field(f"y{k}", B, self.f.name) for k in range(L)]
+        self.out_fields += [Field("last", 1), Field("err", 1)]
+        self.const = (self.levels + 3 * iters + (1 if mode == "rmsnorm" else 0) + 6
+                      + (1 if affine else 0))
+        self.latency = self.latency_of(max_d)
+        self.latency_formula = (
+            f"first input beat to last output beat: 2*d/{L} + {self.const} cycles "
+            f"(= 2*d/lanes + log2(lanes) + 3*iters + {1 if mode == 'rmsnorm' else 0} "
+            f"+ {6 + (1 if affine else 0)}); 'latency' is its value at d = max_d")
+        self.beats_per_result = "d/lanes input beats give d/lanes output beats"
+        super().__init__()
+
+    def latency_of(self, d):
+        return 2 * d // self.lanes + self.const
+
+    # -- the datapath ---------------------------------------------------------------
+
+    def elaborate(self, platform):
+        m = Module()
+        f, L, K = self.f, self.lanes, self.iters
+        B = f.bits
+        NB = self.n_max
+        aw = max(1, (NB - 1).bit_length())            # word address within a slot
+        words = 3 if self.affine else 1
+        mem = Memory(shape=L * B * words, depth=2 * NB, init=[])
+        m.submodules.mem = mem
+        wp = mem.write_port()
+        rp = mem.read_port(domain="sync")
+        pay = self.i.payload
+
+        # ---- A: accept, buffer, square, accumulate --------------------------------
+        wslot = Signal()
+        wcnt = Signal(range(NB + 2))                   # beats so far, saturating
+        busy = Signal(2)                               # buffer slots in use
+        b_idle = Signal()
+        hand = Signal()                                # acc holds a finished vector
+        p_valid, p_first, p_last = Signal(), Signal(), Signal()
+        p_bad = Signal()
+        p_cnt = Signal(range(NB + 2))
+        p_slot = Signal()
+        pending = (p_valid & p_last) | hand
+        slot_ok = (wcnt != 0) | ~busy.bit_select(wslot, 1)
+        m.d.comb += self.i.ready.eq(slot_ok & b_idle & ~pending)
+        take = self.i.valid & self.i.ready
+        xs = [pay[f"x{k}"] for k in range(L)]
+        word = Cat(*xs)
+        if self.affine:
+            word = Cat(word, *[pay[f"g{k}"] for k in range(L)],
+                       *[pay[f"b{k}"] for k in range(L)])
+        cnt1 = Signal(range(NB + 2))
+        m.d.comb += cnt1.eq(Mux(wcnt > NB, wcnt, wcnt + 1))
+        m.d.comb += [wp.addr.eq(Cat(wcnt[:aw], wslot) if NB > 1 else wslot),
+                     wp.data.eq(word), wp.en.eq(take & (wcnt < NB))]
+        emax_field = (1 << f.exp_bits) - 1
+        beat_bad = Cat(*[x[f.man_bits:f.man_bits + f.exp_bits] == emax_field
+                         for x in xs]).any()
+        busy_set = Signal(2)
+        busy_clr = Signal(2)
+        m.d.comb += busy_set.eq(Mux(take & (wcnt == 0), Mux(wslot, 0b10, 0b01), 0))
+        m.d.sync += busy.eq((busy | busy_set) & ~busy_clr)
+        m.d.sync += [wcnt.eq(Mux(take, Mux(pay.last, 0, cnt1), wcnt)),
+                     wslot.eq(wslot ^ (take & pay.last))]
+        m.d.sync += [p_valid.eq(take), p_first.eq(wcnt == 0), p_last.eq(pay.last),
+                     p_cnt.eq(cnt1), p_slot.eq(wslot), p_bad.eq(beat_bad)]
+        prods = []
+        for k in range(L):
+            u = unpack(m, xs[k], f, name=f"x{k}")
+            p = multiply(m, u, f, u, f, name=f"sq{k}")
+            rp_ = _reg_fixed(m, p, f"sqr{k}")
+            prods.append(rp_)
+        acc = [Signal(FX.bits, name=f"acc{k}") for k in range(L)]
+        zero_fx = Const(0, FX.bits)
+        for k in range(L):
+            ua = unpack(m, Mux(p_first, zero_fx, acc[k]), FX, name=f"acc{k}_u")
+            s_ = align_add(m, prods[k], ua, FX, name=f"acc{k}_s")
+            nu = fixed_to_unpacked(m, s_, name=f"acc{k}_n")
+            code = round_pack(m, FX, nu, name=f"acc{k}_r")
+            with m.If(p_valid):
+                m.d.sync += acc[k].eq(code)
+        vbad = Signal()
+        h_bad, h_cnt, h_slot = Signal(), Signal(range(NB + 2)), Signal()
+        m.d.sync += hand.eq(p_valid & p_last)
+        with m.If(p_valid):
+            nb = Mux(p_first, p_bad, vbad | p_bad)
+            m.d.sync += vbad.eq(nb)
+            with m.If(p_last):
+                m.d.sync += [h_bad.eq(nb), h_cnt.eq(p_cnt), h_slot.eq(p_slot)]
+
+        # ---- B: tree, start, K updates, scale ---------------------------------------
+        t = [Signal(FX.bits, name=f"t{k}") for k in range(L)]
+        s_reg = Signal(FX.bits)
+        a_reg = Signal(FX.bits)
+        u_reg = Signal(FX.bits)
+        v_reg = Signal(FX.bits)
+        b_bad, b_err, b_slot = Signal(), Signal(), Signal()
+        b_cnt = Signal(range(NB + 2))
+        ops = (["tree"] * self.levels + ["start"] + ["u", "v", "a"] * K
+               + (["c"] if self.mode == "rmsnorm" else []))
+        step = Signal(range(len(ops) + 1))
+        b_run = Signal()
+        b_done = Signal()                              # result waits for C
+        m.d.comb += b_idle.eq(~b_run & ~b_done)
+        # job register B -> C
+        j_valid = Signal()
+        j_c, j_bad, j_zero, j_err, j_slot = (Signal(FX.bits), Signal(), Signal(),
+                                             Signal(), Signal())
+        j_cnt = Signal(range(NB + 2))
+
+        h_err = (h_cnt < self.n_min) | (h_cnt > NB)
+        with m.If(hand):
+            m.d.sync += [b_bad.eq(h_bad), b_err.eq(h_err), b_slot.eq(h_slot),
+                         b_cnt.eq(h_cnt)]
+
+        # the tree: t[k] <- t[2k] + t[2k+1], one level a cycle
+        tree_next = []
+        for k in range(L // 2):
+            ua_ = unpack(m, t[2 * k], FX, name=f"t{2 * k}_u")
+            ub_ = unpack(m, t[2 * k + 1], FX, name=f"t{2 * k + 1}_u")
+            tree_next.append(add(m, ua_, ub_, FX, name=f"tree{k}"))
+
+        # the start, from s = t[0] (an FX value, positive, MSB set unless zero)
+        s_src = t[0]
+        s_e = s_src[23:33]                             # biased exponent
+        E = Signal(range(-FX.bias - 2, FX.bias + 3))
+        m.d.comb += E.eq(s_e - FX.bias)
+        a0 = Signal(FX.bits)
+        if self.start == "iter":
+            m.d.comb += a0.eq((FX.bias - ((E + 1) >> 1)) << 23)
+        else:
+            q = Signal(range(-FX.bias, FX.bias + 1))
+            m.d.comb += q.eq(E >> 1)
+            bits = Cat(s_src[:23], E[0] + 127)         # fp32 bits of s * 4**-q
+            i_ = Signal(32)
+            m.d.comb += i_.eq(MAGIC - (bits >> 1))
+            m.d.comb += a0.eq(Cat(i_[:23], i_[23:31] - 127 - q + FX.bias))
+
+        # the one FX fused multiply-add of the updates
+        fa_sel = Signal(FX.bits)
+        fb_sel = Signal(FX.bits)
+        fc_sel = Signal(FX.bits)
+        sh_sel = Signal()
+        sqrt_code = Signal(FX.bits)
+        with m.Switch(b_cnt):
+            for n in range(self.n_min, NB + 1):
+                with m.Case(n):
+                    m.d.comb += sqrt_code.eq(_fx_code(sqrt_rn(n * L)))
+        def at(kind):
+            idxs = [i for i, op in enumerate(ops) if op == kind]
+            return Cat(*[step == i for i in idxs]).any() if idxs else Const(0, 1)
+        is_tree, is_start = at("tree"), at("start")
+        is_u, is_v, is_a, is_c = at("u"), at("v"), at("a"), at("c")
+        neg_s = s_reg ^ (1 << 33)
+        m.d.comb += [
+            fa_sel.eq(Mux(is_v, neg_s, a_reg)),
+            fb_sel.eq(Mux(is_u, a_reg, Mux(is_v, u_reg, Mux(is_a, v_reg, sqrt_code)))),
+            fc_sel.eq(Mux(is_v, FX_ONE, Mux(is_a, a_reg, FX_NEGZERO))),
+            sh_sel.eq(is_a),
+        ]
+        ufa = unpack(m, fa_sel, FX, name="fa")
+        ufb = unpack(m, fb_sel, FX, name="fb")
+        ufc = unpack(m, fc_sel, FX, name="fc")
+        shift = Mux(sh_sel, self.lam_log2, 0) if self.lam_log2 else 0
+        res = fma(m, ufa, FX, ufb, FX, ufc, FX, shift=shift, name="upd")
+
+        run = Signal()
+        m.d.comb += run.eq(b_run)
+        fin = run & (step == len(ops) - 1)
+        push = b_done & ~j_valid
+        m.d.sync += [
+            step.eq(Mux(hand, 0, Mux(run, step + 1, step))),
+            b_run.eq(Mux(hand, ~h_err, b_run & ~fin)),
+            b_done.eq(Mux(hand, h_err, (b_done & ~push) | fin)),
+            s_reg.eq(Mux(run & is_start, s_src, s_reg)),
+            a_reg.eq(Mux(run & is_start, a0, Mux(run & (is_a | is_c), res, a_reg))),
+            u_reg.eq(Mux(run & is_u, res, u_reg)),
+            v_reg.eq(Mux(run & is_v, res, v_reg)),
+        ]
+        for k in range(L):
+            nxt = tree_next[k] if k < L // 2 else t[k]
+            m.d.sync += t[k].eq(Mux(hand, acc[k], Mux(run & is_tree, nxt, t[k])))
+        with m.If(push):
+            m.d.sync += [j_c.eq(a_reg), j_bad.eq(b_bad), j_zero.eq(s_reg[:33] == 0),
+                         j_err.eq(b_err), j_slot.eq(b_slot), j_cnt.eq(b_cnt)]
+
+        # ---- C: read the buffer, scale, emit ------------------------------------------
+        advance = Signal()
+        m.d.comb += advance.eq(self.o.ready | ~self.o.valid)
+        c_act = Signal()
+        c_cnt = Signal(range(NB + 1))
+        c_n = Signal(range(NB + 2))
+        c_c, c_bad, c_zero, c_err, c_slot = (Signal(FX.bits), Signal(), Signal(),
+                                             Signal(), Signal())
+        c_take = ~c_act & j_valid
+        m.d.sync += j_valid.eq((j_valid & ~c_take) | push)
+        with m.If(c_take):
+            m.d.sync += [c_n.eq(j_cnt), c_c.eq(j_c), c_bad.eq(j_bad), c_zero.eq(j_zero),
+                         c_err.eq(j_err), c_slot.eq(j_slot)]
+        is_last = c_err | (c_cnt == c_n - 1)
+        m.d.comb += [rp.addr.eq(Cat(c_cnt[:aw], c_slot) if NB > 1 else c_slot),
+                     rp.en.eq(advance)]
+        # stage R: memory data register plus what travels with it
+        r_valid, r_last, r_bad, r_zero, r_err = (Signal(), Signal(), Signal(),
+                                                 Signal(), Signal())
+        r_c = Signal(FX.bits)
+        with m.If(advance):
+            m.d.sync += [r_valid.eq(c_act), r_last.eq(is_last), r_c.eq(c_c),
+                         r_bad.eq(c_bad), r_zero.eq(c_zero), r_err.eq(c_err)]
+        issue = advance & c_act
+        done = issue & is_last
+        m.d.sync += [
+            c_act.eq(Mux(c_take, 1, c_act & ~done)),
+            c_cnt.eq(Mux(c_take, 0, Mux(issue, c_cnt + 1, c_cnt))),
+        ]
+        m.d.comb += busy_clr.eq(Mux(done, Mux(c_slot, 0b10, 0b01), 0))
+        data = rp.data
+        uc = unpack(m, Mux(r_zero, 0, r_c), FX, name="c")
+        ys = []
+        for k in range(L):
+            ux = unpack(m, data[k * B:(k + 1) * B], f, name=f"ry{k}")
+            if not self.affine:
+                ys.append(mul(m, uc, FX, ux, f, f, name=f"out{k}"))
+            else:
+                ys.append(mul(m, uc, FX, ux, f, FX, name=f"z{k}"))
+        stage = (r_valid, r_last, r_bad, r_err)
+        if self.affine:
+            # stage Z: RN_FX(c*y) registered, then RNE_fmt(z*g + b)
+            z_valid, z_last, z_bad, z_err = Signal(), Signal(), Signal(), Signal()
+            zs = [Signal(FX.bits, name=f"zr{k}") for k in range(L)]
+            gb = [Signal(2 * B, name=f"gb{k}") for k in range(L)]
+            with m.If(advance):
+                m.d.sync += [z_valid.eq(r_valid), z_last.eq(r_last), z_bad.eq(r_bad),
+                             z_err.eq(r_err)]
+                for k in range(L):
+                    g = data[(L + k) * B:(L + k + 1) * B]
+                    b = data[(2 * L + k) * B:(2 * L + k + 1) * B]
+                    m.d.sync += [zs[k].eq(ys[k]), gb[k].eq(Cat(g, b))]
+            outs = []
+            for k in range(L):
+                uz = unpack(m, zs[k], FX, name=f"za{k}")
+                ug = unpack(m, gb[k][:B], f, name=f"ga{k}")
+                ub = unpack(m, gb[k][B:], f, name=f"ba{k}")
+                outs.append(fma(m, uz, FX, ug, f, ub, f, name=f"aff{k}"))
+            ys = outs
+            stage = (z_valid, z_last, z_bad, z_err)
+        v_, last_, bad_, err_ = stage
+        with m.If(advance):
+            m.d.sync += [self.o.valid.eq(v_), self.o.payload.last.eq(last_),
+                         self.o.payload.err.eq(err_)]
+            for k in range(L):
+                m.d.sync += self.o.payload[f"y{k}"].eq(
+                    Mux(err_, 0, Mux(bad_, f.nan_code, ys[k])))
+        return m
+
+
+def _reg_fixed(m, p, name):
+    """Register every field of a :class:`.fp.Fixed` (no enable: the A stage never
+    stalls once a beat is accepted)."""
+    regs = {}
+    for fld in ("sign", "mag", "exp0", "is_zero", "is_inf", "is_nan"):
+        v = Value.cast(getattr(p, fld))
+        r = Signal(v.shape(), name=f"{name}_{fld}")
+        m.d.sync += r.eq(v)
+        regs[fld] = r
+    return Fixed(**regs)
+
+
+class IterNorm(_Norm):
+    """Iterative L2 / RMS normalization, started from ``2**-ceil(E/2)`` (module doc).
+
+    Parameters
+    ----------
+    fmt : str
+        ``bf16`` or ``fp32`` (input, output, gamma, beta).
+    lanes : int
+        Elements per beat, a power of two in 1..64.
+    max_d : int
+        Largest vector (power of two, 64..65536); the buffer holds two of them.
+    mode : str
+        ``l2`` or ``rmsnorm`` (``layernorm``: golden model only, for now).
+    iters : int
+        Newton updates K (1..64).
+    lam : float
+        Update step, a power of two (default 1/2, Newton's).
+    affine : bool
+        Stream gamma and beta beside x; output ``RNE(RNE_FX(c*x)*g + b)``.
+    """
+    start = "iter"
+    core_name = "iternorm"
+
+
+class FisrNorm(_Norm):
+    """The baseline: :class:`IterNorm` started from the fast inverse square root
+    (0x5f3759df on the fp32 bits of s); same parameters."""
+    start = "fisr"
+    core_name = "fisrnorm"

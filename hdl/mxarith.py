@@ -1,0 +1,105 @@
+"""Microscaling (MX) building blocks shared by ``MXQuant`` and ``MXDot``.
+
+Everything here composes the blocks of :mod:`.fp`; nothing rounds on its own:
+
+* :func:`unpack_elem` is :func:`.fp.unpack` plus MXINT8 (Q1.6) as an unpacked float;
+* :func:`quantize_elem` rounds a value once into an element format with
+  :func:`.fp.round_sig` and packs it with :func:`.fp.pack` (saturating). Ties away
+  from zero is :func:`.fp.round_sig`'s RNE with its sticky input forced to 1, and
+  MXINT8's Q1.6 grid is bf16's subnormal grid shifted by 2**127 (derivations at
+  each function);
+* :func:`mx_block_width` sizes the exact per-block (32-term) accumulator.
+"""
+
+from amaranth.hdl import Const, Mux, Signal, Value, signed
+
+from lpcores.errors import check_choice
+from lpcores.formats import get_format
+
+from .fp import Unpacked, pack, round_sig, unpack
+
+__all__ = ["MX_ELEM_FORMATS", "EMAX_ELEM", "MX_ROUNDINGS", "BLOCK", "unpack_elem",
+           "quantize_elem", "elem_lsb", "mx_block_width", "INT8_FRAC"]
+
+BLOCK = 32
+MX_ELEM_FORMATS = ("e4m3", "e5m2", "e3m2", "e2m3", "e2m1", "int8")
+MX_ROUNDINGS = ("rne", "away")
+#: exponent of the element format's largest normal (SPEC §4.3)
+EMAX_ELEM = {"e4m3": 8, "e5m2": 15, "e3m2": 4, "e2m3": 2, "e2m1": 2, "int8": 0}
+INT8_FRAC = 6                       # MXINT8 elements are Q1.6: value = int8 * 2**-6
+INT8_MAX = 127                      # the quantizer clamps symmetrically
+
+
+def unpack_elem(m, code, fmt, name="x"):
+    """:func:`.fp.unpack` for float element formats; for ``int8`` (Q1.6) an
+    :class:`.fp.Unpacked` with an 8-bit significand ``|x|`` (128 for -128) and
+    ``exp = 1``: ``value = sig * 2**(exp - 7) = |x| * 2**-6``. With the int8 registry
+    entry's ``man_bits = 7`` that is exactly what :func:`.fp.multiply` expects of a
+    format with 8-bit significands, so int8 products need no code of their own."""
+    f = get_format(fmt)
+    if f.kind != "int":
+        return unpack(m, code, f, name=name)
+    code = Value.cast(code)
+    sign = code[7]
+    sig = Signal(8, name=f"{name}_sig")
+    m.d.comb += sig.eq(Mux(sign, -code.as_signed(), code))
+    return Unpacked(sign, Const(1, signed(3)), sig, code == 0, Const(0, 1), Const(0, 1))
+
+
+def elem_lsb(fmt):
+    """Weight exponent of an element format's smallest bit (int8: -6)."""
+    f = get_format(fmt)
+    return -INT8_FRAC if f.kind == "int" else f.emin - f.man_bits
+
+
+def mx_block_width(fa, fb, terms=BLOCK):
+    """(width, lsb) of a two's-complement word that sums ``terms`` products of
+    ``fa`` x ``fb`` exactly. LSB: the smallest product bit; width: the bit length of
+    ``terms * max|a*b|`` in LSB units plus a sign bit. For float pairs this is
+    :func:`.fp.kulisch_width`; int8 (Q1.6, |x| <= 128) may pair with any format.
+    32-term examples: e4m3 x e4m3 42 bits (LSB 2**-18), e2m1 x e2m1 14,
+    e5m2 x e5m2 70, int8 x int8 21 (LSB 2**-12)."""
+    fa, fb = get_format(fa), get_format(fb)
+
+    def top(f):               # (largest significand, its exponent of bit 0)
+        if f.kind == "int":
+            return 128, -INT8_FRAC
+        return (1 << f.man_bits) | (f.max_mag_code & ((1 << f.man_bits) - 1)), \
+            f.emax - f.man_bits
+    (sa, ea), (sb, eb) = top(fa), top(fb)
+    lsb = elem_lsb(fa) + elem_lsb(fb)
+    return (terms * ((sa * sb) << (ea + eb - lsb))).bit_length() + 1, lsb
+
+
+def quantize_elem(m, u, fmt, rounding="rne", name="q"):
+    """Round an unpacked finite value ``u`` (significand MSB set, or zero) once into
+    element format ``fmt``, saturating to ±max; returns the element code.
+
+    Ties away from zero: :func:`.fp.round_sig` rounds up when
+    ``rbit & (sticky | lsb)``; with ``sticky = 1`` that is ``rbit``: up exactly when
+    the dropped part is at least one half, which is round-half-away on a magnitude.
+
+    MXINT8 (Q1.6, clamp ±127): the result is ``n = round(|t| * 64)``. For ``|t| < 2``
+    (always true here: the shared exponent makes ``|t| < 2**(emax_elem + 1) = 2``),
+    ``|t| * 2**-127 < 2**-126`` lies in bf16's subnormal range, whose grid is
+    ``2**-133``, so bf16's magnitude code of ``t * 2**-127`` *is* ``n`` (up to 128, the
+    smallest normal, when rounding carries). ``round_sig(bf16)`` does that rounding;
+    the clamp to 127 and the two's complement follow.
+    """
+    f = get_format(fmt)
+    check_choice("rounding", rounding, MX_ROUNDINGS)
+    sticky = Const(1, 1) if rounding == "away" else Const(0, 1)
+    if f.kind != "int":
+        r = round_sig(m, f, u, sticky, rounding="rne", name=name)
+        return pack(m, f, r, saturate=True, name=f"{name}_p")
+    exp = Value.cast(u.exp)
+    e2 = Signal(signed(len(exp) + 2), name=f"{name}_e127")
+    m.d.comb += e2.eq(exp - 127)
+    r = round_sig(m, "bf16", Unpacked(u.sign, e2, u.sig, u.is_zero, u.is_inf, u.is_nan),
+                  sticky, rounding="rne", name=name)
+    mag = Signal(8, name=f"{name}_mag")
+    n = Value.cast(r.mag)[:8]
+    m.d.comb += mag.eq(Mux(u.is_zero, 0, Mux(n > INT8_MAX, INT8_MAX, n)))
+    code = Signal(8, name=f"{name}_code")
+    m.d.comb += code.eq(Mux(u.sign, -mag, mag))
+    return code

@@ -1,0 +1,184 @@
+"""``MXDot``: the Microscaling dot-product engine (SPEC §4.2, MX mode).
+
+Stream: each input beat carries ``lanes`` element pairs ``a{k}``, ``b{k}`` (MX
+element codes: e4m3, e5m2, e3m2, e2m3, e2m1 or int8 = MXINT8 Q1.6; a and b may
+differ), the two E8M0 block scales ``sa``, ``sb`` and a ``last`` flag. A 32-element
+block spans ``32/lanes`` consecutive beats; the scales are read with the beat that
+completes the block (the other beats' scales are ignored). ``last`` ends the dot
+product and also closes the current block: a dot product of whole blocks has
+``last`` on a block's final beat; an earlier ``last`` closes a short block (the
+first beat after ``last``, and after reset, starts a new block). One fp32 result
+``r`` per dot product, for the beat carrying ``last``.
+
+Arithmetic (bit-exact to ``golden.mx_dot``):
+
+* products exact (:func:`.fp.multiply`; MXINT8 through :func:`.mxarith.unpack_elem`),
+  placed in fixed point (:func:`.fp.to_fixed`) and summed by a balanced tree
+  (:func:`.fp.sum_tree`); the beats of a block are summed into an exact block word of
+  :func:`.mxarith.mx_block_width` bits (e4m3 x e4m3: 42 bits, LSB 2**-18);
+* at the block's end the block sum becomes a :class:`.fp.Fixed` whose bit-0 weight
+  is ``2**(lsb + sa + sb - 254)``: the scale moves only the exponent, exactly;
+* the fp32 accumulator takes it with one rounding: ``acc <- RNE(acc + block)``
+  through :func:`.fp.align_add`, :func:`.fp.fixed_to_unpacked`, :func:`.fp.round_sig`,
+  :func:`.fp.pack` (the FMA's exact window), starting from -0 (the IEEE additive
+  identity). One rounding per block, not per beat: the result is the same for 8, 16
+  and 32 lanes (docs/mx.md says why this beats rounding every 8 elements).
+
+Special values: a NaN scale (0xFF) or a NaN element makes the block NaN; Inf x 0 is
+NaN; +Inf and -Inf (in one block, or the accumulator and a block) give NaN;
+otherwise an Inf element, or a scaled block sum beyond fp32, gives ±Inf.
+
+Pipelining (``stages``), cut points in the order taken: ``block`` (after the block
+sum and its scale, before the fp32 accumulate loop), ``beat`` (after the lane
+adder tree), ``mul`` (after the multipliers). The accumulate-and-round loop is one
+cycle by nature. Latency: ``stages + 1`` cycles from the beat carrying ``last`` to
+the result. Throughput: one beat a cycle; with ``lanes=32`` one block a cycle.
+"""
+
+import dataclasses
+
+from amaranth.hdl import Const, Module, Mux, Signal, signed
+
+from lpcores.errors import ParamError, check_int
+from lpcores.formats import get_format
+
+from .base import Field, Pipeline, StreamCore, check_stages
+from .fp import (align_add, fixed_from_signed, fixed_to_unpacked, multiply, pack,
+                 round_sig, sum_tree, to_fixed, unpack)
+from .mxarith import BLOCK, MX_ELEM_FORMATS, mx_block_width, unpack_elem
+
+__all__ = ["MXDot"]
+
+CUTS = ("block", "beat", "mul")
+LANES = (1, 2, 4, 8, 16, 32)
+FLAGS = ("nan", "pinf", "ninf", "negzero")
+NEG_ZERO = 0x80000000
+
+
+class MXDot(StreamCore):
+    """MX dot-product engine (see the module docstring).
+
+    Parameters
+    ----------
+    a_fmt, b_fmt : str
+        MX element formats: ``e4m3``, ``e5m2``, ``e3m2``, ``e2m3``, ``e2m1``,
+        ``int8`` (MXINT8, Q1.6). Mixed pairs allowed.
+    lanes : int
+        Element pairs per beat, a divisor of 32 (8, 16, 32 typical).
+    stages : int
+        Pipeline registers besides the output register (0..3).
+
+    Payload: in ``{a0.., b0.., sa, sb, last}``, out ``{r}`` (fp32).
+    """
+
+    def __init__(self, *, a_fmt, b_fmt, lanes=32, stages=0):
+        self.fa = get_format(a_fmt, param="a_fmt", allowed=MX_ELEM_FORMATS)
+        self.fb = get_format(b_fmt, param="b_fmt", allowed=MX_ELEM_FORMATS)
+        check_int("lanes", lanes, lo=1, hi=32)
+        if lanes not in LANES:
+            raise ParamError(f"lanes must divide 32 (1, 2, 4, 8, 16 or 32), got "
+                             f"lanes={lanes}")
+        self.lanes = lanes
+        self.stages = check_stages(stages, len(CUTS), "mxdot")
+        self.params = {"a_fmt": self.fa.name, "b_fmt": self.fb.name, "lanes": lanes,
+                       "stages": stages}
+        self.module_name = f"mxdot_{self.fa.name}_{self.fb.name}_l{lanes}_s{stages}"
+        L = lanes
+        self.in_fields = ([Field(f"a{k}", self.fa.bits, self.fa.name) for k in range(L)]
+                          + [Field(f"b{k}", self.fb.bits, self.fb.name) for k in range(L)]
+                          + [Field("sa", 8, "e8m0"), Field("sb", 8, "e8m0"),
+                             Field("last", 1)])
+        self.out_fields = [Field("r", 32, "fp32")]
+        self.latency = stages + 1
+        self.beats_per_result = (f"variable: one result per beat with last=1; a block "
+                                 f"of 32 elements is {BLOCK // L} beat{'s' if L < BLOCK else ''}")
+        self.block_width, self.block_lsb = mx_block_width(self.fa, self.fb, BLOCK)
+        super().__init__()
+
+    def _beat(self, m, prods):
+        """Exact sum of one beat's products, and the beat's class flags."""
+        bw, blsb = mx_block_width(self.fa, self.fb, self.lanes)
+        fx = [to_fixed(m, p, blsb, bw, name=f"k{k}") for k, p in enumerate(prods)]
+        s = sum_tree(m, fx, bw, name="t")
+        f = {"nan": Const(0, 1), "pinf": Const(0, 1), "ninf": Const(0, 1),
+             "negzero": Const(1, 1)}
+        for p in prods:
+            f["nan"] = f["nan"] | p.is_nan
+            f["pinf"] = f["pinf"] | (p.is_inf & ~p.sign)
+            f["ninf"] = f["ninf"] | (p.is_inf & p.sign)
+            f["negzero"] = f["negzero"] & p.is_zero & p.sign
+        out = []
+        for k in FLAGS:
+            sig = Signal(name=f"beat_{k}")
+            m.d.comb += sig.eq(f[k])
+            out.append(sig)
+        return s, tuple(out)
+
+    def elaborate(self, platform):
+        m = Module()
+        L, B = self.lanes, BLOCK // self.lanes
+        pipe = Pipeline(m, self, CUTS, self.stages)
+        pl = self.i.payload
+        prods = []
+        for k in range(L):
+            ua = unpack_elem(m, getattr(pl, f"a{k}"), self.fa, name=f"a{k}")
+            ub = unpack_elem(m, getattr(pl, f"b{k}"), self.fb, name=f"b{k}")
+            prods.append(multiply(m, ua, self.fa, ub, self.fb, name=f"p{k}"))
+        prods, sa, sb, last = pipe.cut("mul", tuple(prods), pl.sa, pl.sb, pl.last)
+        beat, flags = self._beat(m, prods)
+        beat, flags, sa, sb, last = pipe.cut("beat", beat, flags, sa, sb, last)
+
+        # exact block sum over B beats
+        W = self.block_width
+        total = Signal(signed(W), name="blk_sum")
+        if B == 1:
+            m.d.comb += total.eq(beat)
+            tflags, end = flags, Const(1, 1)
+        else:
+            cnt = Signal(range(B), name="beat_pos")
+            bfirst = cnt == 0
+            end = Signal(name="blk_end")
+            m.d.comb += end.eq((cnt == B - 1) | last)
+            acc = Signal(signed(W), name="blk_acc")
+            m.d.comb += total.eq(Mux(bfirst, 0, acc) + beat)
+            accf = [Signal(name=f"blk_{k}") for k in FLAGS]
+            tflags = []
+            for k, a, v in zip(FLAGS, accf, flags):
+                t = Signal(name=f"blk_{k}_next")
+                if k == "negzero":
+                    m.d.comb += t.eq(Mux(bfirst, 1, a) & v)
+                else:
+                    m.d.comb += t.eq(Mux(bfirst, 0, a) | v)
+                tflags.append(t)
+            with m.If(pipe.advance & pipe.valid):
+                m.d.sync += [cnt.eq(Mux(end, 0, cnt + 1)), acc.eq(total)]
+                m.d.sync += [a.eq(t) for a, t in zip(accf, tflags)]
+        pipe.gate(end)
+
+        # the block as an exact Fixed scaled by 2**(sa + sb - 254)
+        fl = dict(zip(FLAGS, tflags))
+        snan = (sa == 0xFF) | (sb == 0xFF)
+        nan = fl["nan"] | (fl["pinf"] & fl["ninf"]) | snan
+        fx = fixed_from_signed(m, total, self.block_lsb, is_nan=nan,
+                               is_inf=fl["pinf"] | fl["ninf"], inf_sign=fl["ninf"],
+                               zero_sign=fl["negzero"], name="blk")
+        exp0 = Signal(signed(11), name="blk_exp0")        # -286 .. 252
+        m.d.comb += exp0.eq(self.block_lsb + sa + sb - 254)
+        fx = dataclasses.replace(fx, exp0=exp0)
+        fx, last = pipe.cut("block", fx, last)
+
+        # fp32 accumulator: one rounding per block
+        first = Signal(init=1, name="first")              # next block starts a dot
+        acc32 = Signal(32, name="acc")
+        acc_in = Signal(32, name="acc_in")
+        m.d.comb += acc_in.eq(Mux(first, NEG_ZERO, acc32))
+        uc = unpack(m, acc_in, "fp32", name="acc")
+        s = align_add(m, fx, uc, "fp32", name="s")
+        u = fixed_to_unpacked(m, s, name="n")
+        r = round_sig(m, "fp32", u, name="r")
+        code = pack(m, "fp32", r, name="o")
+        with m.If(pipe.advance & pipe.valid):
+            m.d.sync += [acc32.eq(code), first.eq(last)]
+        pipe.gate(last)
+        pipe.output(r=code)
+        return m

