@@ -303,3 +303,24 @@ def flags_tuple(flags):
 def flags_dict(t):
     return None if t is None else dict(zip(_FLAG_KEYS, t))
 
+
+
+def make_dot(*, mx=False, **kwargs):
+    """The ``dot`` entry of the CLI: :class:`Dot`, or with ``mx=True`` the MX engine
+    :class:`.mxdot.MXDot` (SPEC §4.2, MX mode), which takes ``a_fmt``, ``b_fmt``,
+    ``lanes`` and ``stages``; the other Dot parameters have no meaning there and are
+    rejected unless left at their defaults."""
+    if not isinstance(mx, bool):
+        raise ParamError(f"mx must be True or False, not {mx!r}")
+    if not mx:
+        return Dot(**kwargs)
+    from .mxdot import MXDot
+    fixed = {"out_fmt": (None, "fp32"), "accumulate": (None,), "addend": (False,),
+             "rounding": ("rne",), "max_terms": (1024,)}
+    for name, ok in fixed.items():
+        if name in kwargs and kwargs[name] not in ok:
+            raise ParamError(f"{name} is not a parameter of the MX dot product (fp32 "
+                             f"result, exact block sums, RNE), got {name}="
+                             f"{kwargs[name]!r} with mx=True")
+        kwargs.pop(name, None)
+    return MXDot(**kwargs)

@@ -122,7 +122,7 @@ def cmd_sim(spec, args):
     core = spec.build(**_core_kwargs(spec, args))
     rc = 0
     for sim in _sims(args.sim):
-        res = runner.run(core, spec.testbench, sim=sim, seed=args.seed,
+        res = runner.run(core, spec.testbench_for(core), sim=sim, seed=args.seed,
                          build_root=args.build)
         print(res.summary())
         if not res.ok:

@@ -38,6 +38,13 @@ class CoreSpec:
     def build(self, **kwargs):
         return self.load()(**kwargs)
 
+    def testbench_for(self, core):
+        """The testbench module of a built core (``dot --mx`` builds an MXDot)."""
+        for spec in CORES.values():
+            if spec.cls.endswith(":" + type(core).__name__):
+                return spec.testbench
+        return self.testbench
+
 
 CORES = {c.name: c for c in [
     CoreSpec(
@@ -68,9 +75,13 @@ CORES = {c.name: c for c in [
                 type=int, default=0),
         )),
     CoreSpec(
-        "dot", "lpcores.hdl.dot:Dot", "lpcores.sim.dot",
-        "dot-product / MAC engine: exact (Kulisch) or per-beat fp accumulation",
+        "dot", "lpcores.hdl.dot:make_dot", "lpcores.sim.dot",
+        "dot-product / MAC engine: exact (Kulisch) or per-beat fp accumulation; "
+        "--mx: the MX engine (same as the mxdot core)",
         (
+            Opt("--mx", "mx", "MX mode: E8M0 block scales with every beat, blocks of "
+                "32, one fp32 rounding per block (builds the mxdot core)", type=bool,
+                default=False, boolean=True),
             Opt("--a-fmt", "a_fmt", "element format of a", required=True,
                 choices=FLOAT_FORMATS + ("int8",)),
             Opt("--b-fmt", "b_fmt", "element format of b", required=True,

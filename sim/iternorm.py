@@ -4,7 +4,8 @@ Vectors of random length ``d`` (multiples of ``lanes`` from 64 to ``max_d``), dr
 from classes: Gaussian with a few large outlier channels, zero vectors (mixed signed
 zeros), vectors holding a NaN or an Inf, huge magnitudes (s overflows fp32), tiny
 ones (subnormals: s underflows fp32), and vectors too short or too long (one
-``err`` beat each). Expected beats come from ``golden.iternorm`` /
+``err`` beat each); for layernorm also constant vectors (zero variance) and vectors
+with a large common offset (mean >> spread, where a one-pass variance would cancel). Expected beats come from ``golden.iternorm`` /
 ``golden.fisrnorm``, themselves checked against an exact-rational model.
 
 The stream driver is ``sim/stream.py``'s; a vector's last input beat is its "end"
@@ -27,8 +28,9 @@ def _p(tb):
     return tb.sidecar["params"]
 
 
-def make_vectors(tb, n, rng, *, classes=True, d_choices=None):
-    """n vectors: list of (codes (d,), gamma (d,), beta (d,)) or ("err", beats)."""
+def make_vectors(tb, n, rng, *, classes=True, d_choices=None, kinds=None):
+    """n vectors: list of (codes (d,), gamma (d,), beta (d,)) or ("err", beats).
+    ``kinds`` (a list of numbers in [0, 1)) picks the classes instead of chance."""
     p = _p(tb)
     f = get_format(p["fmt"])
     L, D = p["lanes"], p["max_d"]
@@ -36,10 +38,10 @@ def make_vectors(tb, n, rng, *, classes=True, d_choices=None):
     top = f.max_mag_code
     M = f.man_bits
     out = []
-    for _ in range(n):
+    for i in range(n if kinds is None else len(kinds)):
         d = int(rng.choice(d_choices)) if d_choices is not None else \
             int(rng.integers(64 // L, D // L + 1)) * L
-        kind = rng.random() if classes else 1.0
+        kind = kinds[i] if kinds is not None else rng.random() if classes else 1.0
         if kind < 0.04 and 64 // L > 1:
             out.append(("err", int(rng.integers(1, 64 // L))))       # too short
             continue
@@ -60,6 +62,18 @@ def make_vectors(tb, n, rng, *, classes=True, d_choices=None):
             codes |= rng.integers(0, 2, d) * sb                      # huge
         elif kind < 0.26:
             codes = rng.integers(0, 1 << min(M, 6), d) | (rng.integers(0, 2, d) * sb)
+        elif p["mode"] == "layernorm" and kind < 0.34:
+            # constant: one random finite code everywhere (s == 0 when the mean is
+            # exact; see docs/iternorm.md for d that is not a power of two)
+            c = int(golden.encode(np.array([rng.standard_normal() * 2.0 ** int(
+                rng.integers(-20, 20))]), f)[0])
+            codes = np.full(d, c if rng.random() < 0.8 else int(rng.integers(0, 2)) * sb,
+                            dtype=np.int64)
+        elif p["mode"] == "layernorm" and kind < 0.44:
+            # a large common offset: mean / spread = 2**6..2**(M - 1)
+            off = rng.choice([-1.0, 1.0]) * 2.0 ** int(rng.integers(6, M))
+            x = (off + rng.standard_normal(d)) * np.exp2(rng.integers(-8, 8))
+            codes = golden.encode(x, f).astype(np.int64)
         g = golden.encode(rng.standard_normal(d) * 0.5 + 1.0, f).astype(np.int64)
         b = golden.encode(rng.standard_normal(d) * 0.1, f).astype(np.int64)
         out.append((codes, g, b))
@@ -175,8 +189,9 @@ def _compare(tb, got, exp, tags, *, what):
 
 
 def latency_const(tb):
-    mo = re.search(r"2\*d/\d+ \+ (\d+) cycles", tb.sidecar["latency_formula"])
-    return int(mo.group(1))
+    """(passes, c) of the sidecar's formula ``passes*d/lanes + c``."""
+    mo = re.search(r"(\d+)\*d/\d+ \+ (\d+) cycles", tb.sidecar["latency_formula"])
+    return int(mo.group(1)), int(mo.group(2))
 
 
 @cocotb.test()
@@ -189,7 +204,7 @@ async def test_latency(dut):
     L, D = p["lanes"], p["max_d"]
     ds = sorted({64, 128, 256, 512, 1024, D} & set(range(64, D + 1, L)))
     rng = tb.nprng("latency")
-    c = latency_const(tb)
+    passes, c = latency_const(tb)
     measured = {}
     for d in ds:
         vecs = make_vectors(tb, 1, rng, classes=False, d_choices=[d])
@@ -199,8 +214,8 @@ async def test_latency(dut):
         assert tr.output_cycle == list(range(tr.output_cycle[0], tr.output_cycle[0] + n))
         lat = tr.output_cycle[-1] - tr.accept_cycle[0]
         measured[d] = lat
-        assert lat == 2 * n + c, (f"{tb.unit}: d={d} took {lat} cycles, the sidecar "
-                                  f"formula says {2 * n + c}")
+        assert lat == passes * n + c, (f"{tb.unit}: d={d} took {lat} cycles, the "
+                                       f"sidecar formula says {passes * n + c}")
     tb.log.info(f"LATENCY {tb.unit} " + " ".join(f"{d}:{v}" for d, v in measured.items()))
 
 
@@ -212,6 +227,11 @@ async def test_vectors(dut):
     await tb.start()
     rng = tb.nprng("vectors")
     vecs = make_vectors(tb, int(tb.options.get("vectors", 40)), rng)
+    if _p(tb)["mode"] == "layernorm":
+        # at least three constant and three large-offset vectors, shuffled in
+        extra = make_vectors(tb, 0, rng, kinds=[0.3] * 3 + [0.4] * 3)
+        for v in extra:
+            vecs.insert(int(rng.integers(0, len(vecs) + 1)), v)
     await run_and_check(tb, vecs, what="vectors", rng=tb.rng("vectors"), p_valid=0.8,
                         p_ready=0.6)
 
@@ -257,11 +277,13 @@ async def test_reset_midstream(dut):
     await run_and_check(tb, make_vectors(tb, 3, rng), what="after scalar-phase reset",
                         rng=tb.rng("r4"), reset_at=(0, 1), p_valid=0.8, p_ready=0.8)
     # 3. reset in the middle of a vector's output: at full throughput the first
-    # output beat comes n + c + 1 cycles after the first input beat (formula)
+    # output beat comes (passes - 1)*n + c + 1 cycles after the first input beat
+    # (formula)
     d = p["max_d"]
     v = make_vectors(tb, 1, rng, classes=False, d_choices=[d])
     n = d // L
-    cut = n + latency_const(tb) + 1 + n // 2
+    passes, c = latency_const(tb)
+    cut = (passes - 1) * n + c + 1 + n // 2
     tr = await run_and_check(tb, v, what="output reset", rng=tb.rng("r5"),
                              reset_at=(cut, cut + 1))
     assert len(tr.segments) == 2 and len(tr.segments[0].outputs) == n // 2

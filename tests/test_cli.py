@@ -81,3 +81,31 @@ def test_synth_writes_json(tmp_path):
     rep = json.loads((tmp_path / "r.json").read_text())
     assert rep["module"] == "convert_e4m3_bf16_s0" and rep["resources"]["luts"] > 0
     assert "| LUTs |" in r.stdout
+
+
+def test_dot_mx_builds_the_mx_engine(tmp_path):
+    r = lpcores("generate", "dot", "--mx", "--a-fmt", "e4m3", "--b-fmt", "e2m1",
+                "--lanes", "16", "--out", tmp_path)
+    assert r.returncode == 0, r.stderr
+    side = json.loads((tmp_path / "mxdot_e4m3_e2m1_l16_s0.json").read_text())
+    assert side["core"] == "MXDot"
+    names = [f["name"] for f in side["ports"]["i"]["fields"]]
+    assert {"sa", "sb", "last"} <= set(names)
+    from lpcores.cores import CORES
+    core = CORES["dot"].build(mx=True, a_fmt="e4m3", b_fmt="e2m1", lanes=16)
+    assert CORES["dot"].testbench_for(core) == "lpcores.sim.mxdot"
+
+
+@pytest.mark.parametrize("args,msg", [
+    (["--a-fmt", "bf16", "--b-fmt", "e4m3"],
+     "a_fmt must be one of e4m3, e5m2, e3m2, e2m3, e2m1, int8, got a_fmt='bf16'"),
+    (["--a-fmt", "e4m3", "--b-fmt", "e4m3", "--lanes", "12"],
+     "lanes must divide 32 (1, 2, 4, 8, 16 or 32), got lanes=12"),
+    (["--a-fmt", "e4m3", "--b-fmt", "e4m3", "--addend"],
+     "addend is not a parameter of the MX dot product (fp32 result, exact block "
+     "sums, RNE), got addend=True with mx=True"),
+])
+def test_dot_mx_bad_input(args, msg, tmp_path):
+    r = lpcores("generate", "dot", "--mx", *args, "--out", tmp_path, cwd=tmp_path)
+    assert r.returncode == 2
+    assert r.stderr.strip() == f"lpcores: error: {msg}"

@@ -33,11 +33,19 @@ CASES = [
 ]
 
 
+# on Icarus by default: one of each input width class, both rounding and
+# overflow modes, every stage count
+ICARUS = {0, 8, 11, 13, 15, 18}
+
+
 @pytest.mark.sim
-@pytest.mark.parametrize("fin,fout,sat,rnd,stages", CASES,
+@pytest.mark.parametrize("fin,fout,sat,rnd,stages,on_icarus",
+                         [c + (k in ICARUS,) for k, c in enumerate(CASES)],
                          ids=[f"{a}-{b}{'-sat' if s else ''}-{r}-s{n}"
                               for a, b, s, r, n in CASES])
-def test_convert_rtl(fin, fout, sat, rnd, stages, sim, build_root):
+def test_convert_rtl(fin, fout, sat, rnd, stages, on_icarus, sim, build_root,
+                     icarus_subset):
+    icarus_subset(on_icarus)
     core = Convert(in_fmt=fin, out_fmt=fout, saturate=sat, rounding=rnd, stages=stages)
     res = runner.run(core, "lpcores.sim.convert", sim=sim, seed=20261122,
                      build_root=build_root)

@@ -20,6 +20,7 @@ os.environ.setdefault("MAKEFLAGS", "CFG_CXXFLAGS_PCH_I=-include")
 FAST = [
     (IterNorm, "bf16", 16, 256, "l2", 5, False),
     (FisrNorm, "fp32", 4, 128, "rmsnorm", 3, True),
+    (IterNorm, "bf16", 4, 128, "layernorm", 3, True),
 ]
 SLOW = [
     (IterNorm, "bf16", 16, 1024, "rmsnorm", 5, False),
@@ -29,6 +30,10 @@ SLOW = [
     (IterNorm, "bf16", 8, 512, "l2", 5, False),
     (IterNorm, "fp32", 1, 128, "rmsnorm", 2, False),
     (FisrNorm, "bf16", 64, 256, "rmsnorm", 2, True),
+    (IterNorm, "bf16", 16, 1024, "layernorm", 5, False),
+    (FisrNorm, "fp32", 16, 256, "layernorm", 3, True),
+    (FisrNorm, "bf16", 8, 512, "layernorm", 2, True),
+    (IterNorm, "fp32", 1, 64, "layernorm", 2, False),
 ]
 
 
@@ -89,8 +94,6 @@ def test_sidecar_latency_formula():
     (dict(max_d=32), "max_d must be in 64..65536, got max_d=32"),
     (dict(iters=0), "iters must be in 1..64, got iters=0"),
     (dict(mode="batch"), "mode must be one of l2, layernorm, rmsnorm, got mode='batch'"),
-    (dict(mode="layernorm"), "mode must be one of l2, rmsnorm in hardware (layernorm "
-                             "exists in the golden model only), got mode='layernorm'"),
     (dict(lam=0.3), "lam must be a power of two in 2**-8..1 (0.5, 0.25, ...), got lam=0.3"),
     (dict(affine="yes"), "affine must be True or False, not 'yes'"),
 ])

@@ -7,15 +7,6 @@ import pytest
 from lpcores.sim.mxe2e import end_to_end
 
 
-@pytest.fixture(autouse=True)
-def verilator_pch(monkeypatch):
-    """Same workaround as tests/test_dot.py."""
-    import os
-    flags = os.environ.get("MAKEFLAGS", "")
-    if "CFG_CXXFLAGS_PCH_I" not in flags:
-        monkeypatch.setenv("MAKEFLAGS", (flags + " CFG_CXXFLAGS_PCH_I=-include").strip())
-
-
 @pytest.mark.sim
 @pytest.mark.slow
 def test_end_to_end_error_trend(build_root, tmp_path):

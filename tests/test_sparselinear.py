@@ -8,7 +8,7 @@ from lpcores.errors import ParamError
 from lpcores.hdl.nm import SparseLinear
 from lpcores.sim import runner
 
-from test_nmprune import need_sim, sim_params, verilator_pch  # noqa: F401 (fixture)
+from test_nmprune import need_sim, sim_params
 
 SLOW = pytest.mark.slow
 
