@@ -132,7 +132,7 @@ class Pipeline:
         self.valid = core.i.valid
 
     def _reg(self, value, name):
-        if value is None or isinstance(value, Const):
+        if value is None or isinstance(value, (Const, int)):
             return value
         if isinstance(value, (tuple, list)):
             return tuple(self._reg(v, f"{name}_{k}") for k, v in enumerate(value))

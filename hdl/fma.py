@@ -7,7 +7,7 @@
     -> align_add (exact window of 2*CW + PW + 7 bits, sticky beyond it)
     -> normalize (log-depth LZC, left shift) -> round_sig -> pack
 
-Pipelining (``stages``, 0..5): cut points in the order they are taken, chosen to
+Pipelining (``stages``, 0..7): cut points in the order they are taken, chosen to
 split the longest combinational segment each time:
 
 1. ``add``: after the aligned add, before the LZC/normalize (halves the path).
@@ -15,6 +15,10 @@ split the longest combinational segment each time:
 3. ``mul``: after the significand multiply and the exponent difference.
 4. ``norm``: between normalize and round.
 5. ``unpack``: after unpacking, before the multiplier.
+6. ``align``: inside the aligned add, between the addend's alignment shift and
+   the signed add (the two carry chains of the add, then the shifter, are what is
+   left of the longest segment).
+7. ``lzc``: inside normalize, between the leading-zero count and the shift.
 
 Latency ``stages + 1`` cycles, throughput one FMA a cycle.
 """
@@ -25,13 +29,13 @@ from lpcores.errors import ParamError, check_choice
 from lpcores.formats import FLOAT_FORMATS, get_format
 
 from .base import Field, Pipeline, StreamCore, check_stages
-from .fp import (ROUNDINGS, align_add, exp_shape, fixed_to_unpacked, multiply, pack,
-                 round_sig, unpack)
+from .fp import (ROUNDINGS, add_aligned, align, counted_to_unpacked, fixed_lzc,
+                 multiply, pack, round_sig, unpack)
 
 __all__ = ["FMA", "ACC_FORMATS"]
 
 ACC_FORMATS = ("fp32", "fp16", "bf16")
-CUTS = ("add", "round", "mul", "norm", "unpack")
+CUTS = ("add", "round", "mul", "norm", "unpack", "align", "lzc")
 
 
 class FMA(StreamCore):
@@ -46,7 +50,7 @@ class FMA(StreamCore):
     rounding : str
         ``"rne"`` (default) or ``"rtz"``.
     stages : int
-        Pipeline registers besides the output register, 0..5.
+        Pipeline registers besides the output register, 0..7.
 
     Payload: in ``{a, b, c}``, out ``{r}``. Latency ``stages + 1``; throughput 1/cycle.
     """
@@ -79,9 +83,12 @@ class FMA(StreamCore):
         ua, ub, uc = pipe.cut("unpack", ua, ub, uc)
         p = multiply(m, ua, fa, ub, fb, name="p")
         p, uc = pipe.cut("mul", p, uc)
-        s = align_add(m, p, uc, fc, name="s")
+        al = align(m, p, uc, fc, name="s")
+        al = pipe.cut("align", al)
+        s = add_aligned(m, al, name="s")
         s = pipe.cut("add", s)
-        u = fixed_to_unpacked(m, s, name="n")
+        cx = pipe.cut("lzc", fixed_lzc(s))
+        u = counted_to_unpacked(m, cx, name="n")
         u = pipe.cut("norm", u)
         r = round_sig(m, fc, u, rounding=self.rounding, name="r")
         r = pipe.cut("round", r)

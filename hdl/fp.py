@@ -20,8 +20,10 @@ from amaranth.hdl import Cat, Const, Mux, Signal, Value, signed, unsigned
 from lpcores.errors import check_choice
 from lpcores.formats import FLOAT_FORMATS, get_format
 
-__all__ = ["Unpacked", "Rounded", "Fixed", "exp_shape", "unpack", "lzc", "normalize",
-           "round_sig", "pack", "round_pack", "multiply", "align_add",
+__all__ = ["Unpacked", "Rounded", "Fixed", "Aligned", "Counted", "exp_shape", "unpack",
+           "lzc", "normalize", "normalize_shift", "round_sig", "pack", "round_pack",
+           "multiply", "align_add", "align", "add_aligned", "fixed_lzc",
+           "counted_to_unpacked",
            "fixed_to_unpacked", "kulisch_width", "to_fixed", "sum_tree",
            "fixed_from_signed", "ROUNDINGS"]
 
@@ -111,11 +113,18 @@ def normalize(m, sig, exp, name="n"):
     """Shift ``sig`` left until its MSB is set and lower ``exp`` to match.
 
     Returns ``(sig_n, exp_n, is_zero)``; the exponent shape grows by enough bits for
-    the largest shift.
+    the largest shift. (:func:`lzc` then :func:`normalize_shift`; a pipeline may cut
+    between the two.)
     """
     sig = Value.cast(sig)
-    w = len(sig)
     zero, count = lzc(sig)
+    return normalize_shift(m, sig, exp, zero, count, name=name)
+
+
+def normalize_shift(m, sig, exp, zero, count, name="n"):
+    """The second half of :func:`normalize`: shift by a leading-zero ``count``."""
+    sig = Value.cast(sig)
+    w = len(sig)
     ew = len(Value.cast(exp)) + max(1, w.bit_length())
     sig_n = Signal(w, name=f"{name}_sig")
     exp_n = Signal(signed(ew), name=f"{name}_exp")
@@ -293,11 +302,40 @@ def align_add(m, p, c, fc, name="s"):
     * otherwise both operands sit in the window exactly (cancellation is exact).
 
     The standard adder argument (a value in the same open interval below the round
-    bit rounds the same way) makes the single rounding exact. Returns ``(fixed,
-    both_zero_sign)`` where ``fixed.mag`` is the window magnitude and
-    ``fixed.exp0`` its bit-0 weight; an exact zero sum sets ``is_zero`` and takes the
-    sign ``p.sign & c.sign`` if both are zeros, else +0 (RNE/RTZ).
+    bit rounds the same way) makes the single rounding exact. Returns a
+    :class:`Fixed` whose ``mag`` is the window magnitude and ``exp0`` its bit-0
+    weight; an exact zero sum sets ``is_zero`` and takes the sign ``p.sign & c.sign``
+    if both are zeros, else +0 (RNE/RTZ).
+
+    It is :func:`align` (exponent difference, the addend's shift) then
+    :func:`add_aligned` (the signed add and the magnitude); a pipeline may cut
+    between the two.
     """
+    return add_aligned(m, align(m, p, c, fc, name=name), name=name)
+
+
+@dataclass
+class Aligned:
+    """Both operands of :func:`align_add` placed in one window, not yet added."""
+    pwin: Value
+    cwin: Value
+    p_sign: Value
+    c_sign: Value
+    p_sticky: Value     # c anchors the window
+    ec0: Value          # weight of c's LSB
+    p_exp0: Value       # weight of p's LSB
+    L: int
+    dmax: int
+    p_zero: Value
+    c_zero: Value
+    p_inf: Value
+    c_inf: Value
+    p_nan: Value
+    c_nan: Value
+
+
+def align(m, p, c, fc, name="s"):
+    """The first half of :func:`align_add`: place ``p`` and ``c`` in the window."""
     fc = get_format(fc)
     PW = len(Value.cast(p.mag))
     CW = fc.man_bits + 1
@@ -328,28 +366,36 @@ def align_add(m, p, c, fc, name="s"):
     pwin = Signal(T, name=f"{name}_pwin")
     m.d.comb += pwin.eq(Mux(p_sticky, (p.mag != 0).as_unsigned(),
                             Value.cast(p.mag) << L))
+    return Aligned(pwin, cwin, p.sign, c.sign, p_sticky, ec0, Value.cast(p.exp0), L, dmax,
+                   p.is_zero, c.is_zero, p.is_inf, c.is_inf, p.is_nan, c.is_nan)
 
-    sub = p.sign ^ c.sign
+
+def add_aligned(m, a, name="s"):
+    """The second half of :func:`align_add`: the signed add of an :class:`Aligned`."""
+    pwin, cwin = Value.cast(a.pwin), Value.cast(a.cwin)
+    T = len(pwin)
+    sub = a.p_sign ^ a.c_sign
     diff = Signal(signed(T + 1), name=f"{name}_diff")
     mag = Signal(T, name=f"{name}_mag")
     sign = Signal(name=f"{name}_sign")
     with m.If(sub):
         m.d.comb += diff.eq(pwin - cwin)
         m.d.comb += [mag.eq(Mux(diff < 0, -diff, diff)),
-                     sign.eq(Mux(diff < 0, c.sign, p.sign))]
+                     sign.eq(Mux(diff < 0, a.c_sign, a.p_sign))]
     with m.Else():
-        m.d.comb += [mag.eq(pwin + cwin), sign.eq(p.sign)]
+        m.d.comb += [mag.eq(pwin + cwin), sign.eq(a.p_sign)]
 
     # bit 0 weighs 2**(p.exp0 - L), unless c anchors the window (at L + dmax)
-    exp0 = Signal(signed(max(len(Value.cast(p.exp0)), len(ec0)) + 2), name=f"{name}_exp0")
-    m.d.comb += exp0.eq(Mux(p_sticky, ec0 - (L + dmax), p.exp0 - L))
+    ec0, L, dmax = Value.cast(a.ec0), a.L, a.dmax
+    exp0 = Signal(signed(max(len(Value.cast(a.p_exp0)), len(ec0)) + 2), name=f"{name}_exp0")
+    m.d.comb += exp0.eq(Mux(a.p_sticky, ec0 - (L + dmax), a.p_exp0 - L))
     zero = mag == 0
-    both_zero = p.is_zero & c.is_zero
-    zsign = Mux(both_zero, p.sign & c.sign, 0)
+    both_zero = a.p_zero & a.c_zero
+    zsign = Mux(both_zero, a.p_sign & a.c_sign, 0)
     out_sign = Mux(zero, zsign, sign)
-    is_nan = p.is_nan | c.is_nan | (p.is_inf & c.is_inf & sub)
-    is_inf = p.is_inf | c.is_inf
-    inf_sign = Mux(p.is_inf, p.sign, c.sign)
+    is_nan = a.p_nan | a.c_nan | (a.p_inf & a.c_inf & sub)
+    is_inf = a.p_inf | a.c_inf
+    inf_sign = Mux(a.p_inf, a.p_sign, a.c_sign)
     return Fixed(Mux(is_inf, inf_sign, out_sign), mag, exp0, zero, is_inf, is_nan)
 
 
@@ -358,6 +404,30 @@ def fixed_to_unpacked(m, x, name="u"):
     mag = Value.cast(x.mag)
     W = len(mag)
     sig, exp, _ = normalize(m, mag, x.exp0 + (W - 1), name=name)
+    return Unpacked(x.sign, exp, sig, x.is_zero, x.is_inf, x.is_nan)
+
+
+@dataclass
+class Counted:
+    """A :class:`Fixed` with its leading-zero count, between the two halves of
+    :func:`fixed_to_unpacked` (a pipeline may cut here)."""
+    x: Fixed
+    count: Value
+
+
+def fixed_lzc(x):
+    """First half of :func:`fixed_to_unpacked`: the leading-zero count."""
+    _, count = lzc(x.mag)
+    return Counted(x, count)
+
+
+def counted_to_unpacked(m, cx, name="u"):
+    """Second half of :func:`fixed_to_unpacked`: the normalizing shift."""
+    x = cx.x
+    mag = Value.cast(x.mag)
+    W = len(mag)
+    sig, exp, _ = normalize_shift(m, mag, x.exp0 + (W - 1), Const(0, 1), cx.count,
+                                  name=name)
     return Unpacked(x.sign, exp, sig, x.is_zero, x.is_inf, x.is_nan)
 
 

@@ -14,8 +14,8 @@ CASES = [
     ("e5m2", "e5m2", "fp32", "rne", 1, {}),                    # every product
     ("e4m3", "e5m2", "fp32", "rne", 0, {}),                    # mixed, every product
     ("bf16", "bf16", "fp32", "rne", 2, {"random": 30000}),
-    ("bf16", "bf16", "bf16", "rne", 4, {"random": 20000}),
-    ("e4m3", "e4m3", "fp16", "rtz", 5, {}),
+    ("bf16", "bf16", "bf16", "rne", 6, {"random": 20000}),
+    ("e4m3", "e4m3", "fp16", "rtz", 7, {}),
     ("e2m1", "e3m2", "bf16", "rne", 1, {}),
     ("e2m3", "e2m1", "fp16", "rne", 0, {}),
 ]
@@ -55,8 +55,8 @@ def test_fma_special_grid(a, b, acc, sim, build_root):
      "a_fmt must be one of fp32, fp16, bf16, e5m2, e4m3, e3m2, e2m3, e2m1, got a_fmt='int8'"),
     (dict(a_fmt="e4m3", b_fmt="e4m3", acc_fmt="e4m3"),
      "acc_fmt must be one of fp32, fp16, bf16, got acc_fmt='e4m3'"),
-    (dict(a_fmt="e4m3", b_fmt="e4m3", stages=6),
-     "stages must be in 0..5 for fma (it has 5 cut points), got stages=6"),
+    (dict(a_fmt="e4m3", b_fmt="e4m3", stages=8),
+     "stages must be in 0..7 for fma (it has 7 cut points), got stages=8"),
 ])
 def test_fma_bad_params(kwargs, msg):
     with pytest.raises(ParamError) as e:
