@@ -42,9 +42,10 @@ def as_fixed(u, fmt):
                  u.is_nan)
 
 
-def add(m, a, b, fmt, *, name="add"):
-    """Code of ``RNE_fmt(a + b)``, both :class:`.fp.Unpacked` of ``fmt``."""
-    s = align_add(m, as_fixed(a, fmt), b, fmt, name=f"{name}_s")
+def add(m, a, b, fmt, *, fa=None, name="add"):
+    """Code of ``RNE_fmt(a + b)``, both :class:`.fp.Unpacked` of ``fmt`` (or ``a`` of
+    format ``fa``, e.g. a narrower input added to an internal value)."""
+    s = align_add(m, as_fixed(a, fa or fmt), b, fmt, name=f"{name}_s")
     u = fixed_to_unpacked(m, s, name=f"{name}_u")
     return round_pack(m, fmt, u, name=f"{name}_r")
 

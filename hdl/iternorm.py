@@ -14,27 +14,33 @@ Structure (three units that overlap across vectors):
 A. **Accumulate** (one beat a cycle): the beat is written into the vector buffer
    (``amaranth.lib.memory``, two slots of ``max_d/lanes`` words, so vector n+1
    streams in while vector n streams out); each lane squares its element exactly
-   (registered), then ``acc <- RNE_FX(y*y + acc)`` (a one-cycle loop).
+   (registered), then ``acc <- RNE_FX(y*y + acc)`` (a one-cycle loop). In
+   ``layernorm`` the registered term is ``x`` itself (``acc <- RNE_FX(x*1 + acc)``).
 B. **Scalar**: the lanes' sums are added by a fixed pairwise tree, one level a cycle
    on ``lanes/2`` adders; then the start (exponent arithmetic, or the fast inverse
    square root's subtraction), and ``K`` updates on *one* FX fused multiply-add, three
    cycles each (``u = a*a``, ``v = 1 - s*u``, ``a = a*(lam*v) + a``), and for
-   ``rmsnorm`` one more, ``c = a*sqrt(d)`` (``RN(sqrt(d))`` from a ROM indexed by the
-   beat count).
+   ``rmsnorm``/``layernorm`` one more, ``c = a*sqrt(d)`` (``RN(sqrt(d))`` from a ROM
+   indexed by the beat count).
+   ``layernorm`` first runs the tree on the sums of x, ``mean = RNE_FX(sum *
+   RN(1/d))`` on the same multiply-add (``RN(1/d)``: a second ROM), then a second
+   read of the buffer (its own read port) feeds ``y = RNE_FX(x - mean)`` and ``y*y``
+   into A's stage and accumulators, one beat a cycle; then tree, start, updates and
+   scale as ``rmsnorm``.
 C. **Emit**: reads the buffer and writes ``RNE_fmt(c*y)`` (with affine
-   ``RNE_fmt(RNE_FX(c*y)*g + b)``), one beat a cycle under ``o.ready``.
+   ``RNE_fmt(RNE_FX(c*y)*g + b)``), one beat a cycle under ``o.ready``; in
+   ``layernorm`` a registered stage first forms ``y = RNE_FX(x - mean)`` again (the
+   third buffer pass).
 
 FX is fp32's significand with a 10-bit exponent (golden/iternorm.py): ``s`` can
 neither overflow nor underflow for fp32 or bf16 inputs, so no pre-scaling pass.
 
 Latency (first input beat to last output beat, ``o.ready`` high, unit idle):
-``2*d/lanes + log2(lanes) + 3*K + R + 6`` cycles, ``R = 1`` for rmsnorm, else 0
-(``affine`` adds 1). A accepts a beat only while B is idle (a beat may be the last
-one, and B must be free to take the sums): a new vector streams in during the
-previous one's output, not during its ``~3K`` scalar cycles.
-
-Not built in hardware yet: ``mode="layernorm"`` (the golden model has it: a second
-buffer pass for the mean, docs/iternorm.md).
+``2*d/lanes + log2(lanes) + 3*K + R + 6`` cycles, ``R = 1`` for rmsnorm, else 0;
+layernorm ``3*d/lanes + 2*log2(lanes) + 3*K + 11`` (``affine`` adds 1 to either).
+A accepts a beat only while B is idle (a beat may be the last one, and B must be
+free to take the sums): a new vector streams in during the previous one's output,
+not during its ``~3K`` scalar cycles (nor, in layernorm, its second pass).
 """
 
 import math
@@ -44,15 +50,15 @@ from amaranth.lib.memory import Memory
 
 from lpcores.errors import ParamError, check_choice, check_int
 from lpcores.formats import get_format
-from lpcores.golden.iternorm import FX, MAGIC, check_lam, sqrt_rn
+from lpcores.golden.iternorm import FX, MAGIC, check_lam, inv_rn, sqrt_rn
 
 from .base import Field, StreamCore
 from .fp import Fixed, align_add, fixed_to_unpacked, multiply, round_pack, unpack
-from .fparith import add, fma, mul
+from .fparith import add, as_fixed, fma, mul
 
 __all__ = ["IterNorm", "FisrNorm"]
 
-HW_MODES = ("l2", "rmsnorm")
+HW_MODES = ("l2", "layernorm", "rmsnorm")
 IO_FORMATS = ("fp32", "bf16")
 
 
@@ -81,11 +87,7 @@ class _Norm(StreamCore):
         if max_d & (max_d - 1):
             raise ParamError(f"max_d must be a power of two in 64..65536, got "
                              f"max_d={max_d}")
-        self.mode = check_choice("mode", mode, ("l2", "layernorm", "rmsnorm"))
-        if mode not in HW_MODES:
-            raise ParamError(f"mode must be one of {', '.join(HW_MODES)} in hardware "
-                             f"(layernorm exists in the golden model only), got "
-                             f"mode={mode!r}")
+        self.mode = check_choice("mode", mode, HW_MODES)
         self.iters = check_int("iters", iters, lo=1, hi=64)
         self.lam_log2 = check_lam(lam)
         if not isinstance(affine, bool):
@@ -108,24 +110,34 @@ class _Norm(StreamCore):
         self.in_fields.append(Field("last", 1))
         self.out_fields = [Field(f"y{k}", B, self.f.name) for k in range(L)]
         self.out_fields += [Field("last", 1), Field("err", 1)]
-        self.const = (self.levels + 3 * iters + (1 if mode == "rmsnorm" else 0) + 6
-                      + (1 if affine else 0))
+        aff = 1 if affine else 0
+        if mode == "layernorm":
+            # a third buffer pass, a second tree, the mean, the pass's pipeline (2)
+            # and the (x - mean) stage of the output unit
+            self.passes = 3
+            self.const = 2 * self.levels + 3 * iters + 1 + 10 + aff
+            expl = (f"3*d/lanes + 2*log2(lanes) + 3*iters + 1 + {10 + aff}")
+        else:
+            self.passes = 2
+            R = 1 if mode == "rmsnorm" else 0
+            self.const = self.levels + 3 * iters + R + 6 + aff
+            expl = f"2*d/lanes + log2(lanes) + 3*iters + {R} + {6 + aff}"
         self.latency = self.latency_of(max_d)
         self.latency_formula = (
-            f"first input beat to last output beat: 2*d/{L} + {self.const} cycles "
-            f"(= 2*d/lanes + log2(lanes) + 3*iters + {1 if mode == 'rmsnorm' else 0} "
-            f"+ {6 + (1 if affine else 0)}); 'latency' is its value at d = max_d")
+            f"first input beat to last output beat: {self.passes}*d/{L} + {self.const} "
+            f"cycles (= {expl}); 'latency' is its value at d = max_d")
         self.beats_per_result = "d/lanes input beats give d/lanes output beats"
         super().__init__()
 
     def latency_of(self, d):
-        return 2 * d // self.lanes + self.const
+        return self.passes * d // self.lanes + self.const
 
     # -- the datapath ---------------------------------------------------------------
 
     def elaborate(self, platform):
         m = Module()
         f, L, K = self.f, self.lanes, self.iters
+        ln = self.mode == "layernorm"
         B = f.bits
         NB = self.n_max
         aw = max(1, (NB - 1).bit_length())            # word address within a slot
@@ -134,6 +146,8 @@ class _Norm(StreamCore):
         m.submodules.mem = mem
         wp = mem.write_port()
         rp = mem.read_port(domain="sync")
+        # layernorm: B's second pass reads the buffer while C may read the other slot
+        rp2 = mem.read_port(domain="sync") if ln else None
         pay = self.i.payload
 
         # ---- A: accept, buffer, square, accumulate --------------------------------
@@ -168,12 +182,28 @@ class _Norm(StreamCore):
         m.d.sync += busy.eq((busy | busy_set) & ~busy_clr)
         m.d.sync += [wcnt.eq(Mux(take, Mux(pay.last, 0, cnt1), wcnt)),
                      wslot.eq(wslot ^ (take & pay.last))]
-        m.d.sync += [p_valid.eq(take), p_first.eq(wcnt == 0), p_last.eq(pay.last),
+        # layernorm's second pass (driven by B, below) feeds the same stage
+        p_src2 = Signal()                              # stage holds a pass-2 beat
+        r2_valid, r2_first, r2_last = Signal(), Signal(), Signal()
+        m.d.sync += [p_valid.eq(take | r2_valid),
+                     p_first.eq(Mux(r2_valid, r2_first, wcnt == 0)),
+                     p_last.eq(Mux(r2_valid, r2_last, pay.last)),
+                     p_src2.eq(r2_valid),
                      p_cnt.eq(cnt1), p_slot.eq(wslot), p_bad.eq(beat_bad)]
+        mean_reg = Signal(FX.bits)
+        um = unpack(m, mean_reg ^ (1 << 33), FX, name="qm") if ln else None  # -mean
         prods = []
         for k in range(L):
             u = unpack(m, xs[k], f, name=f"x{k}")
-            p = multiply(m, u, f, u, f, name=f"sq{k}")
+            if not ln:
+                p = multiply(m, u, f, u, f, name=f"sq{k}")
+            else:
+                # pass 1: x*1 (exact); pass 2: y*y with y = RNE_FX(x - mean)
+                u2 = unpack(m, rp2.data[k * B:(k + 1) * B], f, name=f"q{k}")
+                y2 = add(m, u2, um, FX, fa=f, name=f"qy{k}")
+                uy = unpack(m, y2, FX, name=f"qyu{k}")
+                p = _mux_fixed(r2_valid, multiply(m, uy, FX, uy, FX, name=f"sq{k}"),
+                               as_fixed(u, f))
             rp_ = _reg_fixed(m, p, f"sqr{k}")
             prods.append(rp_)
         acc = [Signal(FX.bits, name=f"acc{k}") for k in range(L)]
@@ -187,8 +217,10 @@ class _Norm(StreamCore):
                 m.d.sync += acc[k].eq(code)
         vbad = Signal()
         h_bad, h_cnt, h_slot = Signal(), Signal(range(NB + 2)), Signal()
-        m.d.sync += hand.eq(p_valid & p_last)
-        with m.If(p_valid):
+        hand2 = Signal()                               # acc holds a vector's sum of y*y
+        m.d.sync += [hand.eq(p_valid & p_last & ~p_src2),
+                     hand2.eq(p_valid & p_last & p_src2)]
+        with m.If(p_valid & ~p_src2):
             nb = Mux(p_first, p_bad, vbad | p_bad)
             m.d.sync += vbad.eq(nb)
             with m.If(p_last):
@@ -203,7 +235,10 @@ class _Norm(StreamCore):
         b_bad, b_err, b_slot = Signal(), Signal(), Signal()
         b_cnt = Signal(range(NB + 2))
         ops = (["tree"] * self.levels + ["start"] + ["u", "v", "a"] * K
-               + (["c"] if self.mode == "rmsnorm" else []))
+               + (["c"] if self.mode != "l2" else []))
+        if ln:
+            # sum of x, mean, then the second buffer pass (sum of (x - mean)^2)
+            ops = ["tree"] * self.levels + ["mean", "pass"] + ops
         step = Signal(range(len(ops) + 1))
         b_run = Signal()
         b_done = Signal()                              # result waits for C
@@ -248,19 +283,25 @@ class _Norm(StreamCore):
         fc_sel = Signal(FX.bits)
         sh_sel = Signal()
         sqrt_code = Signal(FX.bits)
+        inv_code = Signal(FX.bits)
         with m.Switch(b_cnt):
             for n in range(self.n_min, NB + 1):
                 with m.Case(n):
                     m.d.comb += sqrt_code.eq(_fx_code(sqrt_rn(n * L)))
+                    if ln:
+                        m.d.comb += inv_code.eq(_fx_code(inv_rn(n * L)))
         def at(kind):
             idxs = [i for i, op in enumerate(ops) if op == kind]
             return Cat(*[step == i for i in idxs]).any() if idxs else Const(0, 1)
         is_tree, is_start = at("tree"), at("start")
         is_u, is_v, is_a, is_c = at("u"), at("v"), at("a"), at("c")
+        is_mean, is_pass = at("mean"), at("pass")
         neg_s = s_reg ^ (1 << 33)
         m.d.comb += [
-            fa_sel.eq(Mux(is_v, neg_s, a_reg)),
-            fb_sel.eq(Mux(is_u, a_reg, Mux(is_v, u_reg, Mux(is_a, v_reg, sqrt_code)))),
+            fa_sel.eq(Mux(is_v, neg_s, Mux(is_mean, t[0], a_reg))),
+            fb_sel.eq(Mux(is_u, a_reg, Mux(is_v, u_reg, Mux(is_a, v_reg,
+                                                              Mux(is_mean, inv_code,
+                                                                  sqrt_code))))),
             fc_sel.eq(Mux(is_v, FX_ONE, Mux(is_a, a_reg, FX_NEGZERO))),
             sh_sel.eq(is_a),
         ]
@@ -274,8 +315,9 @@ class _Norm(StreamCore):
         m.d.comb += run.eq(b_run)
         fin = run & (step == len(ops) - 1)
         push = b_done & ~j_valid
+        adv = run & (~is_pass | hand2)                 # "pass" waits for the sums
         m.d.sync += [
-            step.eq(Mux(hand, 0, Mux(run, step + 1, step))),
+            step.eq(Mux(hand, 0, Mux(adv, step + 1, step))),
             b_run.eq(Mux(hand, ~h_err, b_run & ~fin)),
             b_done.eq(Mux(hand, h_err, (b_done & ~push) | fin)),
             s_reg.eq(Mux(run & is_start, s_src, s_reg)),
@@ -283,9 +325,27 @@ class _Norm(StreamCore):
             u_reg.eq(Mux(run & is_u, res, u_reg)),
             v_reg.eq(Mux(run & is_v, res, v_reg)),
         ]
+        j_mean = Signal(FX.bits)
+        if ln:
+            m.d.sync += mean_reg.eq(Mux(run & is_mean, res, mean_reg))
+            # the second pass: read beats 0..n-1 of the vector's slot, from the mean
+            # step on; y = RNE_FX(x - mean) and y*y in the A stage above
+            q_act = Signal()
+            q_cnt = Signal(range(NB + 1))
+            q_issue = (run & is_mean) | q_act
+            q_end = q_cnt == b_cnt - 1
+            m.d.comb += [rp2.addr.eq(Cat(q_cnt[:aw], b_slot) if NB > 1 else b_slot),
+                         rp2.en.eq(1)]
+            m.d.sync += [r2_valid.eq(q_issue), r2_first.eq(q_cnt == 0),
+                         r2_last.eq(q_end)]
+            with m.If(q_issue):
+                m.d.sync += [q_act.eq(~q_end), q_cnt.eq(Mux(q_end, 0, q_cnt + 1))]
+            with m.If(push):
+                m.d.sync += j_mean.eq(mean_reg)
         for k in range(L):
             nxt = tree_next[k] if k < L // 2 else t[k]
-            m.d.sync += t[k].eq(Mux(hand, acc[k], Mux(run & is_tree, nxt, t[k])))
+            m.d.sync += t[k].eq(Mux(hand | hand2, acc[k],
+                                    Mux(run & is_tree, nxt, t[k])))
         with m.If(push):
             m.d.sync += [j_c.eq(a_reg), j_bad.eq(b_bad), j_zero.eq(s_reg[:33] == 0),
                          j_err.eq(b_err), j_slot.eq(b_slot), j_cnt.eq(b_cnt)]
@@ -300,9 +360,10 @@ class _Norm(StreamCore):
                                              Signal(), Signal())
         c_take = ~c_act & j_valid
         m.d.sync += j_valid.eq((j_valid & ~c_take) | push)
+        c_mean, r_mean = Signal(FX.bits), Signal(FX.bits)
         with m.If(c_take):
             m.d.sync += [c_n.eq(j_cnt), c_c.eq(j_c), c_bad.eq(j_bad), c_zero.eq(j_zero),
-                         c_err.eq(j_err), c_slot.eq(j_slot)]
+                         c_err.eq(j_err), c_slot.eq(j_slot), c_mean.eq(j_mean)]
         is_last = c_err | (c_cnt == c_n - 1)
         m.d.comb += [rp.addr.eq(Cat(c_cnt[:aw], c_slot) if NB > 1 else c_slot),
                      rp.en.eq(advance)]
@@ -313,6 +374,8 @@ class _Norm(StreamCore):
         with m.If(advance):
             m.d.sync += [r_valid.eq(c_act), r_last.eq(is_last), r_c.eq(c_c),
                          r_bad.eq(c_bad), r_zero.eq(c_zero), r_err.eq(c_err)]
+            if ln:
+                m.d.sync += r_mean.eq(c_mean)
         issue = advance & c_act
         done = issue & is_last
         m.d.sync += [
@@ -321,27 +384,51 @@ class _Norm(StreamCore):
         ]
         m.d.comb += busy_clr.eq(Mux(done, Mux(c_slot, 0b10, 0b01), 0))
         data = rp.data
-        uc = unpack(m, Mux(r_zero, 0, r_c), FX, name="c")
+        xsrc = [(data[k * B:(k + 1) * B], f) for k in range(L)]
+        gbsrc = [Cat(data[(L + k) * B:(L + k + 1) * B],
+                     data[(2 * L + k) * B:(2 * L + k + 1) * B]) if self.affine else None
+                 for k in range(L)]
+        c_val = Mux(r_zero, 0, r_c)
+        stage = (r_valid, r_last, r_bad, r_err)
+        if ln:
+            # stage Y (layernorm): y = RNE_FX(x - mean) registered
+            y_valid, y_last, y_bad, y_err = Signal(), Signal(), Signal(), Signal()
+            y_c = Signal(FX.bits)
+            yv = [Signal(FX.bits, name=f"yv{k}") for k in range(L)]
+            ygb = [Signal(2 * B, name=f"ygb{k}") for k in range(L)] if self.affine \
+                else gbsrc
+            ucm = unpack(m, r_mean ^ (1 << 33), FX, name="cm")
+            ycode = [add(m, unpack(m, xsrc[k][0], f, name=f"cx{k}"), ucm, FX, fa=f,
+                         name=f"cy{k}") for k in range(L)]
+            with m.If(advance):
+                m.d.sync += [y_valid.eq(r_valid), y_last.eq(r_last), y_bad.eq(r_bad),
+                             y_err.eq(r_err), y_c.eq(c_val)]
+                for k in range(L):
+                    m.d.sync += yv[k].eq(ycode[k])
+                    if self.affine:
+                        m.d.sync += ygb[k].eq(gbsrc[k])
+            xsrc = [(yv[k], FX) for k in range(L)]
+            gbsrc = ygb
+            c_val = y_c
+            stage = (y_valid, y_last, y_bad, y_err)
+        uc = unpack(m, c_val, FX, name="c")
         ys = []
         for k in range(L):
-            ux = unpack(m, data[k * B:(k + 1) * B], f, name=f"ry{k}")
+            ux = unpack(m, xsrc[k][0], xsrc[k][1], name=f"ry{k}")
             if not self.affine:
-                ys.append(mul(m, uc, FX, ux, f, f, name=f"out{k}"))
+                ys.append(mul(m, uc, FX, ux, xsrc[k][1], f, name=f"out{k}"))
             else:
-                ys.append(mul(m, uc, FX, ux, f, FX, name=f"z{k}"))
-        stage = (r_valid, r_last, r_bad, r_err)
+                ys.append(mul(m, uc, FX, ux, xsrc[k][1], FX, name=f"z{k}"))
         if self.affine:
             # stage Z: RN_FX(c*y) registered, then RNE_fmt(z*g + b)
             z_valid, z_last, z_bad, z_err = Signal(), Signal(), Signal(), Signal()
             zs = [Signal(FX.bits, name=f"zr{k}") for k in range(L)]
             gb = [Signal(2 * B, name=f"gb{k}") for k in range(L)]
             with m.If(advance):
-                m.d.sync += [z_valid.eq(r_valid), z_last.eq(r_last), z_bad.eq(r_bad),
-                             z_err.eq(r_err)]
+                m.d.sync += [z_valid.eq(stage[0]), z_last.eq(stage[1]),
+                             z_bad.eq(stage[2]), z_err.eq(stage[3])]
                 for k in range(L):
-                    g = data[(L + k) * B:(L + k + 1) * B]
-                    b = data[(2 * L + k) * B:(2 * L + k + 1) * B]
-                    m.d.sync += [zs[k].eq(ys[k]), gb[k].eq(Cat(g, b))]
+                    m.d.sync += [zs[k].eq(ys[k]), gb[k].eq(gbsrc[k])]
             outs = []
             for k in range(L):
                 uz = unpack(m, zs[k], FX, name=f"za{k}")
@@ -358,6 +445,12 @@ class _Norm(StreamCore):
                 m.d.sync += self.o.payload[f"y{k}"].eq(
                     Mux(err_, 0, Mux(bad_, f.nan_code, ys[k])))
         return m
+
+
+def _mux_fixed(sel, a, b):
+    """``a`` if ``sel`` else ``b``, field by field (two :class:`.fp.Fixed`)."""
+    return Fixed(*[Mux(sel, getattr(a, fld), getattr(b, fld))
+                   for fld in ("sign", "mag", "exp0", "is_zero", "is_inf", "is_nan")])
 
 
 def _reg_fixed(m, p, name):
@@ -384,13 +477,15 @@ class IterNorm(_Norm):
     max_d : int
         Largest vector (power of two, 64..65536); the buffer holds two of them.
     mode : str
-        ``l2`` or ``rmsnorm`` (``layernorm``: golden model only, for now).
+        ``l2`` (``a_K*x``), ``rmsnorm`` (``sqrt(d)*a_K*x``) or ``layernorm``
+        (``sqrt(d)*a_K*(x - mean)``, three buffer passes).
     iters : int
         Newton updates K (1..64).
     lam : float
         Update step, a power of two (default 1/2, Newton's).
     affine : bool
-        Stream gamma and beta beside x; output ``RNE(RNE_FX(c*x)*g + b)``.
+        Stream gamma and beta beside x; output ``RNE(RNE_FX(c*y)*g + b)``
+        (``y = x``, or ``RNE_FX(x - mean)`` in layernorm).
     """
     start = "iter"
     core_name = "iternorm"

@@ -111,7 +111,8 @@ def _norm_opts():
             default=16),
         Opt("--max-d", "max_d", "largest vector length (power of two, 64..65536)",
             type=int, default=1024),
-        Opt("--mode", "mode", "l2: a*x; rmsnorm: sqrt(d)*a*x (layernorm: golden only)",
+        Opt("--mode", "mode", "l2: a*x; rmsnorm: sqrt(d)*a*x; layernorm: "
+            "sqrt(d)*a*(x - mean)",
             default="l2", choices=("l2", "rmsnorm", "layernorm")),
         Opt("--iters", "iters", "Newton updates K", type=int, default=5),
         Opt("--lam", "lam", "update step, a power of two", type=float, default=0.5),

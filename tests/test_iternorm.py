@@ -20,7 +20,7 @@ os.environ.setdefault("MAKEFLAGS", "CFG_CXXFLAGS_PCH_I=-include")
 FAST = [
     (IterNorm, "bf16", 16, 256, "l2", 5, False),
     (FisrNorm, "fp32", 4, 128, "rmsnorm", 3, True),
-    (IterNorm, "bf16", 4, 128, "layernorm", 3, True),
+    (IterNorm, "bf16", 2, 128, "layernorm", 3, True),
 ]
 SLOW = [
     (IterNorm, "bf16", 16, 1024, "rmsnorm", 5, False),
@@ -86,6 +86,17 @@ def test_sidecar_latency_formula():
     assert names[:2] == ["x0", "x1"] and names[-1] == "last" and len(names) == 17
 
 
+def test_sidecar_latency_formula_layernorm():
+    core = FisrNorm(fmt="bf16", lanes=16, max_d=1024, mode="layernorm", iters=5)
+    sc = core.sidecar()
+    # three buffer passes; 2*log2(16) (two trees) + 3*5 + 1 (scale) + 10 fixed cycles
+    assert "3*d/16 + 34 cycles" in sc["latency_formula"]
+    assert sc["latency"] == 3 * 1024 // 16 + 34
+    assert core.latency_of(64) == 46 and core.latency_of(1024) == 226
+    aff = IterNorm(fmt="fp32", lanes=4, max_d=64, mode="layernorm", iters=3, affine=True)
+    assert aff.latency_of(64) == 3 * 16 + 2 * 2 + 9 + 1 + 11
+
+
 @pytest.mark.parametrize("kwargs,msg", [
     (dict(fmt="fp16"), "fmt must be one of fp32, bf16, got fmt='fp16'"),
     (dict(lanes=12), "lanes must be a power of two in 1..64, got lanes=12"),
@@ -107,6 +118,8 @@ def test_bad_params(cls, kwargs, msg):
 @pytest.mark.parametrize("cls,kw", [
     (IterNorm, dict(fmt="bf16", lanes=16, max_d=1024, mode="rmsnorm")),
     (FisrNorm, dict(fmt="fp32", lanes=2, max_d=64, iters=2, affine=True)),
+    (IterNorm, dict(fmt="bf16", lanes=2, max_d=64, mode="layernorm", iters=1,
+                    affine=True)),
 ])
 def test_lint_clean_and_deterministic(cls, kw, tmp_path):
     # (tests/test_generate.py does this for every registered core once it lists a
