@@ -15,7 +15,10 @@ The arithmetic (docs/iternorm.md has the derivations):
   level (lanes is a power of two).
 * ``layernorm``: ``mean = RNE(sum_x * RN(1/d))`` (``sum_x`` by the same lane + tree
   order), ``y = RNE(x - mean)`` (an FX value), then ``s`` from those ``y``. The
-  hardware reads the buffer twice for this (docs/iternorm.md, "LayerNorm").
+  hardware reads the buffer twice for this (docs/iternorm.md, "LayerNorm"). A
+  constant vector (every element equal; +0 and -0 count as equal) takes
+  ``mean = RNE(x0 + 0)`` instead, which is ``x0`` exactly (+0 for a zero vector):
+  every ``y`` is 0, ``s == 0``, and the output is zeros (affine: ``beta``).
 * Start: IterNorm ``a0 = 2**-ceil(E/2)`` for ``s = m * 2**E, 1 <= m < 2``. FisrNorm
   the classic 0x5f3759df on the fp32 bits of ``s``, applied to ``s * 4**-q`` (``E =
   2q + r``, ``r`` in {0, 1}) and then scaled by ``2**-q``: identical, bit for bit, to
@@ -222,8 +225,15 @@ def _norm(x, fmt, mode, iters, lam, gamma, beta, lanes, start, trace):
     if mode == "layernorm":
         tot = _lane_sum(xv, lanes, square=False)
         mean = fx_fma(tot, inv_rn(d), -0.0)
+        # a constant vector (all elements equal, +0 == -0): the mean is x0 exactly,
+        # RNE_FX(x0 + 0) (+0 for a zero vector, like the computed mean), so every
+        # y is 0 and s == 0; RN(1/d) is inexact for d not a power of two and the
+        # computed mean could miss x0 by an ulp (docs/iternorm.md)
+        same = (xv == xv[:, :1]).all(axis=1)
+        mean = np.where(same, fx_fma(xv[:, 0], 1.0, 0.0), mean)
         y = fx_fma(xv, 1.0, -mean[:, None])
         info["mean"] = mean
+        info["same"] = same
     else:
         y = xv
     s = _lane_sum(y, lanes, square=True)
@@ -268,8 +278,9 @@ def iternorm(x, fmt, mode="l2", iters=5, lam=0.5, gamma=None, beta=None, lanes=1
     ``mode``: ``l2`` (``a_K * x``), ``rmsnorm`` (``sqrt(d) * a_K * x``) or
     ``layernorm`` (``sqrt(d) * a_K * (x - mean)``); ``gamma``/``beta``: codes of
     ``fmt`` broadcastable to ``x`` (affine). ``trace=True`` also returns a dict with
-    ``s``, ``a`` (the list a_0..a_K), ``c`` (the final scale), ``mean``, ``bad``
-    (NaN/Inf vectors) and ``zero`` (s == 0).
+    ``s``, ``a`` (the list a_0..a_K), ``c`` (the final scale), ``mean`` and
+    ``same`` (constant vectors; layernorm only), ``bad`` (NaN/Inf vectors) and
+    ``zero`` (s == 0).
     """
     return _norm(x, fmt, mode, iters, lam, gamma, beta, lanes, "iter", trace)
 

@@ -23,10 +23,12 @@ B. **Scalar**: the lanes' sums are added by a fixed pairwise tree, one level a c
    ``rmsnorm``/``layernorm`` one more, ``c = a*sqrt(d)`` (``RN(sqrt(d))`` from a ROM
    indexed by the beat count).
    ``layernorm`` first runs the tree on the sums of x, ``mean = RNE_FX(sum *
-   RN(1/d))`` on the same multiply-add (``RN(1/d)``: a second ROM), then a second
-   read of the buffer (its own read port) feeds ``y = RNE_FX(x - mean)`` and ``y*y``
-   into A's stage and accumulators, one beat a cycle; then tree, start, updates and
-   scale as ``rmsnorm``.
+   RN(1/d))`` on the same multiply-add (``RN(1/d)``: a second ROM), or, for a
+   constant vector (A compares every element with the first one; the verdict
+   travels with the vector like its NaN/Inf flag), ``RNE_FX(x0 + 0) = x0``; then
+   a second read of the buffer (its own read port) feeds ``y = RNE_FX(x - mean)``
+   and ``y*y`` into A's stage and accumulators, one beat a cycle; then tree,
+   start, updates and scale as ``rmsnorm``.
 C. **Emit**: reads the buffer and writes ``RNE_fmt(c*y)`` (with affine
    ``RNE_fmt(RNE_FX(c*y)*g + b)``), one beat a cycle under ``o.ready``; in
    ``layernorm`` a registered stage first forms ``y = RNE_FX(x - mean)`` again (the
@@ -190,6 +192,22 @@ class _Norm(StreamCore):
                      p_last.eq(Mux(r2_valid, r2_last, pay.last)),
                      p_src2.eq(r2_valid),
                      p_cnt.eq(cnt1), p_slot.eq(wslot), p_bad.eq(beat_bad)]
+        if ln:
+            # constant vector: x0_reg holds element 0 (lane 0 of the first beat);
+            # every element of every beat is compared with it (code equality, or
+            # both zero), and the beat's verdict travels like p_bad. x0_reg stays
+            # put until the vector's mean is taken: A accepts nothing from the
+            # last beat (pending, hand) through B's run.
+            x0_reg = Signal(B)
+            p_same = Signal()
+            ref = Mux(wcnt == 0, xs[0], x0_reg)
+            ref_zero = ref[:B - 1] == 0
+            beat_same = Cat(*[(x[:B - 1] == ref[:B - 1]) & ((x[B - 1] == ref[B - 1])
+                                                            | ref_zero)
+                              for x in xs]).all()
+            m.d.sync += p_same.eq(beat_same)
+            with m.If(take & (wcnt == 0)):
+                m.d.sync += x0_reg.eq(xs[0])
         mean_reg = Signal(FX.bits)
         um = unpack(m, mean_reg ^ (1 << 33), FX, name="qm") if ln else None  # -mean
         prods = []
@@ -225,6 +243,13 @@ class _Norm(StreamCore):
             m.d.sync += vbad.eq(nb)
             with m.If(p_last):
                 m.d.sync += [h_bad.eq(nb), h_cnt.eq(p_cnt), h_slot.eq(p_slot)]
+        if ln:
+            vsame, h_same = Signal(), Signal()
+            with m.If(p_valid & ~p_src2):
+                ns = Mux(p_first, p_same, vsame & p_same)
+                m.d.sync += vsame.eq(ns)
+                with m.If(p_last):
+                    m.d.sync += h_same.eq(ns)
 
         # ---- B: tree, start, K updates, scale ---------------------------------------
         t = [Signal(FX.bits, name=f"t{k}") for k in range(L)]
@@ -253,6 +278,10 @@ class _Norm(StreamCore):
         with m.If(hand):
             m.d.sync += [b_bad.eq(h_bad), b_err.eq(h_err), b_slot.eq(h_slot),
                          b_cnt.eq(h_cnt)]
+        if ln:
+            b_same = Signal()
+            with m.If(hand):
+                m.d.sync += b_same.eq(h_same)
 
         # the tree: t[k] <- t[2k] + t[2k+1], one level a cycle
         tree_next = []
@@ -327,7 +356,12 @@ class _Norm(StreamCore):
         ]
         j_mean = Signal(FX.bits)
         if ln:
-            m.d.sync += mean_reg.eq(Mux(run & is_mean, res, mean_reg))
+            # a constant vector's mean is x0 exactly: RNE_FX(x0 + 0) (+0 for a zero
+            # vector, as the computed mean), not RNE_FX(sum * RN(1/d))
+            x0_fx = add(m, unpack(m, x0_reg, f, name="x0"),
+                        unpack(m, zero_fx, FX, name="zfx"), FX, fa=f, name="x0fx")
+            m.d.sync += mean_reg.eq(Mux(run & is_mean, Mux(b_same, x0_fx, res),
+                                        mean_reg))
             # the second pass: read beats 0..n-1 of the vector's slot, from the mean
             # step on; y = RNE_FX(x - mean) and y*y in the A stage above
             q_act = Signal()

@@ -4,7 +4,8 @@ Vectors of random length ``d`` (multiples of ``lanes`` from 64 to ``max_d``), dr
 from classes: Gaussian with a few large outlier channels, zero vectors (mixed signed
 zeros), vectors holding a NaN or an Inf, huge magnitudes (s overflows fp32), tiny
 ones (subnormals: s underflows fp32), and vectors too short or too long (one
-``err`` beat each); for layernorm also constant vectors (zero variance) and vectors
+``err`` beat each); for layernorm also constant vectors (zero variance; d not a
+power of two among them), nearly constant ones (one element one code away) and vectors
 with a large common offset (mean >> spread, where a one-pass variance would cancel). Expected beats come from ``golden.iternorm`` /
 ``golden.fisrnorm``, themselves checked against an exact-rational model.
 
@@ -12,6 +13,7 @@ The stream driver is ``sim/stream.py``'s; a vector's last input beat is its "end
 and is worth ``d/lanes`` output beats (1 for an error vector).
 """
 
+import importlib
 import re
 
 import numpy as np
@@ -63,12 +65,16 @@ def make_vectors(tb, n, rng, *, classes=True, d_choices=None, kinds=None):
         elif kind < 0.26:
             codes = rng.integers(0, 1 << min(M, 6), d) | (rng.integers(0, 2, d) * sb)
         elif p["mode"] == "layernorm" and kind < 0.34:
-            # constant: one random finite code everywhere (s == 0 when the mean is
-            # exact; see docs/iternorm.md for d that is not a power of two)
+            # constant: one random finite code everywhere (the mean is x0 exactly, so
+            # zeros out, also for d not a power of two where RN(1/d) is inexact;
+            # docs/iternorm.md); kind >= 0.32: nearly constant, one element one code
+            # away (not constant: the flag must not fire)
             c = int(golden.encode(np.array([rng.standard_normal() * 2.0 ** int(
                 rng.integers(-20, 20))]), f)[0])
             codes = np.full(d, c if rng.random() < 0.8 else int(rng.integers(0, 2)) * sb,
                             dtype=np.int64)
+            if kind >= 0.32:
+                codes[int(rng.integers(0, d))] ^= 1
         elif p["mode"] == "layernorm" and kind < 0.44:
             # a large common offset: mean / spread = 2**6..2**(M - 1)
             off = rng.choice([-1.0, 1.0]) * 2.0 ** int(rng.integers(6, M))
@@ -78,6 +84,26 @@ def make_vectors(tb, n, rng, *, classes=True, d_choices=None, kinds=None):
         b = golden.encode(rng.standard_normal(d) * 0.1, f).astype(np.int64)
         out.append((codes, g, b))
     return out
+
+
+def inexact_constant(tb, rng, d_choices, tries=400):
+    """A constant vector (codes, gamma, beta) whose *computed* mean
+    ``RNE_FX(sum * RN(1/d))`` misses x0 by an ulp or more (d not a power of two):
+    the case the constant-vector rule exists for. None if none was found."""
+    p = _p(tb)
+    f = get_format(p["fmt"])
+    G = importlib.import_module("lpcores.golden.iternorm")
+    for _ in range(tries):
+        d = int(rng.choice(d_choices))
+        c = golden.encode(np.array([rng.standard_normal() * 2.0 ** int(
+            rng.integers(-20, 20))]), f)[:1].astype(np.int64)
+        x = golden.decode(np.repeat(c, d)[None, :], f)
+        tot = G._lane_sum(x, p["lanes"], square=False)
+        if G.fx_fma(tot, G.inv_rn(d), -0.0)[0] != x[0, 0]:
+            g = golden.encode(rng.standard_normal(d) * 0.5 + 1.0, f).astype(np.int64)
+            b = golden.encode(rng.standard_normal(d) * 0.1, f).astype(np.int64)
+            return np.repeat(c, d), g, b
+    return None
 
 
 def beats_of(tb, vecs):
@@ -227,9 +253,17 @@ async def test_vectors(dut):
     await tb.start()
     rng = tb.nprng("vectors")
     vecs = make_vectors(tb, int(tb.options.get("vectors", 40)), rng)
-    if _p(tb)["mode"] == "layernorm":
-        # at least three constant and three large-offset vectors, shuffled in
-        extra = make_vectors(tb, 0, rng, kinds=[0.3] * 3 + [0.4] * 3)
+    p = _p(tb)
+    if p["mode"] == "layernorm":
+        # at least three constant vectors (d not a power of two where the range
+        # has one: RN(1/d) inexact), one whose computed mean would miss x0, one
+        # nearly constant and three large-offset ones, shuffled in
+        odd = [d for d in range(64, p["max_d"] + 1, p["lanes"]) if d & (d - 1)]
+        extra = make_vectors(tb, 0, rng, kinds=[0.3] * 3 + [0.33],
+                             d_choices=odd or None)
+        extra += make_vectors(tb, 0, rng, kinds=[0.4] * 3)
+        v = inexact_constant(tb, rng, odd) if odd else None
+        extra += [v] if v is not None else []
         for v in extra:
             vecs.insert(int(rng.integers(0, len(vecs) + 1)), v)
     await run_and_check(tb, vecs, what="vectors", rng=tb.rng("vectors"), p_valid=0.8,

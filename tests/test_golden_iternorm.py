@@ -57,6 +57,8 @@ def oracle_norm(xcodes, fmt, mode, iters, lam, lanes, start):
 
     if mode == "layernorm":
         mean = rn24(lane_tree(xs, False) * rn24(Fraction(1, d)))
+        if all(x == xs[0] for x in xs):
+            mean = xs[0]                 # a constant vector: x0 exactly (0 for zeros)
         ys = [rn24(x - mean) for x in xs]
     else:
         ys, mean = xs, None
@@ -313,3 +315,65 @@ def test_bad_params(kwargs, msg):
 def test_rejects_codes_wider_than_the_format():
     with pytest.raises(ParamError):
         golden.iternorm(np.full((1, 64), 0x10000), "bf16")
+
+
+@pytest.mark.parametrize("fmt", ["bf16", "fp32"])
+@pytest.mark.parametrize("affine", [False, True])
+def test_layernorm_constant_vector_gives_zeros(fmt, affine):
+    """A constant vector (every element equal, +0 == -0) has mean x0 exactly, so
+    layernorm gives zeros (beta with affine), also for d not a power of two, where
+    RN(1/d) is inexact and RN(sum * RN(1/d)) can miss x0 by an ulp (docs/iternorm.md).
+    A vector one code away from constant in a single element is not constant."""
+    sb = 0x8000 if fmt == "bf16" else 0x80000000
+    bits = 16 if fmt == "bf16" else 32
+    vals = [3.0, -3.0, 0.1, -7.25e-3, 1e30, 2.0 ** -100]
+    base = [int(c) for c in golden.encode(np.array(vals), fmt)]
+    base += [1, sb | 5, 0x0070 if bits == 16 else 0x00012345]   # subnormals
+    rng = np.random.default_rng(13)
+    # the motivating case: 3.0 at d = 448 (bf16 and fp32 alike: 3.0 is exact)
+    assert G.fx_fma(448 * 3.0, G.inv_rn(448), -0.0) != 3.0
+    for d, lanes in ((448, 16), (192, 4), (96, 8), (64, 16)):
+        const = np.array([[c] * d for c in base], dtype=np.int64)
+        zeros = rng.integers(0, 2, (2, d)) * sb       # +0 and -0 mixed (x0 either)
+        zeros[0, 0], zeros[1, 0] = 0, sb
+        const = np.concatenate([const, zeros])
+        near = const.copy()
+        pos = rng.integers(0, d, len(near))
+        pos[:3] = (0, d - 1, lanes)                   # x0 itself, the last, beat 2
+        near[np.arange(len(near)), pos] ^= 1          # one code away
+        codes = np.concatenate([const, near])
+        n = len(const)
+        kw = {}
+        if affine:
+            g = golden.encode(rng.standard_normal(d) + 0.5, fmt)
+            b = golden.encode(rng.standard_normal(d) * 0.1, fmt)
+            b[:3] = (0, sb, 0)                        # beta +0 and -0 too
+            kw = dict(gamma=g, beta=b)
+        for fn in (golden.iternorm, golden.fisrnorm):
+            out, info = fn(codes, fmt, mode="layernorm", iters=3, lanes=lanes,
+                           trace=True, **kw)
+            assert info["same"][:n].all() and not info["same"][n:].any()
+            assert info["zero"][:n].all() and not info["zero"][n:].any()
+            got = golden.decode(out, fmt)
+            assert np.isfinite(got).all()
+            want = golden.decode(b, fmt) if affine else 0.0
+            assert (got[:n] == want).all(), (d, fmt, affine)
+            if not affine:
+                # a nonzero x0 gives y = +0 exactly; zeros keep the sign of x
+                assert (out[:len(base)] == 0).all()
+                assert (out[len(base):n] == const[len(base):]).all()
+            for v in range(n, len(codes)):
+                assert not (got[v] == want).all(), (d, fmt, affine, v)
+        # the rule matters: without it the computed mean misses x0 (3.0 and 0.1
+        # at d = 448; in fp32 also 0.1 at 192 and 96)
+        xv = golden.decode(const[:len(base)], fmt)
+        plain = G.fx_fma(G._lane_sum(xv, lanes, square=False), G.inv_rn(d), -0.0)
+        if d == 448 or (fmt == "fp32" and d & (d - 1)):
+            assert (plain != xv[:, 0]).any(), d
+        if d == 192 and not affine:
+            # the exact-rational model agrees, constant and nearly constant alike
+            for v in (0, 1, 6, len(base), n, n + 1, n + 6):
+                exp, _ = oracle_vector(codes[v], fmt, "layernorm", 3, 0.5, lanes, "iter")
+                got = golden.iternorm(codes[v], fmt, mode="layernorm", iters=3,
+                                      lanes=lanes)
+                assert [int(c) for c in got] == exp, v

