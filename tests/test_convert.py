@@ -48,9 +48,20 @@ def test_convert_rtl(fin, fout, sat, rnd, stages, on_icarus, sim, build_root,
     icarus_subset(on_icarus)
     core = Convert(in_fmt=fin, out_fmt=fout, saturate=sat, rounding=rnd, stages=stages)
     res = runner.run(core, "lpcores.sim.convert", sim=sim, seed=20261122,
-                     build_root=build_root)
+                     options={"directed": 60000}, build_root=build_root)
     runner.assert_passes(res)
     assert res.tests == 3
+
+
+@pytest.mark.slow
+@pytest.mark.sim
+@pytest.mark.parametrize("fout", ["fp16", "bf16"])
+def test_convert_rtl_every_directed_point(fout, sim, build_root):
+    """fp32 into a 16-bit format: every midpoint and neighbour (about 400k points)."""
+    core = Convert(in_fmt="fp32", out_fmt=fout, stages=1)
+    res = runner.run(core, "lpcores.sim.convert", sim=sim, seed=20261122,
+                     build_root=build_root / "all-directed")
+    runner.assert_passes(res)
 
 
 @pytest.mark.parametrize("kwargs,msg", [

@@ -13,11 +13,12 @@ from lpcores.sim import runner
 
 # (class, fmt, lanes, max_d, mode, iters, affine)
 FAST = [
-    (IterNorm, "bf16", 16, 256, "l2", 5, False),
+    (IterNorm, "bf16", 8, 128, "l2", 5, False),
     (FisrNorm, "fp32", 4, 128, "rmsnorm", 3, True),
     (IterNorm, "bf16", 2, 128, "layernorm", 3, True),
 ]
 SLOW = [
+    (IterNorm, "bf16", 16, 256, "l2", 5, False),
     (IterNorm, "bf16", 16, 1024, "rmsnorm", 5, False),
     (IterNorm, "fp32", 16, 256, "l2", 5, True),
     (FisrNorm, "bf16", 16, 1024, "l2", 5, False),
@@ -111,7 +112,8 @@ def test_bad_params(cls, kwargs, msg):
 
 
 @pytest.mark.parametrize("cls,kw", [
-    (IterNorm, dict(fmt="bf16", lanes=16, max_d=1024, mode="rmsnorm")),
+    pytest.param(IterNorm, dict(fmt="bf16", lanes=16, max_d=1024, mode="rmsnorm"),
+                 marks=pytest.mark.slow),
     (FisrNorm, dict(fmt="fp32", lanes=2, max_d=64, iters=2, affine=True)),
     (IterNorm, dict(fmt="bf16", lanes=2, max_d=64, mode="layernorm", iters=1,
                     affine=True)),

@@ -42,7 +42,16 @@ def test_every_core_is_on_the_page():
     assert "**Incomplete" not in page
 
 
-@pytest.mark.parametrize("row", _default_rows(), ids=lambda r: r["module"])
+# Generic LUT4 synthesis of the normalization macros (24x24-bit multipliers in LUTs)
+# takes about ten minutes each on this project's 2-core machine: they are checked
+# with -m slow; every other core in the default run.
+SLOW_CORES = {"iternorm", "fisrnorm"}
+
+
+@pytest.mark.parametrize("row", [
+    pytest.param(r, id=r["module"],
+                 marks=[pytest.mark.slow] if r["core"] in SLOW_CORES else [])
+    for r in _default_rows()])
 def test_default_config_matches_the_page(row, tmp_path):
     core = CORES[row["core"]].build(**_params(row))
     assert core.module_name == row["module"]
