@@ -57,7 +57,7 @@ def main():
             print(f"{sim}: {rate:,.0f} FMA vectors/s ({lo}: {t_lo:.1f} s, "
                   f"{hi}: {t_hi:.1f} s)")
     lines = ["## Verification throughput", "",
-             "`python bench/sim_throughput.py --suite` on "
+             f"`python bench/sim_throughput.py{' --suite' if args.suite else ''}` on "
              f"{platform.machine()}, {_cpus()} CPUs: cocotb 2 regression of "
              f"`{core.module_name}` with random backpressure, vectors per second as the "
              "slope between a short and a long run.", "",
