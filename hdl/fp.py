@@ -118,11 +118,12 @@ def normalize(m, sig, exp, name="n"):
     """
     sig = Value.cast(sig)
     zero, count = lzc(sig)
-    return normalize_shift(m, sig, exp, zero, count, name=name)
+    return (*normalize_shift(m, sig, exp, count, name=name), zero)
 
 
-def normalize_shift(m, sig, exp, zero, count, name="n"):
-    """The second half of :func:`normalize`: shift by a leading-zero ``count``."""
+def normalize_shift(m, sig, exp, count, name="n"):
+    """The second half of :func:`normalize`: shift by a leading-zero ``count``;
+    returns ``(sig_n, exp_n)``."""
     sig = Value.cast(sig)
     w = len(sig)
     ew = len(Value.cast(exp)) + max(1, w.bit_length())
@@ -132,7 +133,7 @@ def normalize_shift(m, sig, exp, zero, count, name="n"):
         sig_n.eq((sig << count)[:w]),
         exp_n.eq(exp - count),
     ]
-    return sig_n, exp_n, zero
+    return sig_n, exp_n
 
 
 @dataclass
@@ -400,11 +401,9 @@ def add_aligned(m, a, name="s"):
 
 
 def fixed_to_unpacked(m, x, name="u"):
-    """Normalize a :class:`Fixed` into an :class:`Unpacked` (MSB set) for rounding."""
-    mag = Value.cast(x.mag)
-    W = len(mag)
-    sig, exp, _ = normalize(m, mag, x.exp0 + (W - 1), name=name)
-    return Unpacked(x.sign, exp, sig, x.is_zero, x.is_inf, x.is_nan)
+    """Normalize a :class:`Fixed` into an :class:`Unpacked` (MSB set) for rounding:
+    :func:`fixed_lzc` then :func:`counted_to_unpacked` (a pipeline may cut between)."""
+    return counted_to_unpacked(m, fixed_lzc(x), name=name)
 
 
 @dataclass
@@ -426,8 +425,7 @@ def counted_to_unpacked(m, cx, name="u"):
     x = cx.x
     mag = Value.cast(x.mag)
     W = len(mag)
-    sig, exp, _ = normalize_shift(m, mag, x.exp0 + (W - 1), Const(0, 1), cx.count,
-                                  name=name)
+    sig, exp = normalize_shift(m, mag, x.exp0 + (W - 1), cx.count, name=name)
     return Unpacked(x.sign, exp, sig, x.is_zero, x.is_inf, x.is_nan)
 
 
