@@ -160,21 +160,39 @@ def beats_of(tb, a, idx, b, c, lengths):
     return pack(tb.fi, **fields), [bool(x) for x in last]
 
 
+def by_length(items):
+    """``{length: [positions]}`` of a list of beat-index lists, so that dot products
+    of one length go through the golden model as one array."""
+    out = {}
+    for i, it in enumerate(items):
+        out.setdefault(len(it), []).append(i)
+    return out
+
+
+def result_beat(off, r, ovf, undefined=False, bad=None):
+    """Expected result beat ``(value, mask)``: ``r`` is masked out (undefined) on
+    overflow or when ``undefined``; ``bad`` is the expected ``bad_index`` flag when
+    the port has one."""
+    rmask = (1 << off["r"][1]) - 1
+    beat = (int(r) & rmask) | (int(ovf) << off["overflow"][0])
+    mask = (1 << off["overflow"][0]) | (0 if (ovf or undefined) else rmask)
+    if bad is not None and "bad_index" in off:
+        beat |= int(bad) << off["bad_index"][0]
+        mask |= 1 << off["bad_index"][0]
+    return beat, mask
+
+
 def expected_fn(tb, a, idx, b, c, bad):
     """groups of beat indices -> expected output beats. Dot products that overflow
     or carry a bad index pattern have an undefined ``r`` (masked out)."""
     p = tb.sidecar["params"]
     G, N, M = p["groups"], p["n"], p["m"]
     off = {f["name"]: (f["offset"], f["width"]) for f in tb.fo}
-    rmask = (1 << off["r"][1]) - 1
     good_idx = np.arange(N)
 
     def expected(groups):
         out = [None] * len(groups)
-        by_len = {}
-        for i, g in enumerate(groups):
-            by_len.setdefault(len(g), []).append(i)
-        for ln, which in by_len.items():
+        for ln, which in by_length(groups).items():
             rows = np.array([groups[i] for i in which])            # (k, ln)
             A = a[rows].reshape(len(which), ln * G, N)
             IX = idx[rows].reshape(len(which), ln * G, N)
@@ -185,14 +203,9 @@ def expected_fn(tb, a, idx, b, c, bad):
             r = golden.nm_dot(A, IX, B, N, M, p["a_fmt"], p["b_fmt"], p["out_fmt"],
                               accumulate=p["accumulate"], c=C, groups=G,
                               rounding=p["rounding"])
+            ovf = ln * G * N > p["max_terms"]
             for t, i in enumerate(which):
-                ovf = ln * G * N > p["max_terms"]
-                beat = (int(r[t]) & rmask) | (int(ovf) << off["overflow"][0])
-                mask = (1 << off["overflow"][0]) | (rmask if not (ovf or isbad[t]) else 0)
-                if "bad_index" in off:
-                    beat |= int(isbad[t]) << off["bad_index"][0]
-                    mask |= 1 << off["bad_index"][0]
-                out[i] = (beat, mask)
+                out[i] = result_beat(off, r[t], ovf, undefined=isbad[t], bad=isbad[t])
         return out
     return expected
 

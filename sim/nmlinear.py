@@ -21,7 +21,7 @@ import cocotb
 from lpcores import golden
 from lpcores.formats import get_format
 
-from .nmdot import elements
+from .nmdot import by_length, elements, result_beat
 from .nmprune import _scales, tie_heavy
 from .stream import TB, pack, unpack
 
@@ -99,7 +99,6 @@ def expected_fn(tb, x, w, c, last, load):
     G, N, M = p["groups"], p["n"], p["m"]
     L = G * M
     off = {f["name"]: (f["offset"], f["width"]) for f in tb.fo}
-    rmask = (1 << off["r"][1]) - 1
 
     def expected(groups):
         rows = (p["channels"] // L) if p["scaled"] else 1
@@ -119,10 +118,7 @@ def expected_fn(tb, x, w, c, last, load):
             data.append(d)
             scale.append(np.array(s))
         out = [None] * len(groups)
-        by_len = {}
-        for i, d in enumerate(data):
-            by_len.setdefault(len(d), []).append(i)
-        for ln, which in by_len.items():
+        for ln, which in by_length(data).items():
             ks = np.array([data[i] for i in which])                # (k, ln)
             X = x[ks].reshape(len(which), ln * L)
             W = w[ks].reshape(len(which), ln * L)
@@ -132,11 +128,9 @@ def expected_fn(tb, x, w, c, last, load):
             r = golden.sparse_linear(X, W, N, M, p["x_fmt"], p["w_fmt"], p["out_fmt"],
                                      accumulate=p["accumulate"], scale=S, c=C, groups=G,
                                      rounding=p["rounding"])
+            ovf = ln * G * N > p["max_terms"]
             for t, i in enumerate(which):
-                ovf = ln * G * N > p["max_terms"]
-                beat = (int(r[t]) & rmask) | (int(ovf) << off["overflow"][0])
-                mask = (1 << off["overflow"][0]) | (0 if ovf else rmask)
-                out[i] = (beat, mask)
+                out[i] = result_beat(off, r[t], ovf)
         return out
     return expected
 
