@@ -46,7 +46,9 @@ def _codes(codes, f, param="codes"):
         top = (1 << f.bits) - 1
         if lo < 0 or hi > top:
             bad = lo if lo < 0 else hi
-            raise ParamError(f"{param} must be in 0..{top} for {f.name}, got {bad}")
+            hint = (f" (codes are two's complement bit patterns: -1 is {top})"
+                    if f.kind == "int" else "")
+            raise ParamError(f"{param} must be in 0..{top} for {f.name}, got {bad}{hint}")
     return c
 
 

@@ -13,6 +13,7 @@ import numpy as np
 from lpcores.errors import ParamError, check_choice
 from lpcores.formats import FLOAT_FORMATS, get_format
 
+from .codec import _codes
 from .fma import ACC_FORMATS, exact_parts, round_sum
 
 __all__ = ["dot"]
@@ -38,12 +39,17 @@ def _products(a, b, fa, fb):
 
 def dot(a, b, a_fmt, b_fmt, out_fmt=None, accumulate="exact", c=None, lanes=None,
         rounding="rne"):
-    """Dot products of codes ``a``, ``b`` (shape (..., n)) -> out_fmt codes (...)."""
+    """Dot products of codes ``a``, ``b`` (shape (..., n)) -> out_fmt codes (...).
+
+    ``a`` and ``b`` are codes of their formats (int8: two's complement bit patterns
+    0..255, so -1 is 255); anything outside 0..2**bits - 1 raises ParamError."""
     fa = get_format(a_fmt, param="a_fmt", allowed=ELEM)
     fb = get_format(b_fmt, param="b_fmt", allowed=ELEM)
     check_choice("accumulate", accumulate, ("exact", "fp"))
-    a = np.asarray(a, dtype=np.int64)
-    b = np.asarray(b, dtype=np.int64)
+    # codes, as for every format: int8 elements are two's complement bit patterns
+    # 0..255 (0xFF is -1); a value outside the format's codes is rejected (SPEC §7)
+    a = _codes(a, fa, "a")
+    b = _codes(b, fb, "b")
     if (fa.kind == "int") != (fb.kind == "int"):
         raise ParamError(f"int8 elements multiply only int8 elements, got "
                          f"a_fmt={fa.name!r}, b_fmt={fb.name!r}")

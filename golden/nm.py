@@ -16,7 +16,7 @@ the dense output are the +0 code (0 in every format).
 import numpy as np
 
 from lpcores.errors import ParamError, check_int
-from lpcores.formats import get_format
+from lpcores.formats import FLOAT_FORMATS, get_format
 
 from .codec import _bitlen, _codes
 
@@ -24,6 +24,7 @@ __all__ = ["nm_prune", "nm_dot", "sparse_linear", "check_indices", "scale_rows",
            "index_bits", "PRUNE_FORMATS", "SCALE_BITS"]
 
 PRUNE_FORMATS = ("bf16", "fp16", "e4m3", "e5m2", "int8")
+_DOT_ELEM = FLOAT_FORMATS + ("int8",)            # as golden.dot's elements
 SCALE_BITS = 8
 
 
@@ -197,9 +198,9 @@ def nm_dot(values, indices, dense, n, m, a_fmt, b_fmt, out_fmt=None, accumulate=
     """
     from .dot import dot
     _check_nm(n, m)
-    v = np.asarray(values, dtype=np.int64)
+    v = _codes(values, get_format(a_fmt, param="a_fmt", allowed=_DOT_ELEM), "values")
     ix = np.asarray(indices, dtype=np.int64)
-    d = np.asarray(dense, dtype=np.int64)
+    d = _codes(dense, get_format(b_fmt, param="b_fmt", allowed=_DOT_ELEM), "dense")
     if v.ndim < 2 or v.shape[-1] != n or ix.shape != v.shape:
         raise ParamError(f"values and indices must have shape (..., K, n={n}), got "
                          f"{v.shape} and {ix.shape}")
@@ -237,7 +238,8 @@ def sparse_linear(x, w, n, m, x_fmt, w_fmt, out_fmt=None, accumulate="exact", sc
     (``...``) as :func:`golden.dot`.
     """
     v, ix, _ = nm_prune(x, n, m, x_fmt, scale=scale)
-    w = np.broadcast_to(np.asarray(w, dtype=np.int64), np.shape(x))
+    w = _codes(w, get_format(w_fmt, param="w_fmt", allowed=_DOT_ELEM), "w")
+    w = np.broadcast_to(w, np.shape(x))
     return nm_dot(v, ix, w, n, m, x_fmt, w_fmt, out_fmt, accumulate=accumulate, c=c,
                   groups=groups, rounding=rounding)
 

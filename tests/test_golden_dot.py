@@ -103,3 +103,26 @@ def test_bad_input(kwargs, msg):
     with pytest.raises(ParamError) as e:
         golden.dot([[0]], [[0]], "int8", "e4m3")
     assert str(e.value) == "int8 elements multiply only int8 elements, got a_fmt='int8', b_fmt='e4m3'"
+
+
+INT8_HINT = " (codes are two's complement bit patterns: -1 is 255)"
+
+
+@pytest.mark.parametrize("a,b,msg", [
+    ([1000, 1], [1, 1], "a must be in 0..255 for int8, got 1000" + INT8_HINT),
+    ([-1, 1], [1, 1], "a must be in 0..255 for int8, got -1" + INT8_HINT),
+    ([1, 1], [1, 256], "b must be in 0..255 for int8, got 256" + INT8_HINT),
+])
+def test_int8_codes_are_checked(a, b, msg):
+    # SPEC §7: golden models reject codes wider than their format (1000 used to be
+    # computed as 744, -1 as -1)
+    with pytest.raises(ParamError) as e:
+        golden.dot(a, b, "int8", "int8")
+    assert str(e.value) == msg
+    assert int(golden.dot([255, 2], [255, 3], "int8", "int8")) == 7      # -1*-1 + 2*3
+
+
+def test_float_codes_name_the_argument():
+    with pytest.raises(ParamError) as e:
+        golden.dot([1, 1], [1, 300], "e4m3", "e4m3")
+    assert str(e.value) == "b must be in 0..255 for e4m3, got 300"

@@ -350,3 +350,22 @@ def test_scale_rows():
     with pytest.raises(ParamError) as e:
         scale_rows(np.ones(10), 10, 3, 4)
     assert str(e.value) == "scale must be unsigned 8-bit integer codes, got dtype float64"
+
+
+INT8_HINT = " (codes are two's complement bit patterns: -1 is 255)"
+
+
+@pytest.mark.parametrize("call,msg", [
+    (lambda: nm_dot([[1, 1000]], [[0, 1]], [1, 1, 1, 1], 2, 4, "int8", "int8"),
+     "values must be in 0..255 for int8, got 1000" + INT8_HINT),
+    (lambda: nm_dot([[1, 1]], [[0, 1]], [1, 1, 1, -3], 2, 4, "int8", "int8"),
+     "dense must be in 0..255 for int8, got -3" + INT8_HINT),
+    (lambda: sparse_linear([1, 2, 3, 4], [1, 2, 3, 256], 2, 4, "int8", "int8"),
+     "w must be in 0..255 for int8, got 256" + INT8_HINT),
+    (lambda: sparse_linear([1, 2, 3, -4], [1, 2, 3, 4], 2, 4, "int8", "int8"),
+     "x must be in 0..255 for int8, got -4" + INT8_HINT),
+])
+def test_int8_codes_are_checked(call, msg):
+    with pytest.raises(ParamError) as e:
+        call()
+    assert str(e.value) == msg
