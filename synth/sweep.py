@@ -75,6 +75,7 @@ METRIC_LABEL = {"luts": "LUTs", "ffs": "FFs", "dsps": "DSPs", "brams": "BRAMs",
 SECTION_KEYS = {"title", "text", "targets", "pnr", "dsp", "seeds", "columns", "plot",
                 "baseline", "run", "core", "grid", "each", "label"}
 RUN_KEYS = {"core", "grid", "each", "label"}
+SWEEP_KEYS = {"title", "output", "assets", "intro", "append"}
 
 
 class SweepError(ParamError):
@@ -123,11 +124,20 @@ def load_config(path):
         cfg = tomllib.loads(path.read_text())
     except tomllib.TOMLDecodeError as e:
         raise SweepError(f"{path} is not valid TOML: {e}") from None
+    unknown = set(cfg) - {"sweep", "section"}
+    if unknown:
+        raise SweepError(f"{path}: unknown table [{sorted(unknown)[0]}]; allowed: "
+                         f"[sweep], [[section]]")
     settings = cfg.get("sweep", {})
+    unknown = set(settings) - SWEEP_KEYS
+    if unknown:
+        raise SweepError(f"[sweep]: unknown key {sorted(unknown)[0]!r}; allowed: "
+                         f"{', '.join(sorted(SWEEP_KEYS))}")
     sections = cfg.get("section", [])
     if not sections:
         raise SweepError(f"{path} has no [[section]] entries")
     jobs = []
+    checked = set()
     for si, sec in enumerate(sections):
         title = sec.get("title", f"#{si + 1}")
         where = f"section '{title}'"
@@ -137,9 +147,22 @@ def load_config(path):
                              f"{', '.join(sorted(SECTION_KEYS))}")
         runs = sec.get("run") or [{k: sec[k] for k in RUN_KEYS if k in sec}]
         targets = sec.get("targets", ["ecp5"])
-        pnr = bool(sec.get("pnr", True))
-        dsp = bool(sec.get("dsp", True))
+        if isinstance(targets, str):               # one target, as a grid's scalar
+            targets = [targets]
+        if not (isinstance(targets, list) and targets
+                and all(isinstance(t, str) for t in targets)):
+            raise SweepError(f"{where}: targets must be a list of target names such as "
+                             f"[\"ecp5\", \"ice40:hx8k\"], got targets = {targets!r}")
+        for key in ("pnr", "dsp"):
+            if not isinstance(sec.get(key, True), bool):
+                raise SweepError(f"{where}: {key} must be true or false, got "
+                                 f"{key} = {sec[key]!r}")
+        pnr = sec.get("pnr", True)
+        dsp = sec.get("dsp", True)
         seeds = sec.get("seeds", 1)
+        if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
+            raise SweepError(f"{where}: seeds must be a positive integer, got "
+                             f"seeds = {seeds!r}")
         for ri, run in enumerate(runs):
             rwhere = f"{where}, run {ri + 1}"
             unknown = set(run) - RUN_KEYS
@@ -162,6 +185,15 @@ def load_config(path):
                     raise SweepError(f"{rwhere} ({core}): unknown parameter "
                                      f"{sorted(bad)[0]!r}; {core} takes "
                                      f"{', '.join(sorted(allowed))}")
+                # every job's parameters are checked now, before any job runs: the
+                # generator's own check names the key and the value
+                built = tuple(sorted(params.items()))
+                if (core, built) not in checked:
+                    try:
+                        spec.build(**params)
+                    except ParamError as e:
+                        raise SweepError(f"{rwhere} ({core}): {e}") from None
+                    checked.add((core, built))
                 for t in targets:
                     target, _, device = t.partition(":")
                     try:

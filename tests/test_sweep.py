@@ -50,16 +50,68 @@ def test_cache_follows_the_generated_verilog(tmp_path, monkeypatch):
         {"done": 2, "cached": 0, "failed": 0}
 
 
-def test_a_failing_entry_is_listed_and_the_rest_go_on(tmp_path):
+def test_a_failing_entry_is_listed_and_the_rest_go_on(tmp_path, monkeypatch):
+    # a job that fails when it runs (bad parameters are caught before any job runs:
+    # test_bad_values_are_found_before_any_job_runs)
+    from lpcores.synth.flow import SynthError
+    orig = sweep.run_synth
+
+    def flaky(v, side, target, **kw):
+        if side["params"]["in_fmt"] == "e4m3" and side["params"]["out_fmt"] == "e5m2":
+            raise SynthError("Yosys stopped: out of memory")
+        return orig(v, side, target, **kw)
+
+    monkeypatch.setattr(sweep, "run_synth", flaky)
     cfg = tmp_path / "s.toml"
-    cfg.write_text(CONFIG.replace('in_fmt = "bf16"', 'in_fmt = ["bf16", "e4m3"]'))
+    cfg.write_text(CONFIG.replace('in_fmt = "bf16"', 'in_fmt = ["bf16", "e4m3"]')
+                   .replace('out_fmt = ["e4m3", "e5m2"]', 'out_fmt = ["fp16", "e5m2"]'))
     res = run_sweep(cfg, jobs=1, progress=False)
     assert res["counts"]["failed"] == 1 and len(res["rows"]) == 3
     (job, msg), = res["failures"]
     assert job.entry == "section 'converters', run 1 (convert)"
-    assert "out_fmt must differ from in_fmt" in msg
+    assert "Yosys stopped: out of memory" in msg
     page = (tmp_path / "page.md").read_text()
-    assert "**Incomplete" in page and "out_fmt must differ from in_fmt" in page
+    assert "**Incomplete" in page and "Yosys stopped: out of memory" in page
+
+
+@pytest.mark.parametrize("edit,msg", [
+    (('in_fmt = "bf16"', 'in_fmt = ["bf16", "e4m3"]'),
+     "section 'converters', run 1 (convert): out_fmt must differ from in_fmt, got "
+     "in_fmt='e4m3', out_fmt='e4m3'"),
+    (('out_fmt = ["e4m3", "e5m2"]', 'out_fmt = ["e4m3", "e4mm3"]'),
+     "section 'converters', run 1 (convert): out_fmt must be one of fp32, fp16, bf16, "
+     "e5m2, e4m3, e3m2, e2m3, e2m1, got out_fmt='e4mm3'"),
+    (('grid = {', 'grid = { stages = "two",'),
+     "section 'converters', run 1 (convert): stages must be an integer, not 'two'"),
+    (('output = "page.md"', 'output = "page.md"\noutptu = "x.md"'),
+     "[sweep]: unknown key 'outptu'; allowed: append, assets, intro, output, title"),
+    (('targets = ["generic"]', 'targets = [1]'),
+     "section 'converters': targets must be a list of target names such as "
+     "[\"ecp5\", \"ice40:hx8k\"], got targets = [1]"),
+    (('targets = ["generic"]', 'targets = ["generic"]\nseeds = 0'),
+     "section 'converters': seeds must be a positive integer, got seeds = 0"),
+    (('targets = ["generic"]', 'targets = ["generic"]\npnr = "no"'),
+     "section 'converters': pnr must be true or false, got pnr = 'no'"),
+])
+def test_bad_values_are_found_before_any_job_runs(tmp_path, edit, msg, monkeypatch):
+    def never(*a, **kw):
+        raise AssertionError("a job ran before the config was checked")
+    monkeypatch.setattr(sweep, "run_synth", never)
+    cfg = tmp_path / "s.toml"
+    text = CONFIG.replace(*edit)
+    assert text != CONFIG
+    cfg.write_text(text)
+    with pytest.raises(SweepError) as e:
+        run_sweep(cfg, jobs=1, progress=False)
+    assert str(e.value) == msg
+    assert not (tmp_path / "page.md").exists()
+
+
+def test_a_single_target_string_is_one_target(tmp_path):
+    cfg = tmp_path / "s.toml"
+    cfg.write_text(CONFIG.replace('targets = ["generic"]', 'targets = "ecp5"'))
+    _, _, jobs = load_config(cfg)
+    assert {(j.target, j.device) for j in jobs} == {("ecp5", "25k")}
 
 
 @pytest.mark.parametrize("edit,msg", [
