@@ -37,8 +37,8 @@ def biased_addends(rng, a, b, p):
     """One addend per (a, b) pair, from the biased classes above."""
     fa, fb, fc = p["a_fmt"], p["b_fmt"], p["acc_fmt"]
     n = len(a)
-    prod = golden.decode(a, fa) * golden.decode(b, fb)       # exact in float64
-    with np.errstate(all="ignore"):
+    with np.errstate(all="ignore"):                          # Inf * 0, overflow
+        prod = golden.decode(a, fa) * golden.decode(b, fb)   # exact in float64
         kind = rng.integers(0, 6, size=n)
         scale = rng.uniform(0.5, 2.0, size=n) * rng.choice([-1.0, 1.0], size=n)
         far = np.ldexp(1.0, -rng.integers(get_format(fc).man_bits, 40, size=n))
