@@ -23,6 +23,7 @@ attributes, so the output is a single flat module named after the parameters,
 free of source paths and lint-clean under ``verilator -Wall``.
 """
 
+import contextlib
 import dataclasses
 import json
 import os
@@ -33,12 +34,14 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from amaranth.hdl import Const, Module, Signal, Value, unsigned
+from amaranth.hdl import Const, Module, ResetSignal, Signal, Value, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.back import rtlil
 
 from lpcores.errors import ParamError, check_int
+
+from .timing import check_fmax, fabric
 
 __all__ = ["Field", "StreamCore", "Pipeline", "verilog_text", "sidecar", "generate",
            "tool_versions"]
@@ -104,6 +107,92 @@ def check_stages(stages, max_stages, core):
     return stages
 
 
+def plan_pipeline(core, cuts, *, stages=None, fmax=None, family=None, name=None):
+    """Choose a core's pipeline registers; returns ``(stages, timing)``.
+
+    ``stages`` (explicit) takes the first ``stages`` of the core's cut points in
+    priority order; ``fmax`` (MHz, clock-directed) the fewest registers that the
+    delay model of ``family`` (:mod:`.timing`) says meet the period. Either way the
+    core is elaborated once as a probe, without registers, to learn the delay of the
+    logic between consecutive cut points (in datapath order, fine points inside the
+    shared blocks included); ``timing`` is the sidecar's record: the family, the
+    asked clock, the cut points chosen, each stage's estimated delay and the model's
+    Fmax estimate. Call after ``Component.__init__`` (the probe needs the ports).
+    """
+    name = name or type(core).__name__.lower()
+    if fmax is not None and stages is not None:
+        raise ParamError(f"fmax={fmax!r} and stages={stages!r} are alternatives (a "
+                         f"clock to meet, or a register count): give one")
+    family = family or "ecp5"
+    fab = fabric(family)
+    core.family = family
+    core._pipe_selected = frozenset()
+    core._pipe_segments = None
+    if not hasattr(core, "stages"):
+        core.stages = 0                  # read by elaborate(); the plan overrides it
+    core.elaborate(None)._MustUse__silence = True     # a probe, never converted
+    probe = core._pipe_segments
+    assert probe, "the core's elaborate() must end in Pipeline.output()"
+    # per-segment delays: the probe has no registers, so its times are cumulative
+    segs, prev = [], 0.0
+    for point, t in probe:
+        segs.append((point, t - prev))
+        prev = t
+    if fmax is None:
+        stages = check_stages(0 if stages is None else stages, len(cuts), name)
+        selected = [p for p, _ in segs if p in set(cuts[:stages])]
+    else:
+        fmax = check_fmax(fmax)
+        selected = _place_cuts(segs, 1000.0 / fmax - fab.reg)
+        if selected is None:
+            best = _place_cuts(segs, max(d for _, d in segs))
+            est = 1000.0 / (fab.reg + max(d for _, d in segs))
+            raise ParamError(
+                f"fmax={fmax:g} MHz is beyond what the delay model reaches for this "
+                f"{name} on {family}: the fastest is about {est:.0f} MHz, with "
+                f"{len(best)} stages")
+    stage_ns, t = [], 0.0
+    for point, d in segs:
+        t += d
+        if point is None or point in selected:
+            stage_ns.append(round(fab.reg + t, 2))
+            t = 0.0
+    core._pipe_selected = frozenset(selected)
+    core.segments = segs          # (cut point, ns of logic before it), datapath order
+    timing = {"family": family, "fmax_asked_mhz": fmax, "cuts": selected,
+              "stage_ns": stage_ns,
+              "estimate_mhz": round(1000.0 / max(stage_ns), 1)}
+    return len(selected), timing
+
+
+def timing_suffix(stages, fmax, family):
+    """The module-name suffix of a pipelining choice: ``_s3``, or ``_f150ecp5`` for
+    ``fmax=150`` on ECP5 (``_f62p5ecp5`` for 62.5 MHz)."""
+    if fmax is None:
+        return f"_s{stages}"
+    return f"_f{fmax:g}{family}".replace(".", "p")
+
+
+def _place_cuts(segs, budget):
+    """The fewest cut points such that no stage's logic exceeds ``budget`` ns
+    (greedy: for a chain, cutting as late as possible is optimal); None when one
+    segment alone exceeds it."""
+    chosen, t = [], 0.0
+    for k, (point, d) in enumerate(segs):
+        if d > budget + 1e-9:
+            return None
+        if t + d > budget + 1e-9:
+            chosen.append(segs[k - 1][0])
+            t = 0.0
+        t += d
+    return chosen
+
+
+class _Carried:
+    def __init__(self, values):
+        self.values = list(values)
+
+
 class Pipeline:
     """A stall-all pipeline with selectable cut points (see module docstring).
 
@@ -121,13 +210,21 @@ class Pipeline:
     def __init__(self, m, core, cuts, stages):
         self.m = m
         self.core = core
-        self.selected = set(cuts[:stages])
+        plan = getattr(core, "_pipe_selected", None)
+        # a plan made by plan_pipeline (clock-directed, or a probe) overrides stages
+        self.selected = set(cuts[:stages]) if plan is None else set(plan)
         self.unknown = set()
         self._cuts = list(cuts)
+        self.fab = fabric(getattr(core, "family", None) or "ecp5")
+        self.t = 0.0                # delay accumulated since the last register
+        self._par = None
+        self.segments = []          # (cut point, delay of the logic before it)
+        self._carried = []          # values live across a block's fine cut points
         self.advance = Signal()
         m.d.comb += [
             self.advance.eq(core.o.ready | ~core.o.valid),
-            core.i.ready.eq(self.advance),
+            # SPEC §3: a beat offered while rst is high is not acknowledged
+            core.i.ready.eq(self.advance & ~ResetSignal()),
         ]
         self.valid = core.i.valid
 
@@ -152,12 +249,56 @@ class Pipeline:
             self.m.d.sync += dst.eq(src)
         return reg
 
+    def charge(self, ns):
+        """Add the delay of the block just built to the current stage (inside
+        :meth:`parallel`, the branches' delays are not added but maxed)."""
+        if self._par is None:
+            self.t += ns
+        else:
+            self.t = max(self.t, self._par + ns)
+
+    @contextlib.contextmanager
+    def parallel(self):
+        """Blocks built in this context work side by side: each charge starts from
+        the delay at entry, the stage carries the longest."""
+        outer, self._par = self._par, self.t
+        try:
+            yield
+        finally:
+            self._par = outer
+
+    def will_cut(self, point):
+        """Whether ``point`` gets a register (a block builds differently then)."""
+        return point in self.selected
+
+    @contextlib.contextmanager
+    def carry(self, *values):
+        """Values that live across a block built in this context: every register
+        placed inside the block (at its fine cut points) registers them too, so they
+        stay aligned with the beat. Read them back from ``.values`` afterwards."""
+        c = _Carried(values)
+        self._carried.append(c)
+        try:
+            yield c
+        finally:
+            self._carried.remove(c)
+
     def cut(self, point, *values):
         """Register ``values`` at ``point`` if it is selected; return them (a tuple
-        when more than one)."""
-        assert point in self._cuts, point
+        when more than one).
+
+        ``point`` is one of the core's named cut points (``stages`` takes them in
+        priority order) or a fine point inside a shared block (``"<block>.<k>"``),
+        which only clock-directed pipelining (``fmax``) selects.
+        """
+        assert point in self._cuts or "." in point, point
+        self.segments.append((point, self.t))
         if point not in self.selected:
             return values if len(values) != 1 else values[0]
+        self.t = 0.0
+        point = point.replace(".", "_")
+        for j, c in enumerate(self._carried):
+            c.values = [self._reg(v, f"{point}_c{j}_{k}") for k, v in enumerate(c.values)]
         valid = Signal(name=f"{point}_valid")
         with self.m.If(self.advance):
             self.m.d.sync += valid.eq(self.valid)
@@ -174,6 +315,8 @@ class Pipeline:
 
     def output(self, **fields):
         """Drive the output register with the named payload fields."""
+        self.segments.append((None, self.t))
+        self.core._pipe_segments = self.segments
         m, o = self.m, self.core.o
         with m.If(self.advance):
             m.d.sync += o.valid.eq(self.valid)
@@ -218,6 +361,65 @@ LINT_PRAGMAS = ("/* verilator lint_off WIDTHEXPAND */\n"
                 "/* verilator lint_off UNUSEDSIGNAL */")
 
 
+_SPLIT_RE = re.compile(r"\\([A-Za-z_][A-Za-z0-9_$]*)\[(\d+)(?::(\d+))?\] ")
+
+
+def _unescape_split_nets(text):
+    # `splitnets` names the pieces of a split wire `\x[5:0] ` (an escaped
+    # identifier); give them plain names: `x` when the wire kept one piece that
+    # starts at bit 0, else `x_5_0` / `x_10`, unless that name is taken.
+    pieces = {}
+    for mo in _SPLIT_RE.finditer(text):
+        pieces.setdefault(mo.group(1), set()).add(mo.group(0))
+    taken = set(re.findall(r"(?<![\\\w$])[A-Za-z_][A-Za-z0-9_$]*", text))
+    new = {}
+    for base, escs in pieces.items():
+        for esc in escs:
+            mo = _SPLIT_RE.fullmatch(esc)
+            low = mo.group(3) or mo.group(2)
+            plain = base if len(escs) == 1 and low == "0" else "_".join(
+                g for g in (base, mo.group(2), mo.group(3)) if g is not None)
+            if plain in taken or plain in new.values():
+                continue
+            new[esc] = plain
+    if new:
+        text = _SPLIT_RE.sub(lambda mo: new.get(mo.group(0), mo.group(0)), text)
+    return text
+
+
+_ALIAS_RE = re.compile(
+    r"^  assign ([A-Za-z_][A-Za-z0-9_$]*)\[(\d+)(?::(\d+))?\] = (.+);\n", re.M)
+_BITS_RE = r"(?<![\\\w$]){}(?![\w$])(\s*\[(\d+)(?::(\d+))?\])?"
+
+
+def _drop_self_aliases(text):
+    # What splitnets cannot split: an internal wire whose top bits are wired to
+    # its own sign bit (`assign _12_[11:10] = { _12_[9], _12_[9] };`). The writer
+    # reads every net by one canonical name, so such alias bits are never read;
+    # the assign is dropped when that holds (checked here), else kept.
+    for mo in list(_ALIAS_RE.finditer(text)):
+        w, hi, lo, rhs = mo.group(1), int(mo.group(2)), mo.group(3), mo.group(4)
+        lo = hi if lo is None else int(lo)
+        items = [t.strip() for t in rhs.strip().strip("{}").split(",")]
+        if not all(re.fullmatch(re.escape(w) + r"\[\d+\]", t) for t in items):
+            continue
+        rest = text.replace(mo.group(0), "", 1)
+        read = set()
+        for ref in re.finditer(_BITS_RE.format(re.escape(w)), rest):
+            if ref.group(1) is None:                  # the whole wire
+                if not re.search(r"(wire|reg) (signed )?(\[[^\]]*\] )?$", rest[:ref.start()]
+                                 .rsplit("\n", 1)[-1]):
+                    read = None
+                    break
+                continue
+            a = int(ref.group(2))
+            b = a if ref.group(3) is None else int(ref.group(3))
+            read.update(range(min(a, b), max(a, b) + 1))
+        if read is not None and not read & set(range(min(lo, hi), max(lo, hi) + 1)):
+            text = rest
+    return text
+
+
 def _clean_verilog(text, name):
     # Yosys writes `reg x = init;` for registers; Verilator -Wall flags a declaration
     # initialiser on a register an always block drives (PROCASSINIT). Move the power-up
@@ -234,6 +436,8 @@ def _clean_verilog(text, name):
     if inits:
         idx = text.rindex("endmodule")
         text = text[:idx] + "\n".join(inits) + "\n" + text[idx:]
+    text = _unescape_split_nets(text)
+    text = _drop_self_aliases(text)
     # Yosys' header carries the build path of its compiler; write our own.
     lines = [l for l in text.splitlines() if not l.startswith("/* Generated by Yosys")]
     header = (f"/* {name}: generated by lpcores; do not edit (regenerate instead). */\n"
@@ -248,7 +452,18 @@ def verilog_text(core):
     with tempfile.TemporaryDirectory(prefix="lpcores_gen_") as tmp:
         (Path(tmp) / "in.il").write_text(il)
         script = ("read_rtlil in.il\nproc\nflatten\nopt -purge\nwreduce\nopt_clean -purge\n"
-                  f"write_verilog -noattr out.v\n")
+                  # wreduce leaves a narrowed result's sign-extension bits aliased to
+                  # its sign bit inside the same vector (`assign x[12] = x[11]`), a
+                  # false combinational loop for Verilator (UNOPTFLAT with public
+                  # signals, as cocotb builds, or -fno-dfg); splitting nets by
+                  # driver gives the aliased bits their own wire, which opt_clean
+                  # then drops when no one reads it.
+                  "splitnets -driver\nopt_clean -purge\n"
+                  # -noparallelcase: a $pmux becomes a full case with an x default
+                  # instead of a casez marked `// synopsys parallel_case` (a
+                  # simulation/synthesis mismatch pragma that Verilator flags as
+                  # CASEOVERLAP); no parallel_case/full_case pragma is written.
+                  "write_verilog -noattr -noparallelcase out.v\n")
         (Path(tmp) / "gen.ys").write_text(script)
         res = subprocess.run(_yosys_cmd() + ["-q", "gen.ys"], cwd=tmp,
                              capture_output=True, text=True)
@@ -269,6 +484,7 @@ def sidecar(core):
         "latency_formula": core.latency_formula,
         "beats_per_result": core.beats_per_result,
         "throughput": "one input beat per cycle",
+        "timing": getattr(core, "timing", None),
         "ports": {
             "clk": "clk", "rst": "rst (synchronous, active high)",
             "i": _describe_fields(core.in_fields),

@@ -7,8 +7,8 @@ with the special-value rules of SPEC §2.
 
 Pipelining (``stages``): cut points in priority order
 
-1. ``round``: between rounding (shift, increment, exponent add, overflow compare) and
-   packing; splits the path roughly in half.
+1. ``round``: between the rounding decision (the subnormal shift, sticky, round bit,
+   overflow) and the increment of the packed code with the special-value mux.
 2. ``unpack``: after unpack/normalize, before the rounder's alignment shift.
 
 Latency is ``stages + 1`` cycles (the output register is always there); throughput
@@ -18,8 +18,9 @@ one conversion a cycle.
 from lpcores.errors import ParamError, check_choice
 from lpcores.formats import FLOAT_FORMATS, get_format
 
-from .base import Field, Pipeline, StreamCore, check_stages
-from .fp import ROUNDINGS, Unpacked, exp_shape, normalize, pack, round_sig, unpack
+from .base import Field, Pipeline, StreamCore, plan_pipeline, timing_suffix
+from .fp import (ROUNDINGS, Unpacked, exp_shape, lzc, normalize_shift, pack, round_apply,
+                 round_decide, unpack)
 
 __all__ = ["Convert"]
 
@@ -40,11 +41,16 @@ class Convert(StreamCore):
         ``"rne"`` (default) or ``"rtz"``.
     stages : int
         Pipeline registers in addition to the output register (0..2).
+    fmax, family : float, str
+        Instead of ``stages``: the clock (MHz) to meet on ``family`` (default
+        ``ecp5``); registers go where the delay model says (:mod:`.timing`), at the
+        named cut points and inside the blocks (normalize, the rounder's shifter).
 
     Payload: in ``{a}``, out ``{r}``. Latency ``stages + 1``; throughput 1/cycle.
     """
 
-    def __init__(self, *, in_fmt, out_fmt, saturate=False, rounding="rne", stages=0):
+    def __init__(self, *, in_fmt, out_fmt, saturate=False, rounding="rne", stages=None,
+                 fmax=None, family=None):
         self.fin = get_format(in_fmt, param="in_fmt", allowed=FLOAT_FORMATS)
         self.fout = get_format(out_fmt, param="out_fmt", allowed=FLOAT_FORMATS)
         if self.fin is self.fout:
@@ -54,16 +60,20 @@ class Convert(StreamCore):
             raise ParamError(f"saturate must be True or False, not {saturate!r}")
         self.saturate = saturate
         self.rounding = check_choice("rounding", rounding, ROUNDINGS)
-        self.stages = check_stages(stages, len(CUTS), "convert")
-        self.params = {"in_fmt": self.fin.name, "out_fmt": self.fout.name,
-                       "saturate": saturate, "rounding": rounding, "stages": stages}
-        self.module_name = (f"convert_{self.fin.name}_{self.fout.name}"
-                            f"{'_sat' if saturate else ''}"
-                            f"{'_rtz' if rounding == 'rtz' else ''}_s{stages}")
         self.in_fields = [Field("a", self.fin.bits, self.fin.name)]
         self.out_fields = [Field("r", self.fout.bits, self.fout.name)]
-        self.latency = stages + 1
         super().__init__()
+        self.stages, self.timing = plan_pipeline(self, CUTS, stages=stages, fmax=fmax,
+                                                 family=family, name="convert")
+        self.params = {"in_fmt": self.fin.name, "out_fmt": self.fout.name,
+                       "saturate": saturate, "rounding": rounding, "stages": self.stages}
+        if fmax is not None:
+            self.params.update(fmax=fmax, family=self.family)
+        self.module_name = (f"convert_{self.fin.name}_{self.fout.name}"
+                            f"{'_sat' if saturate else ''}"
+                            f"{'_rtz' if rounding == 'rtz' else ''}"
+                            + timing_suffix(self.stages, fmax, self.family))
+        self.latency = self.stages + 1
 
     def elaborate(self, platform):
         from amaranth.hdl import Module
@@ -72,14 +82,25 @@ class Convert(StreamCore):
         pipe = Pipeline(m, self, CUTS, self.stages)
         shape = exp_shape((fin.emin - fin.man_bits - 1, fin.emax + 1),
                           (fout.emin - fout.man_bits - 3, fout.emax + 2))
-        u = unpack(m, self.i.payload.a, fin, shape, name="a")
+        u = unpack(m, self.i.payload.a, fin, shape, name="a", pipe=pipe)
         if fin.emin > fout.emin:
             # input subnormals may be normal in the output: normalize them.
-            sig, exp, _ = normalize(m, u.sig, u.exp, name="a_n")
+            with pipe.carry(u) as c:
+                zero, count = lzc(u.sig, pipe=pipe, name="a_lzc", m=m)
+            u = c.values[0]
+            with pipe.carry(u) as c:
+                sig, exp = normalize_shift(m, u.sig, u.exp, count, name="a_n", pipe=pipe)
+            u = c.values[0]
             u = Unpacked(u.sign, exp, sig, u.is_zero, u.is_inf, u.is_nan)
         u = pipe.cut("unpack", u)
-        r = round_sig(m, fout, u, rounding=self.rounding, name="r")
-        r = pipe.cut("round", r)
-        code = pack(m, fout, r, rounding=self.rounding, saturate=self.saturate, name="p")
+        # the lowest exponent reaching the rounder: emin of the input, less the
+        # normalizing shift of its subnormals when they are normalized
+        exp_min = fin.emin - (fin.man_bits if fin.emin > fout.emin else 0)
+        d = round_decide(m, fout, u, rounding=self.rounding, exp_min=exp_min, name="r",
+                         pipe=pipe)
+        d = pipe.cut("round", d)
+        r = round_apply(m, d, name="r", pipe=pipe)
+        code = pack(m, fout, r, rounding=self.rounding, saturate=self.saturate, name="p",
+                    pipe=pipe)
         pipe.output(r=code)
         return m

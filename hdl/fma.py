@@ -5,13 +5,15 @@
 
     unpack a, b, c -> multiply (exact, PW = (Ma+1)+(Mb+1) bits)
     -> align_add (exact window of 2*CW + PW + 7 bits, sticky beyond it)
-    -> normalize (log-depth LZC, left shift) -> round_sig -> pack
+    -> normalize (log-depth LZC clamped at emin, left shift)
+    -> round_decide -> round_apply (increment the packed code) -> pack
 
 Pipelining (``stages``, 0..7): cut points in the order they are taken, chosen to
 split the longest combinational segment each time:
 
 1. ``add``: after the aligned add, before the LZC/normalize (halves the path).
-2. ``round``: after normalize+round, before packing / the special-value mux.
+2. ``round``: after the rounding decision (sticky, round bit, overflow), before the
+   increment of the packed code and the special-value mux.
 3. ``mul``: after the significand multiply and the exponent difference.
 4. ``norm``: between normalize and round.
 5. ``unpack``: after unpacking, before the multiplier.
@@ -19,6 +21,10 @@ split the longest combinational segment each time:
    the signed add (the two carry chains of the add, then the shifter, are what is
    left of the longest segment).
 7. ``lzc``: inside normalize, between the leading-zero count and the shift.
+
+``fmax`` places registers by delay instead, at these and at the fine cut points
+inside the blocks (between the levels of the alignment shifter, the LZC tree and
+the normalizing shifter).
 
 Latency ``stages + 1`` cycles, throughput one FMA a cycle.
 """
@@ -28,9 +34,9 @@ from amaranth.hdl import Module
 from lpcores.errors import ParamError, check_choice
 from lpcores.formats import FLOAT_FORMATS, get_format
 
-from .base import Field, Pipeline, StreamCore, check_stages
+from .base import Field, Pipeline, StreamCore, plan_pipeline, timing_suffix
 from .fp import (ROUNDINGS, add_aligned, align, counted_to_unpacked, fixed_lzc,
-                 multiply, pack, round_sig, unpack)
+                 multiply, pack, round_apply, round_decide, unpack)
 
 __all__ = ["FMA", "ACC_FORMATS"]
 
@@ -50,47 +56,81 @@ class FMA(StreamCore):
     rounding : str
         ``"rne"`` (default) or ``"rtz"``.
     stages : int
-        Pipeline registers besides the output register, 0..7.
+        Pipeline registers besides the output register, 0..7 (the named cut points,
+        in priority order).
+    fmax : float
+        Instead of ``stages``: the clock (MHz) to meet on ``family``; the generator
+        places the fewest registers its delay model says meet it, at the named and
+        the fine cut points (:mod:`.timing`).
+    family : str
+        FPGA family of the delay model (``ecp5``, ``ice40``, ``xilinx``, ``gowin``,
+        ``generic``; default ``ecp5``).
 
     Payload: in ``{a, b, c}``, out ``{r}``. Latency ``stages + 1``; throughput 1/cycle.
     """
 
-    def __init__(self, *, a_fmt, b_fmt, acc_fmt="fp32", rounding="rne", stages=0):
+    def __init__(self, *, a_fmt, b_fmt, acc_fmt="fp32", rounding="rne", stages=None,
+                 fmax=None, family=None):
         self.fa = get_format(a_fmt, param="a_fmt", allowed=FLOAT_FORMATS)
         self.fb = get_format(b_fmt, param="b_fmt", allowed=FLOAT_FORMATS)
         self.fc = get_format(acc_fmt, param="acc_fmt", allowed=ACC_FORMATS)
         self.rounding = check_choice("rounding", rounding, ROUNDINGS)
-        self.stages = check_stages(stages, len(CUTS), "fma")
-        self.params = {"a_fmt": self.fa.name, "b_fmt": self.fb.name,
-                       "acc_fmt": self.fc.name, "rounding": rounding, "stages": stages}
-        self.module_name = (f"fma_{self.fa.name}_{self.fb.name}_{self.fc.name}"
-                            f"{'_rtz' if rounding == 'rtz' else ''}_s{stages}")
         self.in_fields = [Field("a", self.fa.bits, self.fa.name),
                           Field("b", self.fb.bits, self.fb.name),
                           Field("c", self.fc.bits, self.fc.name)]
         self.out_fields = [Field("r", self.fc.bits, self.fc.name)]
-        self.latency = stages + 1
         super().__init__()
+        self.stages, self.timing = plan_pipeline(self, CUTS, stages=stages, fmax=fmax,
+                                                 family=family, name="fma")
+        self.params = {"a_fmt": self.fa.name, "b_fmt": self.fb.name,
+                       "acc_fmt": self.fc.name, "rounding": rounding,
+                       "stages": self.stages}
+        if fmax is not None:
+            self.params.update(fmax=fmax, family=self.family)
+        self.module_name = (f"fma_{self.fa.name}_{self.fb.name}_{self.fc.name}"
+                            f"{'_rtz' if rounding == 'rtz' else ''}"
+                            + timing_suffix(self.stages, fmax, self.family))
+        self.latency = self.stages + 1
 
     def elaborate(self, platform):
         m = Module()
         fa, fb, fc = self.fa, self.fb, self.fc
         pipe = Pipeline(m, self, CUTS, self.stages)
         pl = self.i.payload
-        ua = unpack(m, pl.a, fa, name="a")
-        ub = unpack(m, pl.b, fb, name="b")
-        uc = unpack(m, pl.c, fc, name="c")
+        with pipe.parallel():
+            ua = unpack(m, pl.a, fa, name="a", pipe=pipe)
+            ub = unpack(m, pl.b, fb, name="b", pipe=pipe)
+            uc = unpack(m, pl.c, fc, name="c", pipe=pipe)
         ua, ub, uc = pipe.cut("unpack", ua, ub, uc)
-        p = multiply(m, ua, fa, ub, fb, name="p")
+        p = multiply(m, ua, fa, ub, fb, name="p", pipe=pipe)
         p, uc = pipe.cut("mul", p, uc)
-        al = align(m, p, uc, fc, name="s")
+        al = align(m, p, uc, fc, name="s", pipe=pipe, emin=fc.emin,
+                   p_bounds=fa.emin + fb.emin - fa.man_bits - fb.man_bits)
         al = pipe.cut("align", al)
-        s = add_aligned(m, al, name="s")
-        s = pipe.cut("add", s)
-        cx = pipe.cut("lzc", fixed_lzc(s))
-        u = counted_to_unpacked(m, cx, name="n")
+        with pipe.carry(al.floor) as c:          # across the adder's fine cut
+            s = add_aligned(m, al, name="s", pipe=pipe)
+        s, floor = pipe.cut("add", s, *c.values)
+        cx = pipe.cut("lzc", fixed_lzc(s, m=m, floor=floor, pipe=pipe, name="n"))
+        u = counted_to_unpacked(m, cx, name="n", pipe=pipe)
         u = pipe.cut("norm", u)
-        r = round_sig(m, fc, u, rounding=self.rounding, name="r")
-        r = pipe.cut("round", r)
-        pipe.output(r=pack(m, fc, r, rounding=self.rounding, name="o"))
+        d = round_decide(m, fc, u, rounding=self.rounding, exp_min=self._exp_min(),
+                         name="r", pipe=pipe)
+        d = pipe.cut("round", d)
+        r = round_apply(m, d, name="r", pipe=pipe)
+        pipe.output(r=pack(m, fc, r, rounding=self.rounding, name="o", pipe=pipe))
         return m
+
+    def _exp_min(self):
+        """The lowest exponent the emin-clamped normalize can hand the rounder:
+        ``emin`` when the window's MSB never weighs less (then the rounder has no
+        subnormal shifter), else None. The window (see :func:`.fp.align`) has
+        ``T = L + dmax + CW + 1`` bits above bit 0, which weighs at least
+        ``min(p_exp0_min - L, ec0_min - L - dmax)``."""
+        fa, fb, fc = self.fa, self.fb, self.fc
+        CW = fc.man_bits + 1
+        PW = (fa.man_bits + 1) + (fb.man_bits + 1)
+        L, dmax = CW + 3, PW + 3
+        T = L + dmax + CW + 1
+        p0 = fa.emin + fb.emin - fa.man_bits - fb.man_bits
+        bit0 = min(p0 - L, fc.emin - fc.man_bits - L - dmax)
+        return fc.emin if bit0 + T - 1 >= fc.emin else None

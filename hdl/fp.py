@@ -13,6 +13,7 @@ and a significand ``sig`` of ``W`` bits whose MSB has weight ``2**exp``::
 plus the class flags ``is_zero``, ``is_inf``, ``is_nan``.
 """
 
+import contextlib
 from dataclasses import dataclass
 
 from amaranth.hdl import Cat, Const, Mux, Signal, Value, signed, unsigned
@@ -20,8 +21,41 @@ from amaranth.hdl import Cat, Const, Mux, Signal, Value, signed, unsigned
 from lpcores.errors import check_choice
 from lpcores.formats import FLOAT_FORMATS, get_format
 
+# Timing (clock-directed pipelining, :mod:`.timing`): every block takes an optional
+# ``pipe`` (the core's :class:`~.base.Pipeline`); with it, the block charges its
+# estimated delay on the pipe's fabric and offers fine cut points inside itself
+# (``"<name>.<k>"``: between shifter levels, LZC tree levels, before a carry chain),
+# which only ``fmax`` selects. Without it the block is plain logic.
+
+
+def _charge(pipe, ns_of):
+    if pipe is not None:
+        pipe.charge(ns_of(pipe.fab))
+
+
+def _cut(pipe, point, *values):
+    if pipe is None:
+        return values if len(values) != 1 else values[0]
+    return pipe.cut(point, *values)
+
+
+class _Plain:
+    def __init__(self, values):
+        self.values = list(values)
+
+
+@contextlib.contextmanager
+def _carry(pipe, *values):
+    """Values live across the block built inside (see Pipeline.carry)."""
+    if pipe is None:
+        yield _Plain(values)
+    else:
+        with pipe.carry(*values) as c:
+            yield c
+
 __all__ = ["Unpacked", "Rounded", "Fixed", "Aligned", "Counted", "exp_shape", "unpack",
-           "lzc", "normalize", "normalize_shift", "round_sig", "pack", "round_pack",
+           "lzc", "normalize", "normalize_shift", "round_sig", "round_decide",
+           "round_apply", "pack", "round_pack", "shift_levels",
            "multiply", "align_add", "align", "add_aligned", "fixed_lzc",
            "counted_to_unpacked",
            "fixed_to_unpacked", "kulisch_width", "to_fixed", "sum_tree",
@@ -50,7 +84,7 @@ def exp_shape(*ranges):
     return signed(w)
 
 
-def unpack(m, code, fmt, exp_shape_=None, name="x"):
+def unpack(m, code, fmt, exp_shape_=None, name="x", pipe=None):
     """Split a code of ``fmt`` into an :class:`Unpacked` float.
 
     ``sig`` has ``man_bits + 1`` bits with the hidden bit explicit (0 for
@@ -80,6 +114,8 @@ def unpack(m, code, fmt, exp_shape_=None, name="x"):
         is_nan = all_ones & (mfield == (1 << M) - 1)
     else:
         is_inf = is_nan = Const(0)
+    # exponent: field - bias (one short carry chain), then the subnormal mux
+    _charge(pipe, lambda fab: fab.carry(E + 1) + fab.lut)
     return Unpacked(sign, exp, sig, sub & (mfield == 0), is_inf, is_nan)
 
 
@@ -95,18 +131,66 @@ def _lzc_tree(bits):
     return zh & zl, Mux(zh, Cat(cl, Const(1, 1)), Cat(ch, Const(0, 1)))
 
 
-def lzc(value):
+def lzc(value, pipe=None, name="lzc", m=None):
     """Leading-zero count of ``value`` by a log-depth tree.
 
     Returns ``(all_zero, count)``; ``count`` is only meaningful when not all zero.
+    With ``pipe``, the tree may be cut between its levels (``name.k``: after k levels,
+    the pairs (all-zero, count) of the 2**k-bit groups are registered).
     """
     value = Value.cast(value)
     w = len(value)
     n = 1
     while n < w:
         n *= 2
-    bits = [value[i] for i in reversed(range(w))] + [Const(0, 1)] * (n - w)
-    return _lzc_tree(bits)
+    if pipe is None:
+        bits = [value[i] for i in reversed(range(w))] + [Const(0, 1)] * (n - w)
+        return _lzc_tree(bits)
+    # level by level, MSB group first: (all_zero, count) per group
+    nodes = [(~value[i], Const(0, 0)) for i in reversed(range(w))] + \
+        [(Const(1, 1), Const(0, 0))] * (n - w)
+    k = 0
+    while len(nodes) > 1:
+        nxt = []
+        for j in range(0, len(nodes), 2):
+            (zh, ch), (zl, cl) = nodes[j], nodes[j + 1]
+            node = Signal(len(ch) + 2, name=f"{name}_t{k}_{j // 2}")
+            m.d.comb += node.eq(Cat(Mux(zh, Cat(cl, Const(1, 1)), Cat(ch, Const(0, 1))),
+                                    zh & zl))
+            nxt.append((node[-1], node[:-1]))
+        nodes = nxt
+        k += 1
+        pipe.charge(pipe.fab.lzc_level())
+        if len(nodes) > 1:
+            nodes = list(pipe.cut(f"{name}.{k}", *[Cat(c, z) if len(c) else z
+                                                    for z, c in nodes]))
+            nodes = [(Value.cast(v)[-1], Value.cast(v)[:-1]) for v in nodes]
+    return nodes[0]
+
+
+def shift_levels(m, value, amount, *, left, pipe=None, name="sh"):
+    """Barrel shift of ``value`` (width kept) by ``amount``, one 2:1 mux level per
+    bit of ``amount``, LSB first; with ``pipe`` it may be cut between levels
+    (``name.k``: the partial shift and the amount bits still to apply)."""
+    value, amount = Value.cast(value), Value.cast(amount)
+    w = len(value)
+    for k in range(len(amount)):
+        step = 1 << k
+        if step >= w:
+            moved = Const(0, w)
+        elif left:
+            moved = Cat(Const(0, step), value[:w - step])
+        else:
+            moved = value[step:]
+        level = Signal(w, name=f"{name}_l{k}")     # a signal a level: no expression
+        m.d.comb += level.eq(Mux(amount[k], moved, value))     # tree blow-up
+        value = level
+        if pipe is not None:
+            pipe.charge(pipe.fab.shift_level())
+            if k + 1 < len(amount):
+                value, rest = pipe.cut(f"{name}.{k + 1}", value, amount[k + 1:])
+                amount = Cat(Const(0, k + 1), rest)
+    return value
 
 
 def normalize(m, sig, exp, name="n"):
@@ -121,7 +205,7 @@ def normalize(m, sig, exp, name="n"):
     return (*normalize_shift(m, sig, exp, count, name=name), zero)
 
 
-def normalize_shift(m, sig, exp, count, name="n"):
+def normalize_shift(m, sig, exp, count, name="n", pipe=None):
     """The second half of :func:`normalize`: shift by a leading-zero ``count``;
     returns ``(sig_n, exp_n)``."""
     sig = Value.cast(sig)
@@ -129,10 +213,16 @@ def normalize_shift(m, sig, exp, count, name="n"):
     ew = len(Value.cast(exp)) + max(1, w.bit_length())
     sig_n = Signal(w, name=f"{name}_sig")
     exp_n = Signal(signed(ew), name=f"{name}_exp")
-    m.d.comb += [
-        sig_n.eq((sig << count)[:w]),
-        exp_n.eq(exp - count),
-    ]
+    if pipe is None:
+        m.d.comb += sig_n.eq((sig << count)[:w])
+    else:
+        exp_d = Signal(signed(ew), name=f"{name}_expd")
+        m.d.comb += exp_d.eq(exp - count)    # beside the first shifter level
+        with pipe.carry(exp_d) as c:     # the exponent rides along the shifter's cuts
+            m.d.comb += sig_n.eq(shift_levels(m, sig, count, left=True, pipe=pipe,
+                                              name=name))
+        exp = c.values[0]
+    m.d.comb += exp_n.eq(exp - count if pipe is None else exp)
     return sig_n, exp_n
 
 
@@ -147,21 +237,55 @@ class Rounded:
     is_nan: Value
 
 
-def round_sig(m, fmt, u, sticky=Const(0, 1), *, rounding="rne", name="r"):
+def round_sig(m, fmt, u, sticky=Const(0, 1), *, rounding="rne", exp_min=None,
+              name="r", pipe=None):
     """Round an unpacked value once to the precision of ``fmt`` (SPEC §2).
 
     Precondition: ``u.sig``'s MSB is set, or ``u.exp <= fmt.emin`` (a subnormal that
     the input did not normalize). ``sticky`` ORs in nonzero bits below ``u.sig``.
+    ``exp_min`` (a Python int, optional) is the lowest ``u.exp`` the caller can
+    produce: when it is at least ``emin`` (an emin-clamped normalize, see
+    :func:`fixed_lzc`) the rounder has no subnormal shifter at all.
+
+    :func:`round_decide` (the round bit, sticky, the truncated code and overflow)
+    then :func:`round_apply` (one increment); a pipeline may cut between them.
+    """
+    d = round_decide(m, fmt, u, sticky, rounding=rounding, exp_min=exp_min, name=name,
+                     pipe=pipe)
+    d = _cut(pipe, f"{name}.inc", d)
+    return round_apply(m, d, name=name, pipe=pipe)
+
+
+@dataclass
+class Decided:
+    """A value whose rounding is decided but not applied (see round_decide)."""
+    sign: Value
+    code: Value         # truncated magnitude code, bits - 1 wide
+    up: Value           # add one ulp
+    overflow: Value
+    is_zero: Value
+    is_inf: Value
+    is_nan: Value
+
+
+def round_decide(m, fmt, u, sticky=Const(0, 1), *, rounding="rne", exp_min=None,
+                 name="r", pipe=None):
+    """The first half of :func:`round_sig`.
 
     Derivation. With ``M = man_bits`` the result's LSB has weight
-    ``2**(max(exp, emin) - M)``: shift ``sig`` right by ``d = max(0, emin - exp)``
-    (clamped to ``M + 2``: beyond that every bit is sticky and the round bit is 0),
-    keep its top ``M + 1`` bits ``n``, round with the next bit and the sticky OR of the
-    rest. Then the magnitude code is ``((max(exp, emin) - emin) << M) + n``: for a
-    normal result ``n`` carries the hidden bit, which adds the one missing from the
-    biased exponent; for a subnormal ``n < 2**M``; a rounding carry out of ``n`` walks
-    into the exponent field by itself. Overflow is that code exceeding the largest
-    finite magnitude code, or ``exp > emax``.
+    ``2**(max(exp, emin) - M)``. When ``exp < emin`` is possible, ``sig`` is first
+    shifted right by ``d = emin - exp`` (clamped to ``M + 2``: beyond that every bit
+    is sticky and the round bit is 0). Keep the top ``M + 1`` bits ``n`` (hidden bit
+    first), the round bit below them and the sticky OR of the rest. The truncated
+    magnitude code is ``((max(exp, emin) - emin) << M) + n``, that is the fraction
+    bits of ``n`` under an exponent field ``e = exp - emin + n[M]`` (0 for a
+    subnormal, whose ``n[M]`` is 0 and whose ``exp`` is ``emin``; the hidden bit of a
+    normal adds the one missing from the biased exponent). Rounding adds one to that
+    code: a carry out of the fraction walks into the exponent by itself, so the
+    increment is one carry chain (:func:`round_apply`). Overflow is decided here, in
+    parallel, from the code before the increment: ``code + up > max_mag_code``, i.e.
+    ``code > max_mag_code`` or ``code == max_mag_code`` and ``up``, compared field by
+    field (short exponent compares, a fraction compare against a constant).
     """
     f = get_format(fmt, param="fmt", allowed=FLOAT_FORMATS)
     check_choice("rounding", rounding, ROUNDINGS)
@@ -169,39 +293,92 @@ def round_sig(m, fmt, u, sticky=Const(0, 1), *, rounding="rne", name="r"):
     sig = Value.cast(u.sig)
     W = len(sig)
     exp = Value.cast(u.exp)
+    shifter = exp_min is None or exp_min < f.emin
+    emax_field = f.max_mag_code >> M
+    fmax_field = f.max_mag_code & ((1 << M) - 1)
+    ew = f.bits - 1 - M
 
-    under = exp < f.emin
-    dmax = M + 2
-    d_raw = Signal(unsigned(len(exp) + 1), name=f"{name}_d_raw")
-    m.d.comb += d_raw.eq(Mux(under, f.emin - exp, 0))
-    d = Signal(range(dmax + 1), name=f"{name}_d")
-    m.d.comb += d.eq(Mux(d_raw > dmax, dmax, d_raw))
+    def exponent_part(e_base):
+        # exponent field e = e_base + n[M] (n[M] the hidden bit after the shift):
+        # both candidates, and e_base's compares against constants, need only
+        # e_base, so they are built before the shift (off the post-shift path)
+        e0 = Signal(ew, name=f"{name}_e0")
+        e1 = Signal(ew, name=f"{name}_e1")
+        m.d.comb += [e0.eq(e_base), e1.eq(e_base + 1)]
+        return (e0, e1, e_base > emax_field, e_base == emax_field,
+                e_base == emax_field - 1)
 
-    wide = Cat(Const(0, dmax), sig)                  # W + M + 2 bits, nothing lost
-    shifted = Signal(W + dmax, name=f"{name}_shifted")
-    m.d.comb += shifted.eq(wide >> d)
-    top = W + dmax
+    if shifter:
+        under = Signal(name=f"{name}_under")
+        dmax = M + 2
+        d_raw = Signal(unsigned(len(exp) + 1), name=f"{name}_d_raw")
+        d = Signal(range(dmax + 1), name=f"{name}_d")
+        # d = clamp(emin - exp, 0, dmax): the difference and both compares are taken
+        # from exp side by side (three short carry chains in parallel), two muxes
+        m.d.comb += [
+            under.eq(exp < f.emin),
+            d_raw.eq(f.emin - exp),
+            d.eq(Mux(exp < f.emin - dmax, dmax, Mux(under, d_raw, 0))),
+        ]
+        _charge(pipe, lambda fab: fab.carry(len(exp) + 1) + fab.luts(2))
+        e_base = Signal(signed(len(exp) + 2), name=f"{name}_ebase")
+        m.d.comb += e_base.eq(Mux(under, 0, exp - f.emin))
+        with _carry(pipe, exponent_part(e_base), sticky, u) as c:
+            d = _cut(pipe, f"{name}_sh.0", d)
+        epart, sticky, u = c.values
+        wide = Cat(Const(0, dmax), Value.cast(u.sig))    # W + M + 2 bits, nothing lost
+        with _carry(pipe, epart, sticky, u) as c:
+            shifted = Signal(W + dmax, name=f"{name}_shifted")
+            m.d.comb += shifted.eq(shift_levels(m, wide, d, left=False, pipe=pipe,
+                                                name=f"{name}_sh"))
+        epart, sticky, u = c.values
+        top = W + dmax
+        e_path = lambda fab: fab.luts(2)                            # noqa: E731
+    else:
+        pad = max(0, M + 2 - W)
+        shifted, top = Cat(Const(0, pad), sig), W + pad
+        e_base = Signal(signed(len(exp) + 2), name=f"{name}_ebase")
+        m.d.comb += e_base.eq(exp - f.emin)
+        epart = exponent_part(e_base)
+        e_path = lambda fab: fab.carry(len(e_base)) + fab.luts(2)   # noqa: E731
+    e0, e1, b_gt, b_eq, b_eq1 = epart
     mant = shifted[top - (M + 1):top]
-    rbit = shifted[top - (M + 2)]
-    stk = shifted[:top - (M + 2)].any() | sticky
+    rbit = shifted[top - (M + 2)] if top >= M + 2 else Const(0, 1)
+    low = shifted[:top - (M + 2)] if top > M + 2 else Const(0, 1)
+    stk = low.any() | sticky
     if rounding == "rne":
         up = rbit & (stk | mant[0])
     else:
         up = Const(0, 1)
-    n = Signal(M + 2, name=f"{name}_n")
-    m.d.comb += n.eq(mant + up)
-
-    ebits = f.exp_bits + 2
-    e_off = Signal(ebits, name=f"{name}_eoff")     # max(exp, emin) - emin, if in range
-    m.d.comb += e_off.eq(Mux(under, 0, exp - f.emin))
-    mag = Signal(ebits + M + 1, name=f"{name}_mag")
-    m.d.comb += mag.eq((e_off << M) + n)
+    msb = mant[M]
+    frac = mant[:M]
+    code = Signal(f.bits - 1, name=f"{name}_code")
+    m.d.comb += code.eq(Cat(frac, Mux(msb, e1, e0)))
+    # overflow: e > emax_field, or e == emax_field and frac + up > fmax_field
+    e_gt = b_gt | (msb & b_eq)
+    e_eq = Mux(msb, b_eq1, b_eq)
+    if fmax_field == (1 << M) - 1:
+        frac_gt, frac_eq = Const(0, 1), frac.all()
+    else:
+        frac_gt, frac_eq = frac > fmax_field, frac == fmax_field
     overflow = Signal(name=f"{name}_ovf")
-    m.d.comb += overflow.eq((exp > f.emax) | (mag > f.max_mag_code))
-    return Rounded(u.sign, mag[:f.bits - 1], overflow, u.is_zero, u.is_inf, u.is_nan)
+    m.d.comb += overflow.eq(e_gt | (e_eq & (frac_gt | (frac_eq & up))))
+    # sticky OR tree then the round-up bit; beside it the exponent sums and compares
+    _charge(pipe, lambda fab: max(fab.reduce(max(1, top - (M + 2))) + fab.lut,
+                                  e_path(fab)))
+    return Decided(u.sign, code, up, overflow, u.is_zero, u.is_inf, u.is_nan)
 
 
-def pack(m, fmt, r, *, rounding="rne", saturate=False, name="p"):
+def round_apply(m, d, name="r", pipe=None):
+    """The second half of :func:`round_sig`: the increment (one carry chain)."""
+    code = Value.cast(d.code)
+    mag = Signal(len(code), name=f"{name}_mag")
+    m.d.comb += mag.eq(code + d.up)
+    _charge(pipe, lambda fab: fab.carry(len(code)))
+    return Rounded(d.sign, mag, d.overflow, d.is_zero, d.is_inf, d.is_nan)
+
+
+def pack(m, fmt, r, *, rounding="rne", saturate=False, name="p", pipe=None):
     """Pack a :class:`Rounded` value into a code of ``fmt``, applying the special
     value and overflow rules of SPEC §2 (and the project's decisions in
     docs/numerics.md): NaN gives the canonical positive NaN (formats without NaN:
@@ -211,6 +388,7 @@ def pack(m, fmt, r, *, rounding="rne", saturate=False, name="p"):
     """
     f = get_format(fmt, param="fmt", allowed=FLOAT_FORMATS)
     B = f.bits
+    r = _cut(pipe, f"{name}.in", r)          # a fine point after the increment
     sbit = Value.cast(r.sign) << (B - 1)
     maxc = sbit | f.max_mag_code
     if f.has_nan:
@@ -237,14 +415,17 @@ def pack(m, fmt, r, *, rounding="rne", saturate=False, name="p"):
         m.d.comb += out.eq(ovf)
     with m.Else():
         m.d.comb += out.eq(sbit | r.mag)
+    _charge(pipe, lambda fab: fab.luts(2))
     return out
 
 
 def round_pack(m, fmt, u, sticky=Const(0, 1), *, rounding="rne", saturate=False,
-               name="r"):
-    """:func:`round_sig` then :func:`pack`, with no register between them."""
-    r = round_sig(m, fmt, u, sticky, rounding=rounding, name=name)
-    return pack(m, fmt, r, rounding=rounding, saturate=saturate, name=f"{name}_p")
+               exp_min=None, name="r", pipe=None):
+    """:func:`round_sig` then :func:`pack`."""
+    r = round_sig(m, fmt, u, sticky, rounding=rounding, exp_min=exp_min, name=name,
+                  pipe=pipe)
+    return pack(m, fmt, r, rounding=rounding, saturate=saturate, name=f"{name}_p",
+                pipe=pipe)
 
 
 @dataclass
@@ -259,11 +440,20 @@ class Fixed:
     is_nan: Value
 
 
-def multiply(m, ua, fa, ub, fb, name="p"):
+LUT_MUL_MAX = 5     # significands up to 5 x 5 bits multiply in LUTs (FABRIC.md)
+
+
+def multiply(m, ua, fa, ub, fb, name="p", pipe=None, lut=None):
     """Exact product of two unpacked floats (significands not normalized).
 
     ``mag`` has ``(Ma + 1) + (Mb + 1)`` bits; ``exp0 = ea + eb - Ma - Mb``. Specials:
     NaN if either is NaN or Inf x 0; Inf if either is Inf; zero if either is zero.
+
+    ``lut``: build the significand product from partial products in LUTs instead of
+    an inferred multiplier (which synthesis maps to a DSP block). Default: LUTs when
+    both significands have at most ``LUT_MUL_MAX`` bits (a 4x4 LUT product is faster
+    than a fabric-registered MULT18X18D and costs about 60 LUTs), or when the
+    family has no DSP blocks.
     """
     fa, fb = get_format(fa), get_format(fb)
     ea, eb = Value.cast(ua.exp), Value.cast(ub.exp)
@@ -271,16 +461,30 @@ def multiply(m, ua, fa, ub, fb, name="p"):
                        fa.emax + fb.emax + 1))
     exp0 = Signal(shape, name=f"{name}_exp0")
     mag = Signal(len(Value.cast(ua.sig)) + len(Value.cast(ub.sig)), name=f"{name}_mag")
+    sa, sb = Value.cast(ua.sig), Value.cast(ub.sig)
+    if lut is None:
+        lut = max(len(sa), len(sb)) <= LUT_MUL_MAX or (
+            pipe is not None and not pipe.fab.has_dsp)
+    if lut:
+        # shift-and-add over the narrower operand: no $mul cell, so no DSP
+        if len(sb) > len(sa):
+            sa, sb = sb, sa
+        prod = sum_tree(m, [Mux(sb[i], sa << i, 0) for i in range(len(sb))],
+                        len(mag), name=f"{name}_pp", signed_=False)
+    else:
+        prod = sa * sb
     m.d.comb += [
         exp0.eq(ea + eb - (fa.man_bits + fb.man_bits)),
-        mag.eq(ua.sig * ub.sig),
+        mag.eq(prod),
     ]
+    _charge(pipe, lambda fab: max(fab.mul_lut(len(sa), len(sb)) if lut else fab.dsp_mul,
+                                  fab.carry(len(exp0))))
     is_nan = ua.is_nan | ub.is_nan | (ua.is_inf & ub.is_zero) | (ua.is_zero & ub.is_inf)
     return Fixed(ua.sign ^ ub.sign, mag, exp0, ua.is_zero | ub.is_zero,
                  ua.is_inf | ub.is_inf, is_nan)
 
 
-def align_add(m, p, c, fc, name="s"):
+def align_add(m, p, c, fc, name="s", pipe=None):
     """Exact-then-sticky sum of a product ``p`` (:class:`Fixed`, PW bits) and an
     unpacked addend ``c`` of format ``fc`` (CW = man_bits + 1 bits), ready for
     :func:`normalize` and :func:`round_sig` at ``fc``'s precision.
@@ -312,7 +516,7 @@ def align_add(m, p, c, fc, name="s"):
     :func:`add_aligned` (the signed add and the magnitude); a pipeline may cut
     between the two.
     """
-    return add_aligned(m, align(m, p, c, fc, name=name), name=name)
+    return add_aligned(m, align(m, p, c, fc, name=name, pipe=pipe), name=name, pipe=pipe)
 
 
 @dataclass
@@ -333,10 +537,20 @@ class Aligned:
     c_inf: Value
     p_nan: Value
     c_nan: Value
+    floor: Value = None     # lzc_floor's marker of the sum's window, when asked for
 
 
-def align(m, p, c, fc, name="s"):
-    """The first half of :func:`align_add`: place ``p`` and ``c`` in the window."""
+def align(m, p, c, fc, name="s", pipe=None, emin=None, p_bounds=None):
+    """The first half of :func:`align_add`: place ``p`` and ``c`` in the window.
+
+    Timing: the exponent difference and the shift clamp (two short carry chains),
+    then the addend's barrel shift (a cut point may sit between any two of its
+    levels), then the sticky OR of the bits shifted below the window.
+
+    ``emin``: also build :func:`lzc_floor`'s marker of the sum (``floor``) here,
+    from the exponents, beside the shift clamp and off the adder's path;
+    ``p_bounds``, the lowest ``p.exp0`` (a Python int), lets it drop the decode
+    that can never fire (None: assume any)."""
     fc = get_format(fc)
     PW = len(Value.cast(p.mag))
     CW = fc.man_bits + 1
@@ -348,8 +562,25 @@ def align(m, p, c, fc, name="s"):
     ec0 = Value.cast(c.exp) - fc.man_bits
     delta = Signal(signed(max(len(Value.cast(p.exp0)), len(ec0)) + 2), name=f"{name}_delta")
     m.d.comb += delta.eq(ec0 - p.exp0)
+    rooms = (None, None)
+    if emin is not None:
+        # lzc_floor's room (window MSB weight - emin) of either anchoring, beside
+        # delta: exp0 is ec0 - L - dmax (c anchors) or p.exp0 - L (see add_aligned)
+        rc = Signal(signed(len(delta) + 2), name=f"{name}_roomc")
+        rp = Signal(signed(len(delta) + 2), name=f"{name}_roomp")
+        m.d.comb += [rc.eq(ec0 + (T - 1 - L - dmax - emin)),
+                     rp.eq(Value.cast(p.exp0) + (T - 1 - L - emin))]
+        # static lower bounds: c's LSB weighs at least emin - Mc
+        lo_c = (fc.emin - fc.man_bits) + (T - 1 - L - dmax - emin)
+        lo_p = None if p_bounds is None else p_bounds + (T - 1 - L - emin)
+        rooms = ((rc, lo_c), (rp, lo_p))
+    _charge(pipe, lambda fab: fab.carry(len(delta)))
+    with _carry(pipe, p, c, ec0, rooms) as cc:
+        delta = _cut(pipe, f"{name}_al.d", delta)
+    p, c, ec0, rooms = cc.values
     # a zero product must not anchor the window either: then c alone is placed
-    p_sticky = (delta > dmax) | p.is_zero
+    p_sticky = Signal(name=f"{name}_psticky")
+    m.d.comb += p_sticky.eq((delta > dmax) | p.is_zero)
     sh = Signal(range(top + 1), name=f"{name}_sh")
     with m.If(p_sticky):
         m.d.comb += sh.eq(0)
@@ -357,40 +588,97 @@ def align(m, p, c, fc, name="s"):
         m.d.comb += sh.eq(top)
     with m.Else():
         m.d.comb += sh.eq(dmax - delta)
-
-    # c aligned: placed at L + dmax, shifted right by sh; CW extra bits below for sticky
-    cbig = Cat(Const(0, L + dmax + CW), Value.cast(c.sig))
-    cshift = Signal(len(cbig), name=f"{name}_cshift")
-    m.d.comb += cshift.eq(cbig >> sh)
-    cwin = Signal(T, name=f"{name}_cwin")
-    m.d.comb += cwin.eq(Cat(cshift[CW] | cshift[:CW].any(), cshift[CW + 1:CW + T]))
+    floor = None
+    if emin is not None:
+        (rc, lo_c), (rp, lo_p) = rooms
+        floor = Signal(T, name=f"{name}_floor")
+        m.d.comb += floor.eq(Mux(p_sticky, _floor_marker(m, rc, T, f"{name}_c", lo_c),
+                                 _floor_marker(m, rp, T, f"{name}_p", lo_p)))
+    # the clamp: two compares and a subtract side by side, then a 3:1 mux; beside
+    # it the floor markers' decodes, and the mux between them
+    _charge(pipe, lambda fab: fab.carry(len(delta)) + fab.luts(2))
+    with _carry(pipe, p, c, ec0, p_sticky, floor) as cc:
+        sh = _cut(pipe, f"{name}_al.sh", sh)
+    p, c, ec0, p_sticky, floor = cc.values
     pwin = Signal(T, name=f"{name}_pwin")
     m.d.comb += pwin.eq(Mux(p_sticky, (p.mag != 0).as_unsigned(),
                             Value.cast(p.mag) << L))
-    return Aligned(pwin, cwin, p.sign, c.sign, p_sticky, ec0, Value.cast(p.exp0), L, dmax,
-                   p.is_zero, c.is_zero, p.is_inf, c.is_inf, p.is_nan, c.is_nan)
+    # c aligned: placed at L + dmax, shifted right by sh; CW extra bits below for sticky
+    cbig = Cat(Const(0, L + dmax + CW), Value.cast(c.sig))
+    cshift = Signal(len(cbig), name=f"{name}_cshift")
+    rest = (pwin, p.sign, c.sign, p_sticky, ec0, Value.cast(p.exp0),
+            p.is_zero, c.is_zero, p.is_inf, c.is_inf, p.is_nan, c.is_nan, floor)
+    with _carry(pipe, *rest) as carried:
+        m.d.comb += cshift.eq(shift_levels(m, cbig, sh, left=False, pipe=pipe,
+                                           name=f"{name}_al"))
+        cshift_ = _cut(pipe, f"{name}_al.stk", cshift)
+    (pwin, p_sign, c_sign, p_sticky, ec0, p_exp0, p_zero, c_zero, p_inf, c_inf, p_nan,
+     c_nan, floor) = carried.values
+    cwin = Signal(T, name=f"{name}_cwin")
+    m.d.comb += cwin.eq(Cat(cshift_[CW] | cshift_[:CW].any(), cshift_[CW + 1:CW + T]))
+    _charge(pipe, lambda fab: fab.reduce(CW + 1))
+    return Aligned(pwin, cwin, p_sign, c_sign, p_sticky, ec0, p_exp0, L, dmax,
+                   p_zero, c_zero, p_inf, c_inf, p_nan, c_nan, floor)
 
 
-def add_aligned(m, a, name="s"):
-    """The second half of :func:`align_add`: the signed add of an :class:`Aligned`."""
+def add_aligned(m, a, name="s", pipe=None):
+    """The second half of :func:`align_add`: the signed add of an :class:`Aligned`.
+
+    An effective subtraction computes both differences side by side and keeps the
+    non-negative one (one carry chain deep, not subtract-then-negate). With
+    ``pipe``, a fine cut point (``<name>_add.lo``) may split the chains in halves."""
     pwin, cwin = Value.cast(a.pwin), Value.cast(a.cwin)
     T = len(pwin)
-    sub = a.p_sign ^ a.c_sign
+    # zero beside the adder, from its inputs: equal operands of a subtraction, or
+    # two zero operands of an addition
+    zero = Signal(name=f"{name}_zero")
+    m.d.comb += zero.eq(Mux(a.p_sign ^ a.c_sign, pwin == cwin, (pwin | cwin) == 0))
+    # a fine cut point splits the three carry chains in halves: the low halves and
+    # their carries (borrows) are registered, the high halves take them as carry-in
+    h = (T + 1) // 2
+    point = f"{name}_add.lo"
     diff = Signal(signed(T + 1), name=f"{name}_diff")
+    rdiff = Signal(T, name=f"{name}_rdiff")
+    total = Signal(T, name=f"{name}_total")
+    if pipe is not None and pipe.will_cut(point):
+        lo_d = Signal(h + 1, name=f"{name}_lod")      # bit h: borrow out
+        lo_r = Signal(h + 1, name=f"{name}_lor")
+        lo_t = Signal(h + 1, name=f"{name}_lot")      # bit h: carry out
+        m.d.comb += [lo_d.eq(pwin[:h] - cwin[:h]), lo_r.eq(cwin[:h] - pwin[:h]),
+                     lo_t.eq(pwin[:h] + cwin[:h])]
+        pipe.charge(pipe.fab.carry(h + 1))
+        with pipe.carry(a, zero) as c:
+            lo_d, lo_r, lo_t = pipe.cut(point, lo_d, lo_r, lo_t)
+        a, zero = c.values
+        pwin, cwin = Value.cast(a.pwin), Value.cast(a.cwin)
+        ph, ch = pwin[h:], cwin[h:]
+        d_hi = Signal(signed(T - h + 1), name=f"{name}_dhi")
+        m.d.comb += [
+            d_hi.eq(ph - ch - lo_d[h]),
+            diff.eq(Cat(lo_d[:h], d_hi)),
+            rdiff.eq(Cat(lo_r[:h], ch - ph - lo_r[h])),
+            total.eq(Cat(lo_t[:h], ph + ch + lo_t[h])),
+        ]
+        pipe.charge(pipe.fab.carry(T - h + 1) + pipe.fab.luts(2))
+    else:
+        m.d.comb += [diff.eq(pwin - cwin), rdiff.eq(cwin - pwin), total.eq(pwin + cwin)]
+        if pipe is not None:        # charged as the split adder (a probe plans it)
+            pipe.charge(pipe.fab.carry(h + 1))
+            pipe.cut(point)
+            pipe.charge(pipe.fab.carry(T - h + 1) + pipe.fab.luts(2))
+    sub = a.p_sign ^ a.c_sign
     mag = Signal(T, name=f"{name}_mag")
     sign = Signal(name=f"{name}_sign")
-    with m.If(sub):
-        m.d.comb += diff.eq(pwin - cwin)
-        m.d.comb += [mag.eq(Mux(diff < 0, -diff, diff)),
-                     sign.eq(Mux(diff < 0, a.c_sign, a.p_sign))]
-    with m.Else():
-        m.d.comb += [mag.eq(pwin + cwin), sign.eq(a.p_sign)]
+    neg = diff < 0
+    m.d.comb += [
+        mag.eq(Mux(sub, Mux(neg, rdiff, diff[:T]), total)),
+        sign.eq(Mux(sub & neg, a.c_sign, a.p_sign)),
+    ]
 
     # bit 0 weighs 2**(p.exp0 - L), unless c anchors the window (at L + dmax)
     ec0, L, dmax = Value.cast(a.ec0), a.L, a.dmax
     exp0 = Signal(signed(max(len(Value.cast(a.p_exp0)), len(ec0)) + 2), name=f"{name}_exp0")
     m.d.comb += exp0.eq(Mux(a.p_sticky, ec0 - (L + dmax), a.p_exp0 - L))
-    zero = mag == 0
     both_zero = a.p_zero & a.c_zero
     zsign = Mux(both_zero, a.p_sign & a.c_sign, 0)
     out_sign = Mux(zero, zsign, sign)
@@ -400,10 +688,13 @@ def add_aligned(m, a, name="s"):
     return Fixed(Mux(is_inf, inf_sign, out_sign), mag, exp0, zero, is_inf, is_nan)
 
 
-def fixed_to_unpacked(m, x, name="u"):
+def fixed_to_unpacked(m, x, name="u", emin=None, pipe=None):
     """Normalize a :class:`Fixed` into an :class:`Unpacked` (MSB set) for rounding:
-    :func:`fixed_lzc` then :func:`counted_to_unpacked` (a pipeline may cut between)."""
-    return counted_to_unpacked(m, fixed_lzc(x), name=name)
+    :func:`fixed_lzc` then :func:`counted_to_unpacked` (a pipeline may cut between).
+    ``emin``: clamp the shift so the exponent stays at or above it (see
+    :func:`fixed_lzc`)."""
+    return counted_to_unpacked(m, fixed_lzc(x, m=m, emin=emin, pipe=pipe, name=name),
+                               name=name, pipe=pipe)
 
 
 @dataclass
@@ -414,19 +705,61 @@ class Counted:
     count: Value
 
 
-def fixed_lzc(x):
-    """First half of :func:`fixed_to_unpacked`: the leading-zero count."""
-    _, count = lzc(x.mag)
-    return Counted(x, count)
+def lzc_floor(m, x, emin, name="u", pipe=None):
+    """The marker of :func:`fixed_lzc`'s clamp: a one-hot word with its bit at the
+    weight ``emin`` inside ``x.mag`` (the MSB when ``emin`` is above the window,
+    nothing when below it). It depends on the exponent only, so a core builds it
+    beside the sum (in parallel with the adder) and registers it with the sum."""
+    W = len(Value.cast(x.mag))
+    top = Value.cast(x.exp0) + (W - 1)
+    room = Signal(signed(len(top) + 2), name=f"{name}_room")     # top - emin
+    m.d.comb += room.eq(top - emin)
+    _charge(pipe, lambda fab: fab.carry(len(room)) + fab.luts(2))
+    return _floor_marker(m, room, W, name)
 
 
-def counted_to_unpacked(m, cx, name="u"):
+def _floor_marker(m, room, W, name, lo=None):
+    """One-hot ``W``-bit marker at the weight ``emin``, ``room = top - emin``;
+    ``lo`` (a Python int, optional) is the lowest ``room`` can be: bits it never
+    reaches are constant zeros."""
+    lo = -1 if lo is None else lo
+    marker = Signal(W, name=f"{name}_marker")
+    # bit i weighs top - (W - 1 - i): set where that is emin, i.e. room == W - 1 - i
+    bits = [room == (W - 1 - i) if W - 1 - i >= lo else Const(0, 1) for i in range(W - 1)]
+    m.d.comb += marker.eq(Cat(*bits, room <= 0 if lo <= 0 else Const(0, 1)))
+    return marker
+
+
+def fixed_lzc(x, *, m=None, emin=None, floor=None, pipe=None, name="u"):
+    """First half of :func:`fixed_to_unpacked`: the leading-zero count.
+
+    With ``emin`` (the target format's smallest normal exponent), or with its
+    marker ``floor`` from :func:`lzc_floor`, the count is clamped to ``top - emin``
+    (``top`` the weight of the MSB of ``mag``): the marker bit ORed in at the weight
+    ``emin`` stops the count there, so a result that would fall below ``emin`` comes
+    out as the subnormal significand at exponent ``emin``, and the rounder needs no
+    right shift (its ``exp_min``). A window whose MSB is below ``emin`` gets the
+    marker at its MSB (count 0): the rounder shifts right then.
+    """
+    mag = Value.cast(x.mag)
+    if floor is None and emin is not None:
+        floor = lzc_floor(m, x, emin, name=name)
+    if floor is not None:
+        mag = mag | floor
+    with _carry(pipe, x) as c:
+        _, count = lzc(mag, pipe=pipe, name=f"{name}_lzc", m=m)
+    return Counted(c.values[0], count)
+
+
+def counted_to_unpacked(m, cx, name="u", pipe=None):
     """Second half of :func:`fixed_to_unpacked`: the normalizing shift."""
     x = cx.x
     mag = Value.cast(x.mag)
     W = len(mag)
-    sig, exp = normalize_shift(m, mag, x.exp0 + (W - 1), cx.count, name=name)
-    return Unpacked(x.sign, exp, sig, x.is_zero, x.is_inf, x.is_nan)
+    with _carry(pipe, x.sign, x.is_zero, x.is_inf, x.is_nan) as c:
+        sig, exp = normalize_shift(m, mag, x.exp0 + (W - 1), cx.count, name=name,
+                                   pipe=pipe)
+    return Unpacked(*c.values[:1], exp, sig, *c.values[1:])
 
 
 def kulisch_width(fa, fb, max_terms):
@@ -465,22 +798,23 @@ def to_fixed(m, p, lsb, width, name="k"):
     return out
 
 
-def sum_tree(m, values, width, name="t"):
+def sum_tree(m, values, width, name="t", signed_=True):
     """Balanced adder tree of signed ``values`` into ``width`` bits (the caller sizes
     ``width`` so nothing overflows)."""
     level = [Value.cast(v) for v in values]
+    shape = signed(width) if signed_ else unsigned(width)
     k = 0
     while len(level) > 1:
         nxt = []
         for i in range(0, len(level) - 1, 2):
-            s = Signal(signed(width), name=f"{name}{k}_{i // 2}")
+            s = Signal(shape, name=f"{name}{k}_{i // 2}")
             m.d.comb += s.eq(level[i] + level[i + 1])
             nxt.append(s)
         if len(level) % 2:
             nxt.append(level[-1])
         level = nxt
         k += 1
-    out = Signal(signed(width), name=f"{name}_sum")
+    out = Signal(shape, name=f"{name}_sum")
     m.d.comb += out.eq(level[0])
     return out
 

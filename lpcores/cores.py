@@ -23,6 +23,20 @@ class Opt:
     boolean: bool = False     # --flag / --no-flag
 
 
+def _timing_opts():
+    """``--stages`` or ``--fmax`` (clock-directed pipelining) and its ``--family``."""
+    from lpcores.hdl.timing import FAMILIES
+    return (
+        Opt("--stages", "stages", "pipeline registers besides the output register "
+            "(default 0; alternative to --fmax)", type=int),
+        Opt("--fmax", "fmax", "clock to meet in MHz: the generator places the fewest "
+            "registers its delay model says meet it (alternative to --stages)",
+            type=float),
+        Opt("--family", "family", "FPGA family of the --fmax delay model (synth: the "
+            "--target)", choices=FAMILIES),
+    )
+
+
 @dataclass(frozen=True)
 class CoreSpec:
     name: str
@@ -58,9 +72,7 @@ CORES = {c.name: c for c in [
                 default=False, boolean=True),
             Opt("--rounding", "rounding", "rounding mode", default="rne",
                 choices=("rne", "rtz")),
-            Opt("--stages", "stages", "pipeline registers besides the output register",
-                type=int, default=0),
-        )),
+        ) + _timing_opts()),
     CoreSpec(
         "fma", "lpcores.hdl.fma:FMA", "lpcores.sim.fma",
         "fused multiply-add r = round(a*b + c), one rounding, IEEE specials",
@@ -71,9 +83,7 @@ CORES = {c.name: c for c in [
                 choices=("fp32", "fp16", "bf16")),
             Opt("--rounding", "rounding", "rounding mode", default="rne",
                 choices=("rne", "rtz")),
-            Opt("--stages", "stages", "pipeline registers besides the output register",
-                type=int, default=0),
-        )),
+        ) + _timing_opts()),
     CoreSpec(
         "dot", "lpcores.hdl.dot:make_dot", "lpcores.sim.dot",
         "dot-product / MAC engine: exact (Kulisch) or per-beat fp accumulation; "

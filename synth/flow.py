@@ -290,10 +290,14 @@ def run_synth(verilog, sidecar, target, *, device=None, pnr=False, dsp=True, see
         "latency_formula": sidecar.get("latency_formula"),
         "beats_per_result": sidecar.get("beats_per_result"),
         "throughput": sidecar.get("throughput"),
+        "timing": sidecar.get("timing"),
         "fmax_mhz": None,
         "tools": tool_versions(target),
     }
     if pnr:
+        timing = sidecar.get("timing") or {}
+        if freq is None and timing.get("fmax_asked_mhz"):
+            freq = timing["fmax_asked_mhz"]        # nextpnr aims at the asked clock
         report.update(_pnr(target, device, workdir, seed, seeds, freq, what))
     return report
 
@@ -387,6 +391,15 @@ def report_markdown(r):
             lines.append(f"Critical path: `{cp['from']}` -> `{cp['to']}`, "
                          f"{cp['delay_ns']} ns, {cp['logic_levels']} logic levels.")
         lines.append("")
+    tm = r.get("timing")
+    if tm:
+        asked = tm.get("fmax_asked_mhz")
+        got = r.get("fmax_mhz")
+        lines += [f"Pipelining: {len(tm['cuts'])} registers besides the output "
+                  f"({', '.join(tm['cuts']) or 'none'}); delay model ({tm['family']}): "
+                  f"{tm['estimate_mhz']} MHz"
+                  + (f", asked {asked:g} MHz" if asked else "")
+                  + (f", achieved {got:.1f} MHz" if got is not None else "") + ".", ""]
     lines += ["Cells by type: " + ", ".join(f"{k} {v}" for k, v in r["cells"].items()),
               "", "Tools: " + ", ".join(f"{k} {v}" for k, v in r["tools"].items())]
     return "\n".join(lines) + "\n"

@@ -248,7 +248,10 @@ def _verilog(job, build):
     """Generate the core of ``job``; return (verilog path, sidecar dict, sha)."""
     from lpcores.cores import CORES
     from lpcores.hdl import generate
-    core = CORES[job.core].build(**dict(job.params))
+    params = dict(job.params)
+    if params.get("fmax") is not None and "family" not in params:
+        params["family"] = job.target       # clock-directed: the target's delay model
+    core = CORES[job.core].build(**params)
     v, j = generate(core, build / core.module_name)
     return v, json.loads(j.read_text()), _sha(v.read_text())
 
@@ -363,6 +366,8 @@ def _row(job, rep):
     r["latency"] = rep.get("latency_formula") or rep.get("latency")
     r["beats_per_result"] = rep.get("beats_per_result")
     r["seeds"] = rep.get("seeds", 1) if job.pnr else None
+    r["est_mhz"] = (rep.get("timing") or {}).get("estimate_mhz")    # the delay model's
+    r["stages_placed"] = len((rep.get("timing") or {}).get("cuts") or []) or None
     return r
 
 

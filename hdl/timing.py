@@ -1,0 +1,124 @@
+"""Delay model of the FPGA fabrics, for clock-directed pipelining (``fmax=``).
+
+Yosys does not retime: a register stays where the generator puts it. So the
+generator places them, by delay: every shared block (:mod:`.fp`) charges its
+estimated delay to the :class:`~.base.Pipeline` it is built into, from the few
+primitives below, and the pipeline puts a register at the latest cut point before the
+accumulated delay of a stage would exceed the clock period (FloPoCo's idea, for an
+open flow).
+
+A stage is modelled as ``reg + sum(block delays)``: ``reg`` is a register's
+clock-to-out and setup plus the routing into the first logic cell; a LUT level is one
+cell and the routing after it; a carry chain costs ``carry_base`` to enter and leave
+and ``carry_bit`` a bit. The numbers are calibrated on measured primitives
+(``bench/calibrate_timing.py`` re-measures them through the project's own flow, and
+docs/timing.md holds its latest table): ECP5-25F speed 6 from that benchmark; iCE40
+UP5K from the same; xc7, Gowin and the generic LUT4 target have no place and route
+here, their rows are datasheet-order estimates, documented as such.
+
+The model is deliberately simple and a little pessimistic: routing is 50-65 % of a
+floating-point path on these fabrics and varies with placement, so the model is
+checked against nextpnr on the results page (asked, estimated and achieved side by
+side), not trusted blindly.
+"""
+
+import math
+from dataclasses import dataclass
+
+from lpcores.errors import ParamError, check_choice
+
+__all__ = ["FAMILIES", "Fabric", "fabric", "check_fmax"]
+
+FAMILIES = ("ecp5", "ice40", "xilinx", "gowin", "generic")
+
+
+@dataclass(frozen=True)
+class Fabric:
+    """Primitive delays of one FPGA family, in ns."""
+    name: str
+    reg: float          # clock-to-out + setup + routing into the first cell
+    lut: float          # one LUT level and the routing after it
+    carry_base: float   # entering and leaving a carry chain
+    carry_bit: float    # one bit of carry chain
+    dsp_mul: float      # an inferred multiplier, fabric registers around it
+    lzc_node: float = None  # one LZC tree level (default: a LUT level)
+    has_dsp: bool = True
+
+    # -- primitives ---------------------------------------------------------------
+    def luts(self, levels):
+        """``levels`` LUT levels."""
+        return levels * self.lut
+
+    def carry(self, width):
+        """One carry chain of ``width`` bits (an add, subtract or compare)."""
+        return self.carry_base + width * self.carry_bit
+
+    def reduce(self, width):
+        """An AND/OR reduction of ``width`` bits (LUT4 tree)."""
+        return self.lut * _clog(max(2, width), 4)
+
+    def mux(self, ways):
+        """A ``ways``-to-1 multiplexer (one LUT4 level per 2:1 stage, PFU muxes
+        merge two levels into about one and a half)."""
+        return self.lut * _clog(max(2, ways), 2) * 0.75
+
+    def shift_level(self):
+        """One level of a barrel shifter (a 2:1 mux a bit)."""
+        return self.lut
+
+    def lzc_level(self):
+        """One level of a leading-zero-count tree (its count muxes are steered by
+        the upper half's all-zero flag: more than a LUT level on ECP5)."""
+        return self.lzc_node or self.lut
+
+    def mul_lut(self, wa, wb):
+        """A ``wa`` x ``wb`` multiply in LUTs: partial products, then an adder tree of
+        ``ceil(log2(min))`` carry chains."""
+        lo, hi = sorted((wa, wb))
+        if lo <= 1:
+            return self.lut
+        # adder-tree chains are short and placed together: ~0.6 of a lone chain's
+        # entry and exit (4x4 measured 4.93 ns with the registers)
+        return self.lut + _clog(lo, 2) * (0.6 * self.carry_base
+                                          + (wa + wb) * self.carry_bit)
+
+
+def _clog(n, base):
+    return max(1, math.ceil(math.log(n, base) - 1e-9))
+
+
+# Calibrated by bench/calibrate_timing.py (docs/timing.md) and on the FMA's own
+# critical paths. ECP5: reg 1.2 + 5 levels of 0.9 = 5.7 ns for a 32-bit barrel shift
+# (measured 5.7); carry_base includes the routing out of the chain (about 1.1 ns in
+# the FMA's measured paths, so a short chain costs ~2.2 ns); carry_bit 0.045 is the
+# FMA's 64-bit three-way add (both differences and the sum side by side, then two
+# mux levels: 8.3 ns measured, the lone 64-bit add of FABRIC.md is 4.8); an inferred
+# MULT18X18D 7.0 ns with its fabric registers (measured 6.9-7.1). A level of the FMA's
+# 63-bit LZC tree measured 1.3 ns (9.1 ns for the six levels with the registers), a
+# LUT level inside its shifters 0.95.
+FABRICS = {
+    "ecp5": Fabric("ecp5", reg=1.2, lut=0.95, carry_base=2.1, carry_bit=0.045,
+                   dsp_mul=5.8, lzc_node=1.3),
+    "ice40": Fabric("ice40", reg=2.0, lut=2.3, carry_base=2.2, carry_bit=0.30,
+                    dsp_mul=11.0),
+    "xilinx": Fabric("xilinx", reg=0.9, lut=0.75, carry_base=0.9, carry_bit=0.02,
+                     dsp_mul=3.5),
+    "gowin": Fabric("gowin", reg=1.2, lut=0.9, carry_base=1.3, carry_bit=0.04,
+                    dsp_mul=6.0),
+    "generic": Fabric("generic", reg=1.2, lut=0.9, carry_base=1.3, carry_bit=0.036,
+                      dsp_mul=5.8),
+}
+
+
+def fabric(family):
+    """The :class:`Fabric` of a family name."""
+    check_choice("family", family, FAMILIES)
+    return FABRICS[family]
+
+
+def check_fmax(fmax):
+    """``fmax`` as a float, or ParamError: a positive number of MHz."""
+    if isinstance(fmax, bool) or not isinstance(fmax, (int, float)) \
+            or not math.isfinite(fmax) or fmax <= 0:
+        raise ParamError(f"fmax must be a positive number of MHz, got fmax={fmax!r}")
+    return float(fmax)

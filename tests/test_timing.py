@@ -1,0 +1,209 @@
+"""Clock-directed pipelining (``fmax=``): the delay model's plan, its record in the
+sidecar and the module name, bad input, and the regression of `fmax` configurations
+on the generated Verilog (the numbers must not change with the registers)."""
+
+import json
+
+import pytest
+
+from lpcores.cli import main
+from lpcores.errors import ParamError
+from lpcores.hdl import Convert, sidecar
+from lpcores.hdl.base import _place_cuts
+from lpcores.hdl.fma import FMA
+from lpcores.hdl.timing import FAMILIES, fabric
+from lpcores.sim import runner
+
+
+def _fma(**kw):
+    return FMA(a_fmt="e4m3", b_fmt="e4m3", **kw)
+
+
+@pytest.mark.parametrize("fmax", [60, 80, 100, 120])
+def test_plan_meets_the_period_with_the_fewest_registers(fmax):
+    core = _fma(fmax=fmax)
+    t = core.timing
+    period = 1000.0 / fmax
+    assert t["fmax_asked_mhz"] == fmax and t["family"] == "ecp5"
+    assert len(t["stage_ns"]) == core.stages + 1 == core.latency
+    assert max(t["stage_ns"]) <= period + 1e-6
+    assert t["estimate_mhz"] >= fmax
+    # fewest: the same chain of segments cannot be cut into fewer stages
+    segs = core.segments
+    budget = period - fabric("ecp5").reg
+    assert _min_cuts(segs, budget) == core.stages
+
+
+def _min_cuts(segs, budget):
+    # exhaustive dynamic programme over cut positions: the reference for the greedy
+    n = len(segs)
+    inf = float("inf")
+    cost = [inf] * (n + 1)
+    cost[0] = -1
+    for i in range(n):
+        if cost[i] == inf:
+            continue
+        t = 0.0
+        for j in range(i, n):
+            t += segs[j][1]
+            if t > budget + 1e-9:
+                break
+            cost[j + 1] = min(cost[j + 1], cost[i] + 1)
+    return cost[n]
+
+
+def test_greedy_is_optimal_on_chains():
+    import random
+    rng = random.Random(5)
+    for _ in range(300):
+        segs = [(f"p{k}", rng.uniform(0.1, 4.0)) for k in range(rng.randint(1, 12))]
+        segs[-1] = (None, segs[-1][1])
+        budget = rng.uniform(2.0, 9.0)
+        got = _place_cuts(segs, budget)
+        ref = _min_cuts(segs, budget)
+        if got is None:
+            assert max(d for _, d in segs) > budget
+        else:
+            assert len(got) == ref
+
+
+def test_stages_plan_keeps_the_named_cut_points_in_priority_order():
+    core = _fma(stages=3)
+    assert core.timing["cuts"] == ["mul", "add", "round"]      # datapath order
+    assert core.timing["fmax_asked_mhz"] is None
+    assert core.module_name == "fma_e4m3_e4m3_fp32_s3" and core.latency == 4
+
+
+def test_sidecar_records_the_plan_and_the_name_encodes_it():
+    core = _fma(fmax=100)
+    sc = sidecar(core)
+    assert sc["timing"] == core.timing
+    assert sc["params"]["fmax"] == 100 and sc["params"]["family"] == "ecp5"
+    assert sc["latency"] == core.stages + 1
+    assert core.module_name == "fma_e4m3_e4m3_fp32_f100ecp5"
+    assert _fma(fmax=31.25, family="ice40").module_name == "fma_e4m3_e4m3_fp32_f31p25ice40"
+
+
+def test_a_slower_family_needs_more_registers():
+    assert _fma(fmax=30, family="ice40").stages > _fma(fmax=30, family="ecp5").stages
+
+
+@pytest.mark.parametrize("kwargs,msg", [
+    (dict(fmax=100, stages=2), "fmax=100 and stages=2 are alternatives (a clock to "
+     "meet, or a register count): give one"),
+    (dict(fmax=0), "fmax must be a positive number of MHz, got fmax=0"),
+    (dict(fmax=-5.0), "fmax must be a positive number of MHz, got fmax=-5.0"),
+    (dict(fmax="fast"), "fmax must be a positive number of MHz, got fmax='fast'"),
+    (dict(fmax=100, family="virtex"), "family must be one of "
+     + ", ".join(FAMILIES) + ", got family='virtex'"),
+])
+def test_bad_fmax(kwargs, msg):
+    with pytest.raises(ParamError) as e:
+        _fma(**kwargs)
+    assert str(e.value) == msg
+
+
+def test_unreachable_fmax_names_the_fastest_clock_and_its_stages():
+    with pytest.raises(ParamError) as e:
+        _fma(fmax=1000)
+    msg = str(e.value)
+    assert msg.startswith("fmax=1000 MHz is beyond what the delay model reaches for "
+                          "this fma on ecp5: the fastest is about ")
+    fastest = float(msg.split("about ")[1].split(" MHz")[0])
+    stages = int(msg.split("with ")[1].split(" stages")[0])
+    core = _fma(fmax=fastest - 1)            # just below it is reachable
+    assert core.stages <= stages
+
+
+# -- the regression of fmax configurations on the generated Verilog -----------------
+
+FMAX_CASES = [
+    (FMA, dict(a_fmt="e4m3", b_fmt="e4m3", fmax=120), "lpcores.sim.fma", {}),
+    (FMA, dict(a_fmt="e4m3", b_fmt="e4m3", fmax=150), "lpcores.sim.fma", {}),
+    (FMA, dict(a_fmt="bf16", b_fmt="bf16", fmax=125), "lpcores.sim.fma",
+     {"random": 20000}),
+    (FMA, dict(a_fmt="e4m3", b_fmt="e5m2", acc_fmt="fp16", rounding="rtz", fmax=100),
+     "lpcores.sim.fma", {}),
+    (FMA, dict(a_fmt="bf16", b_fmt="bf16", fmax=100), "lpcores.sim.fma",
+     {"random": 20000}),
+    (FMA, dict(a_fmt="e5m2", b_fmt="e5m2", acc_fmt="bf16", fmax=30, family="ice40"),
+     "lpcores.sim.fma", {}),
+    (Convert, dict(in_fmt="fp32", out_fmt="e4m3", fmax=150), "lpcores.sim.convert", {}),
+    (Convert, dict(in_fmt="e4m3", out_fmt="fp32", fmax=160), "lpcores.sim.convert", {}),
+    (Convert, dict(in_fmt="bf16", out_fmt="e2m1", saturate=True, fmax=120),
+     "lpcores.sim.convert", {}),
+]
+
+
+@pytest.mark.sim
+@pytest.mark.parametrize("cls,kwargs,tb,opts", FMAX_CASES,
+                         ids=[cls(**kw).module_name for cls, kw, _, _ in FMAX_CASES])
+def test_fmax_rtl(cls, kwargs, tb, opts, sim, build_root, icarus_subset):
+    icarus_subset(kwargs.get("fmax") == 120)
+    core = cls(**kwargs)
+    assert core.stages >= 1
+    res = runner.run(core, tb, sim=sim, seed=11, options=opts, build_root=build_root)
+    runner.assert_passes(res)
+
+
+# -- the command line ------------------------------------------------------------------
+
+@pytest.mark.parametrize("argv,msg", [
+    (["--fmax", "100", "--stages", "2"], "lpcores: error: --fmax=100.0 and --stages=2 "
+     "are alternatives (a clock to meet, or a register count): give one"),
+    (["--fmax", "-3"], "lpcores: error: --fmax must be a positive number of MHz, got "
+     "--fmax=-3.0"),
+    (["--fmax", "100", "--family", "stratix"], None),        # argparse: invalid choice
+])
+def test_cli_bad_fmax(argv, msg, tmp_path, capsys):
+    base = ["generate", "fma", "--a-fmt", "e4m3", "--b-fmt", "e4m3",
+            "--out", str(tmp_path)]
+    if msg is None:
+        with pytest.raises(SystemExit) as e:
+            main(base + argv)
+        assert e.value.code == 2
+        assert "argument --family: invalid choice: 'stratix'" in capsys.readouterr().err
+        return
+    assert main(base + argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1] == msg and len([l for l in err if "error" in l]) == 1
+
+
+def test_cli_unreachable_fmax_is_one_sentence(tmp_path, capsys):
+    assert main(["generate", "convert", "--in-fmt", "fp32", "--out-fmt", "e4m3",
+                 "--fmax", "900", "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err.startswith("lpcores: error: --fmax=900 MHz is beyond what the delay model "
+                          "reaches for this convert on ecp5: the fastest is about ")
+    assert err.endswith(" stages")
+
+
+def test_cli_generate_with_fmax_writes_the_plan(tmp_path, capsys):
+    assert main(["generate", "fma", "--a-fmt", "e4m3", "--b-fmt", "e4m3", "--fmax", "90",
+                 "--family", "ecp5", "--out", str(tmp_path)]) == 0
+    sc = json.loads((tmp_path / "fma_e4m3_e4m3_fp32_f90ecp5.json").read_text())
+    core = FMA(a_fmt="e4m3", b_fmt="e4m3", fmax=90)
+    assert sc["timing"]["cuts"] == core.timing["cuts"]
+    assert sc["latency"] == len(sc["timing"]["cuts"]) + 1
+    assert sc["timing"]["estimate_mhz"] >= 90
+
+
+def test_cli_synth_family_must_be_the_target(capsys):
+    assert main(["synth", "fma", "--a-fmt", "e4m3", "--b-fmt", "e4m3", "--fmax", "90",
+                 "--family", "ice40", "--target", "ecp5"]) == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        "lpcores: error: --family must match --target in synth (the delay model is the "
+        "target's), got --family=ice40 and --target=ecp5")
+
+
+def test_synth_report_shows_estimate_asked_and_achieved():
+    from lpcores.synth.flow import report_markdown
+    rep = {"module": "m", "target": "ecp5", "device": "25k", "resources": {
+        "luts": 1, "ffs": 1, "dsps": 0, "brams": 0, "carries": 0, "latches": 0},
+        "wrapper": {"ffs": 1, "luts": 1}, "cells": {}, "tools": {}, "latency": 3,
+        "fmax_mhz": 97.5, "seed": 1, "timing": {"family": "ecp5", "fmax_asked_mhz": 100.0,
+                                                 "cuts": ["mul", "add"],
+                                                 "estimate_mhz": 104.2}}
+    text = report_markdown(rep)
+    assert ("Pipelining: 2 registers besides the output (mul, add); delay model (ecp5): "
+            "104.2 MHz, asked 100 MHz, achieved 97.5 MHz.") in text
