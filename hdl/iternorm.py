@@ -47,7 +47,7 @@ not during its ``~3K`` scalar cycles (nor, in layernorm, its second pass).
 
 import math
 
-from amaranth.hdl import Cat, Const, Module, Mux, Signal, Value
+from amaranth.hdl import Cat, Const, Module, Mux, ResetSignal, Signal, Value
 from amaranth.lib.memory import Memory
 
 from lpcores.errors import ParamError, check_choice, check_int
@@ -164,7 +164,8 @@ class _Norm(StreamCore):
         p_slot = Signal()
         pending = (p_valid & p_last) | hand
         slot_ok = (wcnt != 0) | ~busy.bit_select(wslot, 1)
-        m.d.comb += self.i.ready.eq(slot_ok & b_idle & ~pending)
+        # SPEC §3: no beat is acknowledged while rst is high
+        m.d.comb += self.i.ready.eq(slot_ok & b_idle & ~pending & ~ResetSignal())
         take = self.i.valid & self.i.ready
         xs = [pay[f"x{k}"] for k in range(L)]
         word = Cat(*xs)

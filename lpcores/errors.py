@@ -10,6 +10,11 @@ class ParamError(ValueError):
     """A parameter or an input value is outside what the unit supports."""
 
 
+class ToolError(RuntimeError):
+    """A tool the step needs (make, a C++ compiler, a simulator) is missing or
+    failed; the message is one sentence saying which and what to do."""
+
+
 def check_int(name, value, *, lo=None, hi=None):
     """Return ``value`` if it is an int in [lo, hi], else raise ParamError."""
     if isinstance(value, bool) or not isinstance(value, int):

@@ -14,9 +14,9 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from lpcores.errors import ParamError
+from lpcores.errors import ParamError, ToolError
 
-from .tools import SIMULATORS, available, setup_env
+from .tools import SIMULATORS, available, check_build_tools, setup_env
 
 DEFAULT_BUILD_ROOT = Path(os.environ.get("LPCORES_BUILD", "build"))
 
@@ -61,6 +61,18 @@ def _failure_text(log_path, limit=60):
     return "\n".join(keep[-limit:])
 
 
+def _build_cause(log_path, exc):
+    """The first error line of a failed simulator build (else the exception)."""
+    try:
+        lines = Path(log_path).read_text(errors="replace").splitlines()
+    except OSError:
+        lines = []
+    for l in lines:
+        if l.startswith("%Error") or "error:" in l.lower() or "not found" in l:
+            return l.strip()[:300]
+    return (str(exc) or type(exc).__name__)[:300]
+
+
 def run(core, testbench, *, sim="verilator", seed=1, options=None, build_root=None,
         waves_on_failure=True):
     """Generate ``core``, build it for ``sim`` and run cocotb module ``testbench``.
@@ -72,6 +84,8 @@ def run(core, testbench, *, sim="verilator", seed=1, options=None, build_root=No
     if not available(sim):
         raise ParamError(f"simulator {sim} is not installed on this machine")
     setup_env()
+    if sim == "verilator":
+        check_build_tools()
     from cocotb_tools.runner import get_runner
 
     from lpcores.hdl import generate
@@ -91,10 +105,17 @@ def run(core, testbench, *, sim="verilator", seed=1, options=None, build_root=No
         build_dir = bdir / f"sim{tag}"
         build_args = []
         if sim == "verilator":
-            build_args = ["-Wno-fatal", "-O2", "--x-assign", "0", "--x-initial", "0"]
-        runner.build(sources=[vfile], hdl_toplevel=sidecar["module"],
-                     build_dir=build_dir, timescale=("1ns", "1ps"), waves=waves,
-                     build_args=build_args, log_file=bdir / f"build{tag}.log")
+            # no -Wno-fatal: generated Verilog builds warning-free (SPEC §3)
+            build_args = ["-O2", "--x-assign", "0", "--x-initial", "0"]
+        build_log = bdir / f"build{tag}.log"
+        try:
+            runner.build(sources=[vfile], hdl_toplevel=sidecar["module"],
+                         build_dir=build_dir, timescale=("1ns", "1ps"), waves=waves,
+                         build_args=build_args, log_file=build_log)
+        except (Exception, SystemExit) as e:
+            raise ToolError(f"the {sim} build of {sidecar['module']} failed "
+                            f"({_build_cause(build_log, e)}); the full log is "
+                            f"{build_log}") from None
         xml = bdir / f"results{tag}.xml"
         log = bdir / f"sim{tag}.log"
         if xml.exists():

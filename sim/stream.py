@@ -109,14 +109,33 @@ class TB:
         if self._clock is None:
             self._clock = Clock(self.dut.clk, 10, unit="ns")
             self._clock.start(start_high=False)
-        self.dut.i__valid.value = 0
-        self.dut.o__ready.value = 0
+        # a beat is offered (and the output pulled) all through the reset: SPEC §3
+        # says it must not be acknowledged
+        self.dut.i__valid.value = 1
+        self.dut.o__ready.value = 1
         self.dut.i__payload.value = 0
         self.dut.rst.value = 1
-        for _ in range(reset_cycles):
+        for k in range(reset_cycles):
+            await ReadOnly()
+            self.check_reset(k, "power-up reset")
             await RisingEdge(self.dut.clk)
+        self.dut.i__valid.value = 0
+        self.dut.o__ready.value = 0
         self.dut.rst.value = 0
         await RisingEdge(self.dut.clk)
+
+    def check_reset(self, k, when):
+        """In the ReadOnly phase of the ``k``-th consecutive cycle with ``rst`` high
+        (0 = the first) while a beat is offered: ``i__ready`` must be low, and from
+        the second cycle on ``o__valid`` too (SPEC §3)."""
+        if self.dut.i__ready.value != 0:
+            raise AssertionError(
+                f"{self.unit}: i__ready is high while rst is high ({when}, seed "
+                f"{self.seed}): a beat offered during reset was acknowledged")
+        if k > 0 and self.dut.o__valid.value != 0:
+            raise AssertionError(
+                f"{self.unit}: o__valid is still high after a cycle of reset ({when}, "
+                f"seed {self.seed})")
 
     async def stream(self, beats, *, rng, ends=None, p_valid=1.0, p_ready=1.0,
                      reset_at=(), max_cycles=None):
@@ -149,18 +168,25 @@ class TB:
             if in_reset:
                 dut.rst.value = 1
                 valid = False
+                # offer the next beat anyway: it must not be acknowledged
+                offered = idx < n
+                dut.i__valid.value = int(offered)
+                if offered:
+                    dut.i__payload.value = beats[idx]
             else:
                 dut.rst.value = 0
                 if not valid and idx < n:
                     valid = rng.random() < p_valid
-            dut.i__valid.value = int(valid)
-            if valid:
-                dut.i__payload.value = beats[idx]
+                dut.i__valid.value = int(valid)
+                if valid:
+                    dut.i__payload.value = beats[idx]
             ready = (not in_reset) and rng.random() < p_ready
             dut.o__ready.value = int(ready)
             await ReadOnly()
             seg = tr.segments[-1]
             if in_reset:
+                if offered:
+                    self.check_reset(int(cycle - 1 in resets), f"cycle {cycle}")
                 if seg.accepted or seg.outputs:
                     tr.segments.append(Segment())
                 pending = 0

