@@ -1,0 +1,5 @@
+import sys
+
+from lpcores.fusesoc import main
+
+sys.exit(main())
