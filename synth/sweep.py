@@ -43,6 +43,10 @@ per configuration, so a second, cheaper map (job + tool versions + a hash of the
 lpcores sources) remembers the Verilog hash; a re-run with nothing changed does no
 elaboration and no synthesis and finishes in seconds.
 
+The jobs run in a local process pool, or with ``dask=ADDRESS`` (``--dask``) on a
+dask.distributed cluster's workers (``lpcores.synth.cluster``): the same job function,
+the same cache (the client keeps it), the same report.
+
 Failures (a bad parameter, a core that does not synthesize) are reported naming the
 section and the entry; the sweep goes on with the others, lists every failure at the
 end, marks the page, and exits with status 1.
@@ -257,22 +261,25 @@ def _verilog(job, build):
 
 
 def _do_job(job, build, cache_root, tools, vhash_hint):
-    """Runs in a worker process. Returns (job, status, result-or-message, vhash)."""
+    """Runs in a worker process. Returns (job, status, result-or-message, vhash).
+    ``cache_root=None``: no cache here (a dask worker that does not see the client's
+    cache; the client writes the result)."""
     try:
-        cache = Cache(cache_root)
-        if vhash_hint:
+        cache = Cache(cache_root) if cache_root is not None else None
+        if vhash_hint and cache:
             p = cache.result_path(job, vhash_hint, tools)
             if p.exists():
                 return job, "cached", json.loads(p.read_text()), vhash_hint
         v, side, vhash = _verilog(job, build)
-        p = cache.result_path(job, vhash, tools)
-        if p.exists():
+        p = cache.result_path(job, vhash, tools) if cache else None
+        if p and p.exists():
             return job, "cached", json.loads(p.read_text()), vhash
         wd = build / "synth" / f"{job.target}-{job.device}" / side["module"] / \
             ("dsp" if job.dsp else "nodsp")
         rep = run_synth(v, side, job.target, device=job.device, pnr=job.pnr,
                         dsp=job.dsp, seeds=job.seeds, workdir=wd)
-        p.write_text(json.dumps(rep, indent=1, sort_keys=True))
+        if p:
+            p.write_text(json.dumps(rep, indent=1, sort_keys=True))
         return job, "done", rep, vhash
     except (ParamError, SynthError) as e:
         return job, "failed", str(e), None
@@ -280,11 +287,19 @@ def _do_job(job, build, cache_root, tools, vhash_hint):
         return job, "failed", f"{type(e).__name__}: {e}", None
 
 
-def run_sweep(config, *, jobs=None, out=None, progress=True, plots=True):
+def run_sweep(config, *, jobs=None, out=None, progress=True, plots=True, dask=None):
     """Run the sweep of ``config``; write the page, table and plots. Returns a dict
-    with ``rows``, ``failures``, ``counts`` ({done, cached, failed}) and ``page``."""
+    with ``rows``, ``failures``, ``counts`` ({done, cached, failed}) and ``page``.
+    ``dask``: a dask.distributed scheduler address (or ``Client``) to run the jobs
+    on instead of the local process pool (``lpcores.synth.cluster``)."""
     config = Path(config).resolve()
     settings, sections, joblist = load_config(config)
+    client = None
+    if isinstance(dask, str):
+        from .cluster import connect
+        client = connect(dask)              # bounded time, before any job runs
+    elif dask is not None:
+        client = dask
     base = config.parent
     page = Path(out) if out else base / settings.get("output", "results.md")
     assets = page.parent / settings.get("assets", "results")
@@ -320,7 +335,15 @@ def run_sweep(config, *, jobs=None, out=None, progress=True, plots=True):
                 sys.stderr.write(line + "\n")
             sys.stderr.flush()
 
-    if workers == 1:
+    if client is not None:
+        from .cluster import run_jobs
+        try:
+            run_jobs(client, joblist, cache, tools, lambda job: cache.vmap.get(vkey(job)),
+                     record)
+        finally:
+            if isinstance(dask, str):
+                client.close()
+    elif workers == 1:
         for i, job in enumerate(joblist, 1):
             record(*_do_job(job, build, cache_root, tools, cache.vmap.get(vkey(job))), i)
     else:
