@@ -13,6 +13,7 @@ import pytest
 
 import lpcores
 from lpcores import cli
+from lpcores.cores import CORES
 from lpcores.errors import ParamError
 from lpcores.fusesoc import check_name, library_path
 from lpcores.sim.tools import available, setup_env
@@ -195,3 +196,43 @@ def test_a_name_fusesoc_cannot_take_is_one_sentence(tmp_path, capsys, monkeypatc
         "part may only contain letters, digits, '.', '-' and '_', and the lpcores "
         "version is '0.1.0+local'\n")
     assert not out.exists()
+
+
+@pytest.mark.parametrize("params,msg", [
+    ("{core: convert, in_fmt: fp32, out_fmt: e4m3, stages: '2'}",
+     "convert parameter stages must be an integer, got stages='2'"),
+    ("{core: convert, in_fmt: fp32, out_fmt: e4m3, saturate: 1}",
+     "convert parameter saturate must be true or false, got saturate=1"),
+    ("{core: convert, in_fmt: fp32}",
+     "convert needs the parameter out_fmt (one of fp32, fp16, bf16, e5m2, e4m3, e3m2, "
+     "e2m3, e2m1)"),
+    ("{core: convert, in_fmt: fp32, out_fmt: e4m3, width: 3}",
+     "convert has no parameter 'width'; it takes in_fmt, out_fmt, saturate, rounding, "
+     "stages, fmax, family"),
+    ("{core: fft}", "the lpcores generator's parameter core must be one of "
+     f"{', '.join(CORES)}, got core='fft'"),
+])
+def test_generator_parameter_errors(tmp_path, capsys, monkeypatch, params, msg):
+    from lpcores.fusesoc import main
+    inp = tmp_path / "in.yml"
+    inp.write_text(f"files_root: {tmp_path}\ngapi: '1.0'\nvlnv: me:d:top-g:1.0\n"
+                   f"parameters: {params}\n")
+    monkeypatch.chdir(tmp_path)
+    assert main([str(inp)]) == 1
+    assert capsys.readouterr().err == f"lpcores: error: {msg}\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.yml"]
+
+
+def test_generator_by_hand_takes_cli_names_and_numbers(tmp_path, capsys, monkeypatch):
+    from lpcores.fusesoc import main
+    inp = tmp_path / "in.yml"
+    inp.write_text("files_root: /x\ngapi: '1.0'\nvlnv: me:d:top-g:1.0\nparameters: "
+                   "{core: convert, in-fmt: fp32, --out-fmt: e4m3, fmax: 100}\n")
+    monkeypatch.chdir(tmp_path)
+    assert main([str(inp)]) == 0
+    core = capsys.readouterr().out.strip()
+    assert core == "convert_fp32_e4m3_f100ecp5.core"
+    assert "\nname: me:d:top-g:1.0\n" in (tmp_path / core).read_text()
+    assert {p.name for p in tmp_path.iterdir()} == {
+        "in.yml", "convert_fp32_e4m3_f100ecp5.v", "convert_fp32_e4m3_f100ecp5.json",
+        "convert_fp32_e4m3_f100ecp5_tb.v", "convert_fp32_e4m3_f100ecp5.core"}

@@ -227,13 +227,13 @@ def _kwargs(params):
             else:
                 ok = isinstance(v, str)
             if not ok:
+                kind = {bool: "true or false", int: "an integer", float: "a number"}
                 raise ParamError(f"{core} parameter {dest} must be "
-                                 f"{'true or false' if o.type is bool else o.type.__name__}"
-                                 f", got {dest}={v!r}")
+                                 f"{kind.get(o.type, 'a string')}, got {dest}={v!r}")
             if o.choices and v not in o.choices:
                 raise ParamError(f"{core} parameter {dest} must be one of "
                                  f"{', '.join(map(str, o.choices))}, got {dest}={v!r}")
-        kwargs[dest] = v
+        kwargs[dest] = float(v) if o.type is float and v is not None else v
     return spec, kwargs
 
 
