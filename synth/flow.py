@@ -230,12 +230,13 @@ def check_target(target, device=None, pnr=False):
 
 
 def run_synth(verilog, sidecar, target, *, device=None, pnr=False, dsp=True, seed=1,
-              seeds=1, freq=None, workdir):
+              seeds=1, freq=None, workdir, progress=None):
     """Synthesize the generated core ``verilog`` (its ``sidecar`` dict) for ``target``.
 
     Returns the report dict (see ``report_markdown`` for the fields). With ``pnr``,
     nextpnr runs with seeds ``seed .. seed + seeds - 1`` and the best Fmax is
-    reported, with the list of all results (``fmax_by_seed``).
+    reported, with the list of all results (``fmax_by_seed``). ``progress``, if
+    given, is called with a line saying which nextpnr seed starts.
     """
     device = check_target(target, device, pnr)
     if not isinstance(seeds, int) or seeds < 1:
@@ -298,7 +299,8 @@ def run_synth(verilog, sidecar, target, *, device=None, pnr=False, dsp=True, see
         timing = sidecar.get("timing") or {}
         if freq is None and timing.get("fmax_asked_mhz"):
             freq = timing["fmax_asked_mhz"]        # nextpnr aims at the asked clock
-        report.update(_pnr(target, device, workdir, seed, seeds, freq, what))
+        report.update(_pnr(target, device, workdir, seed, seeds, freq, what,
+                           progress))
     return report
 
 
@@ -307,7 +309,7 @@ NOT_FIT_RE = re.compile(r"no BELs remaining|more .* than available|[Uu]nable to 
                         r"cell|utili[sz]ation .* exceeds|exceeds .* capacity")
 
 
-def _pnr(target, device, workdir, seed, seeds, freq, what):
+def _pnr(target, device, workdir, seed, seeds, freq, what, progress=None):
     tool = f"yowasp-nextpnr-{target}"
     base = _tool(tool, f"yowasp_nextpnr_{target}") + DEVICES[target][device] + [
         "--json", "netlist.json", "--timing-allow-fail", "--quiet",
@@ -316,6 +318,8 @@ def _pnr(target, device, workdir, seed, seeds, freq, what):
         ["--pcf-allow-unconstrained"]
     results = []
     for s in range(seed, seed + seeds):
+        if progress:
+            progress(f"[{s - seed + 1}/{seeds}] nextpnr-{target}, seed {s}")
         rep = f"pnr_seed{s}.json"
         try:
             _run(base + ["--seed", str(s), "--report", rep], workdir,

@@ -83,6 +83,8 @@ def test_synth_writes_json(tmp_path):
     rep = json.loads((tmp_path / "r.json").read_text())
     assert rep["module"] == "convert_e4m3_bf16_s0" and rep["resources"]["luts"] > 0
     assert "| LUTs |" in r.stdout
+    assert r.stderr.startswith("lpcores: generating convert_e4m3_bf16_s0, then "
+                               "synthesizing it for generic with Yosys")
 
 
 def test_dot_mx_builds_the_mx_engine(tmp_path):

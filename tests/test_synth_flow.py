@@ -24,8 +24,16 @@ def convert_core(tmp_path_factory):
 def reports(convert_core, tmp_path_factory):
     v, side = convert_core
     d = tmp_path_factory.mktemp("syn")
-    return {t: run_synth(v, side, t, workdir=d / t, pnr=t in ("ice40", "ecp5"))
+    return {t: run_synth(v, side, t, workdir=d / t, pnr=t in ("ice40", "ecp5"),
+                         progress=PROGRESS.append)
             for t in TARGETS}
+
+
+PROGRESS = []          # what run_synth says it is running (lpcores synth: on stderr)
+
+
+def test_pnr_says_which_seed_runs(reports):
+    assert sorted(PROGRESS) == ["[1/1] nextpnr-ecp5, seed 1", "[1/1] nextpnr-ice40, seed 1"]
 
 
 def test_every_target_synthesizes(reports, convert_core):
