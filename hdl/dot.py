@@ -41,9 +41,17 @@ from amaranth.hdl import Const, Module, Mux, Signal, Value, signed
 from lpcores.errors import ParamError, check_choice, check_int
 from lpcores.formats import FLOAT_FORMATS, get_format
 
-from .base import Field, Pipeline, StreamCore, check_stages
-from .fp import (ROUNDINGS, Fixed, align_add, fixed_from_signed, fixed_to_unpacked,
-                 kulisch_width, multiply, pack, round_sig, sum_tree, to_fixed, unpack)
+from .base import Field, Pipeline, StreamCore, plan_pipeline, timing_suffix
+from .fp import (ROUNDINGS, Fixed, add_aligned, align, align_add, counted_to_unpacked,
+                 fixed_from_signed, fixed_lzc, fixed_to_unpacked, kulisch_width,
+                 multiply, pack, round_apply, round_decide, round_sig, sum_tree,
+                 to_fixed, to_fixed_lanes, unpack, window_exp_min)
+from .fp import _carry as _carry_opt
+
+
+def _parallel(pipe):
+    import contextlib
+    return pipe.parallel() if pipe is not None else contextlib.nullcontext()
 
 __all__ = ["Dot"]
 
@@ -72,10 +80,18 @@ class Dot(StreamCore):
         ``"rne"`` or ``"rtz"``.
     stages : int
         Pipeline registers besides the output register.
+    fmax, family : float, str
+        Instead of ``stages`` (exact and int8 accumulation): the clock (MHz) to meet
+        on ``family`` (default ``ecp5``); registers go where the delay model says,
+        also between the levels of the lanes' alignment shifters and adder tree and
+        inside the final normalize/round (docs/timing.md). The accumulator's own
+        loop (one add) stays one cycle. ``accumulate="fp"`` has a one-cycle
+        round-per-beat loop and takes ``stages`` only.
     """
 
     def __init__(self, *, a_fmt, b_fmt, out_fmt=None, lanes=8, accumulate=None,
-                 max_terms=1024, addend=False, rounding="rne", stages=0):
+                 max_terms=1024, addend=False, rounding="rne", stages=None, fmax=None,
+                 family=None):
         self.fa = get_format(a_fmt, param="a_fmt", allowed=ELEM_FORMATS)
         self.fb = get_format(b_fmt, param="b_fmt", allowed=ELEM_FORMATS)
         self.is_int = self.fa.kind == "int"
@@ -109,14 +125,10 @@ class Dot(StreamCore):
         self.addend = addend
         self.rounding = check_choice("rounding", rounding, ROUNDINGS)
         self.cuts = self._cuts()
-        self.stages = check_stages(stages, len(self.cuts), "dot")
-        self.params = {"a_fmt": self.fa.name, "b_fmt": self.fb.name,
-                       "out_fmt": out_fmt, "lanes": lanes, "accumulate": accumulate,
-                       "max_terms": max_terms, "addend": addend, "rounding": rounding,
-                       "stages": stages}
-        self.module_name = (f"dot_{self.fa.name}_{self.fb.name}_{out_fmt}_l{lanes}_"
-                            f"{accumulate}_t{max_terms}{'_c' if addend else ''}"
-                            f"{'_rtz' if rounding == 'rtz' else ''}_s{stages}")
+        if self.accumulate == "fp" and fmax is not None:
+            raise ParamError(f"fmax needs accumulate='exact' (the fp accumulator rounds "
+                             f"in a one-cycle loop; use stages), got fmax={fmax!r} with "
+                             f"accumulate='fp'")
         L = lanes
         self.in_fields = ([Field(f"a{k}", self.fa.bits, self.fa.name) for k in range(L)]
                           + [Field(f"b{k}", self.fb.bits, self.fb.name) for k in range(L)]
@@ -125,12 +137,29 @@ class Dot(StreamCore):
                           + [Field("last", 1)])
         self.out_fields = [Field("r", 32 if self.is_int else self.fo.bits, out_fmt),
                            Field("overflow", 1)]
-        self.latency = stages + 1
         self.beats_per_result = "variable: one result per beat with last=1"
         self.acc_width, self.acc_lsb = (
             kulisch_width(self.fa, self.fb, max_terms) if accumulate == "exact"
             else kulisch_width(self.fa, self.fb, lanes))
         super().__init__()
+        # clock-directed: the blocks charge their delays and offer fine cut points;
+        # with stages the netlist stays the one of the named cut points (no model)
+        self.timed = self.accumulate == "exact" and fmax is not None
+        self.stages, self.timing = plan_pipeline(self, self.cuts, stages=stages,
+                                                 fmax=fmax, family=family, name="dot")
+        if not self.timed:
+            self.timing = None
+        self.params = {"a_fmt": self.fa.name, "b_fmt": self.fb.name,
+                       "out_fmt": out_fmt, "lanes": lanes, "accumulate": accumulate,
+                       "max_terms": max_terms, "addend": addend, "rounding": rounding,
+                       "stages": self.stages}
+        if fmax is not None:
+            self.params.update(fmax=fmax, family=self.family)
+        self.module_name = (f"dot_{self.fa.name}_{self.fb.name}_{out_fmt}_l{lanes}_"
+                            f"{accumulate}_t{max_terms}{'_c' if addend else ''}"
+                            f"{'_rtz' if rounding == 'rtz' else ''}"
+                            + timing_suffix(self.stages, fmax, self.family))
+        self.latency = self.stages + 1
 
     def _cuts(self):
         if self.accumulate == "fp":
@@ -147,28 +176,48 @@ class Dot(StreamCore):
 
     # -- datapath -----------------------------------------------------------------
 
-    def _products(self, m, pl):
+    def _products(self, m, pl, pipe=None):
         """Per lane: a Fixed product (float) or a signed 16-bit product (int8)."""
         prods = []
-        for k in range(self.lanes):
-            a, b = getattr(pl, f"a{k}"), getattr(pl, f"b{k}")
-            if self.is_int:
+        if self.is_int:
+            for k in range(self.lanes):
+                a, b = getattr(pl, f"a{k}"), getattr(pl, f"b{k}")
                 p = Signal(signed(16), name=f"p{k}")
                 m.d.comb += p.eq(a.as_signed() * b.as_signed())
                 prods.append(p)
-            else:
+            if pipe is not None:
+                pipe.charge(pipe.fab.dsp_mul if pipe.fab.has_dsp
+                            else pipe.fab.mul_lut(8, 8))
+            return prods
+        if pipe is None:
+            for k in range(self.lanes):
+                a, b = getattr(pl, f"a{k}"), getattr(pl, f"b{k}")
                 ua = unpack(m, a, self.fa, name=f"a{k}")
                 ub = unpack(m, b, self.fb, name=f"b{k}")
                 prods.append(multiply(m, ua, self.fa, ub, self.fb, name=f"p{k}"))
+            return prods
+        us = []
+        with _parallel(pipe):
+            for k in range(self.lanes):
+                a, b = getattr(pl, f"a{k}"), getattr(pl, f"b{k}")
+                us.append((unpack(m, a, self.fa, name=f"a{k}", pipe=pipe),
+                           unpack(m, b, self.fb, name=f"b{k}", pipe=pipe)))
+        if pipe is not None:
+            us = pipe.cut("mul.u", tuple(us))
+        with _parallel(pipe):
+            for k, (ua, ub) in enumerate(us):
+                prods.append(multiply(m, ua, self.fa, ub, self.fb, name=f"p{k}",
+                                      pipe=pipe))
         return prods
 
-    def _beat(self, m, prods):
+    def _beat(self, m, prods, pipe=None):
         """The exact sum of one beat's products and the beat's class flags."""
         bw, blsb = kulisch_width(self.fa, self.fb, self.lanes)
         if self.is_int:
-            return sum_tree(m, prods, bw, name="t"), None
-        fx = [to_fixed(m, p, blsb, bw, name=f"k{k}") for k, p in enumerate(prods)]
-        s = sum_tree(m, fx, bw, name="t")
+            return sum_tree(m, prods, bw, name="t", pipe=pipe), None
+        if pipe is None:
+            fx = [to_fixed(m, p, blsb, bw, name=f"k{k}") for k, p in enumerate(prods)]
+            s = sum_tree(m, fx, bw, name="t")
         flags = {
             "nan": Value.cast(0),
             "pinf": Value.cast(0),
@@ -184,7 +233,13 @@ class Dot(StreamCore):
         for k, v in flags.items():
             sig[k] = Signal(name=f"beat_{k}")
             m.d.comb += sig[k].eq(v)
-        return s, sig
+        if pipe is None:
+            return s, sig
+        # the flags ride along the fine cuts of the shifters and the adder tree
+        with pipe.carry(flags_tuple(sig)) as c:
+            fx = to_fixed_lanes(m, prods, blsb, bw, name="k", pipe=pipe)
+            s = sum_tree(m, fx, bw, name="t", pipe=pipe)
+        return s, flags_dict(c.values[0])
 
     def _count(self, m, pipe, first, last):
         """Terms counter; overflow once a dot product has more than max_terms."""
@@ -206,9 +261,14 @@ class Dot(StreamCore):
         pl = self.i.payload
         c = pl.c if self.addend else None
         last = pl.last
-        prods = self._products(m, pl)
+        tp = pipe if self.timed else None       # blocks charge delays / fine cuts
+        with _carry_opt(tp, c, last) as cl:        # across the fine cut mul.u
+            prods = self._products(m, pl, tp)
+        c, last = cl.values
         prods, c, last = pipe.cut("mul", tuple(prods), c, last)
-        beat, flags = self._beat(m, prods)
+        with _carry_opt(tp, c, last) as cl:
+            beat, flags = self._beat(m, prods, tp)
+        c, last = cl.values
         beat, flags, c, last = pipe.cut("beat", beat, flags_tuple(flags), c, last)
         flags = flags_dict(flags)
 
@@ -223,6 +283,8 @@ class Dot(StreamCore):
         acc = Signal(signed(self.acc_width), name="acc")
         total = Signal(signed(self.acc_width), name="acc_next")
         m.d.comb += total.eq(Mux(first, 0, acc) + beat)
+        if tp is not None:               # the accumulator's loop: one add, one cycle
+            tp.charge(tp.fab.carry(self.acc_width) + tp.fab.lut)
         if flags is not None:
             accf = {k: Signal(init=0, name=f"acc_{k}") for k in flags}
             totf = {}
@@ -250,6 +312,8 @@ class Dot(StreamCore):
             r = Signal(32, name="r_int")
             extra = Value.cast(cfirst).as_signed() if self.addend else 0
             m.d.comb += r.eq(total + extra)
+            if tp is not None:
+                tp.charge(tp.fab.carry(32))
             pipe.output(r=r, overflow=ovf)
             return m
 
@@ -258,16 +322,52 @@ class Dot(StreamCore):
         fo = self.fo
         nan = totf["nan"] | (totf["pinf"] & totf["ninf"])
         inf = totf["pinf"] | totf["ninf"]
-        fx = fixed_from_signed(m, total, self.acc_lsb, is_nan=nan, is_inf=inf,
-                               inf_sign=totf["ninf"], zero_sign=totf["negzero"], name="sum")
-        if self.addend:
-            uc = unpack(m, cfirst, fo, name="c")
-            fx = align_add(m, fx, uc, fo, name="s")
-            fx, ovf = pipe.cut("add", fx, ovf)
-        u = fixed_to_unpacked(m, fx, name="n")
-        r = round_sig(m, fo, u, rounding=self.rounding, name="r")
-        r, ovf = pipe.cut("round", r, ovf)
-        pipe.output(r=pack(m, fo, r, rounding=self.rounding, name="o"), overflow=ovf)
+        if tp is None:
+            fx = fixed_from_signed(m, total, self.acc_lsb, is_nan=nan, is_inf=inf,
+                                   inf_sign=totf["ninf"], zero_sign=totf["negzero"],
+                                   name="sum")
+            if self.addend:
+                uc = unpack(m, cfirst, fo, name="c")
+                fx = align_add(m, fx, uc, fo, name="s")
+                fx, ovf = pipe.cut("add", fx, ovf)
+            u = fixed_to_unpacked(m, fx, name="n")
+            r = round_sig(m, fo, u, rounding=self.rounding, name="r")
+            r, ovf = pipe.cut("round", r, ovf)
+            pipe.output(r=pack(m, fo, r, rounding=self.rounding, name="o"), overflow=ovf)
+            return m
+        # timed: the blocks' fine cuts carry ovf along; the normalize is clamped at
+        # emin (its marker built beside the align, or constant for the accumulator)
+        with tp.carry(ovf, cfirst) as co:
+            fx = fixed_from_signed(m, total, self.acc_lsb, is_nan=nan, is_inf=inf,
+                                   inf_sign=totf["ninf"], zero_sign=totf["negzero"],
+                                   name="sum", pipe=tp)
+            fx = tp.cut("sum.abs", fx)
+            cfirst = co.values[1]
+            if self.addend:
+                uc = unpack(m, cfirst, fo, name="c", pipe=tp)
+                al = align(m, fx, uc, fo, name="s", pipe=tp, emin=fo.emin,
+                           p_bounds=self.acc_lsb)
+                with tp.carry(al.floor) as cf:
+                    fx = add_aligned(m, al, name="s", pipe=tp)
+                (floor,) = cf.values
+                with tp.carry(floor) as cf:
+                    fx = pipe.cut("add", fx)
+                (floor,) = cf.values
+                exp_min = window_exp_min(self.acc_lsb, len(Value.cast(al.pwin)) - 0, fo,
+                                         al.L, al.dmax)
+                cx = fixed_lzc(fx, m=m, floor=floor, pipe=tp, name="n")
+            else:
+                cx = fixed_lzc(fx, m=m, emin=fo.emin, pipe=tp, name="n")
+                top = self.acc_lsb + self.acc_width - 1
+                exp_min = fo.emin if top >= fo.emin else None
+            u = counted_to_unpacked(m, cx, name="n", pipe=tp)
+            d = round_decide(m, fo, u, rounding=self.rounding, exp_min=exp_min, name="r",
+                             pipe=tp)
+        ovf = co.values[0]
+        d, ovf = pipe.cut("round", d, ovf)
+        r = round_apply(m, d, name="r", pipe=tp)
+        pipe.output(r=pack(m, fo, r, rounding=self.rounding, name="o", pipe=tp),
+                    overflow=ovf)
         return m
 
     def _fp_loop(self, m, pipe, first, last, beat, flags, c):
@@ -316,7 +416,10 @@ def make_dot(*, mx=False, **kwargs):
         return Dot(**kwargs)
     from .mxdot import MXDot
     fixed = {"out_fmt": (None, "fp32"), "accumulate": (None,), "addend": (False,),
-             "rounding": ("rne",), "max_terms": (1024,)}
+             "rounding": ("rne",), "max_terms": (1024,), "fmax": (None,),
+             "family": (None,)}
+    if kwargs.get("stages", 0) is None:
+        kwargs.pop("stages")                # the CLI's "not given"
     for name, ok in fixed.items():
         if name in kwargs and kwargs[name] not in ok:
             raise ParamError(f"{name} is not a parameter of the MX dot product (fp32 "

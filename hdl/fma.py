@@ -36,7 +36,8 @@ from lpcores.formats import FLOAT_FORMATS, get_format
 
 from .base import Field, Pipeline, StreamCore, plan_pipeline, timing_suffix
 from .fp import (ROUNDINGS, add_aligned, align, counted_to_unpacked, fixed_lzc,
-                 multiply, pack, round_apply, round_decide, unpack)
+                 multiply, pack, round_apply, round_decide, unpack,
+                 window_exp_min)
 
 __all__ = ["FMA", "ACC_FORMATS"]
 
@@ -121,16 +122,11 @@ class FMA(StreamCore):
         return m
 
     def _exp_min(self):
-        """The lowest exponent the emin-clamped normalize can hand the rounder:
-        ``emin`` when the window's MSB never weighs less (then the rounder has no
-        subnormal shifter), else None. The window (see :func:`.fp.align`) has
-        ``T = L + dmax + CW + 1`` bits above bit 0, which weighs at least
-        ``min(p_exp0_min - L, ec0_min - L - dmax)``."""
+        """The lowest exponent the emin-clamped normalize hands the rounder
+        (:func:`.fp.window_exp_min` of the window :func:`.fp.align` builds)."""
         fa, fb, fc = self.fa, self.fb, self.fc
         CW = fc.man_bits + 1
         PW = (fa.man_bits + 1) + (fb.man_bits + 1)
         L, dmax = CW + 3, PW + 3
-        T = L + dmax + CW + 1
-        p0 = fa.emin + fb.emin - fa.man_bits - fb.man_bits
-        bit0 = min(p0 - L, fc.emin - fc.man_bits - L - dmax)
-        return fc.emin if bit0 + T - 1 >= fc.emin else None
+        return window_exp_min(fa.emin + fb.emin - fa.man_bits - fb.man_bits,
+                              L + dmax + CW + 1, fc, L, dmax)

@@ -621,6 +621,17 @@ def align(m, p, c, fc, name="s", pipe=None, emin=None, p_bounds=None):
                    p_zero, c_zero, p_inf, c_inf, p_nan, c_nan, floor)
 
 
+def window_exp_min(p_exp0_min, T, fc, L, dmax):
+    """The lowest exponent an emin-clamped normalize (:func:`fixed_lzc` with the
+    floor of :func:`align`) hands the rounder for a window of ``T`` bits: ``emin``
+    of ``fc`` when the window's MSB never weighs less (the rounder then needs no
+    subnormal shifter), else None. Bit 0 weighs at least
+    ``min(p_exp0_min - L, ec0_min - L - dmax)`` (see :func:`align`)."""
+    fc = get_format(fc)
+    bit0 = min(p_exp0_min - L, fc.emin - fc.man_bits - L - dmax)
+    return fc.emin if bit0 + T - 1 >= fc.emin else None
+
+
 def add_aligned(m, a, name="s", pipe=None):
     """The second half of :func:`align_add`: the signed add of an :class:`Aligned`.
 
@@ -798,9 +809,52 @@ def to_fixed(m, p, lsb, width, name="k"):
     return out
 
 
-def sum_tree(m, values, width, name="t", signed_=True):
+def to_fixed_lanes(m, prods, lsb, width, name="k", pipe=None):
+    """:func:`to_fixed` of several lanes side by side, built level by level so a
+    pipeline may cut between the levels of their shifters (``name.k``) and before
+    the negation (``name.neg``), one register row across all lanes."""
+    live, sign, shs, mags = [], [], [], []
+    for k, p in enumerate(prods):
+        sh = Signal(range(max(2, width)), name=f"{name}{k}_sh")
+        m.d.comb += sh.eq(Value.cast(p.exp0) - lsb)
+        shs.append(sh)
+        live.append(~(p.is_inf | p.is_nan))
+        sign.append(p.sign)
+        mags.append(Cat(Value.cast(p.mag), Const(0, max(0, width - len(Value.cast(p.mag)))))
+                    [:width])
+    _charge(pipe, lambda fab: fab.carry(len(Value.cast(prods[0].exp0)) + 1))
+    nbits = len(shs[0])
+    for j in range(nbits):
+        step = 1 << j
+        nxt = []
+        for k, v in enumerate(mags):
+            lv = Signal(width, name=f"{name}{k}_l{j}")
+            m.d.comb += lv.eq(Mux(shs[k][j], Cat(Const(0, step), v[:width - step])
+                                  if step < width else Const(0, width), v))
+            nxt.append(lv)
+        mags = nxt
+        if pipe is not None:
+            pipe.charge(pipe.fab.shift_level())
+            point = f"{name}.{j + 1}" if j + 1 < nbits else f"{name}.neg"
+            mags, shs, live, sign = (list(x) for x in pipe.cut(
+                point, tuple(mags), tuple(shs), tuple(live), tuple(sign)))
+    outs = []
+    for k, v in enumerate(mags):
+        mag = Mux(live[k], v, 0)
+        out = Signal(signed(width), name=f"{name}{k}_fx")
+        m.d.comb += out.eq(Mux(sign[k], -mag, mag))
+        outs.append(out)
+    _charge(pipe, lambda fab: fab.carry(width) + fab.lut)
+    if pipe is not None:
+        outs = list(pipe.cut(f"{name}.out", *outs)) if len(outs) > 1 else \
+            [pipe.cut(f"{name}.out", outs[0])]
+    return outs
+
+
+def sum_tree(m, values, width, name="t", signed_=True, pipe=None):
     """Balanced adder tree of signed ``values`` into ``width`` bits (the caller sizes
-    ``width`` so nothing overflows)."""
+    ``width`` so nothing overflows). With ``pipe`` it may be cut between its levels
+    (``name.k``)."""
     level = [Value.cast(v) for v in values]
     shape = signed(width) if signed_ else unsigned(width)
     k = 0
@@ -814,15 +868,21 @@ def sum_tree(m, values, width, name="t", signed_=True):
             nxt.append(level[-1])
         level = nxt
         k += 1
+        if pipe is not None:
+            pipe.charge(pipe.fab.carry(width))
+            if len(level) > 1:
+                level = list(pipe.cut(f"{name}.{k}", *level)) if len(level) > 1 else level
     out = Signal(shape, name=f"{name}_sum")
     m.d.comb += out.eq(level[0])
     return out
 
 
-def fixed_from_signed(m, s, lsb, *, is_nan, is_inf, inf_sign, zero_sign, name="f"):
+def fixed_from_signed(m, s, lsb, *, is_nan, is_inf, inf_sign, zero_sign, name="f",
+                      pipe=None):
     """A two's-complement fixed-point sum as a sign-magnitude :class:`Fixed`; an
     exact zero takes ``zero_sign`` (IEEE: negative only if every term was -0)."""
     s = Value.cast(s)
+    _charge(pipe, lambda fab: fab.carry(len(s)) + fab.lut)
     neg = s < 0
     mag = Signal(len(s), name=f"{name}_mag")
     m.d.comb += mag.eq(Mux(neg, -s, s))

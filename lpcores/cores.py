@@ -108,9 +108,7 @@ CORES = {c.name: c for c in [
                 default=False, boolean=True),
             Opt("--rounding", "rounding", "rounding mode", default="rne",
                 choices=("rne", "rtz")),
-            Opt("--stages", "stages", "pipeline registers besides the output register",
-                type=int, default=0),
-        )),
+        ) + _timing_opts()),
 ]}
 
 def _norm_opts():

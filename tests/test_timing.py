@@ -8,7 +8,7 @@ import pytest
 
 from lpcores.cli import main
 from lpcores.errors import ParamError
-from lpcores.hdl import Convert, sidecar
+from lpcores.hdl import Convert, Dot, sidecar
 from lpcores.hdl.base import _place_cuts
 from lpcores.hdl.fma import FMA
 from lpcores.hdl.timing import FAMILIES, fabric
@@ -129,6 +129,13 @@ FMAX_CASES = [
     (FMA, dict(a_fmt="e5m2", b_fmt="e5m2", acc_fmt="bf16", fmax=30, family="ice40"),
      "lpcores.sim.fma", {}),
     (Convert, dict(in_fmt="fp32", out_fmt="e4m3", fmax=150), "lpcores.sim.convert", {}),
+    (Dot, dict(a_fmt="e4m3", b_fmt="e4m3", lanes=8, fmax=125), "lpcores.sim.dot", {}),
+    (Dot, dict(a_fmt="e4m3", b_fmt="e4m3", lanes=4, max_terms=64, addend=True,
+               fmax=100), "lpcores.sim.dot", {}),
+    (Dot, dict(a_fmt="int8", b_fmt="int8", lanes=8, max_terms=64, addend=True, fmax=120),
+     "lpcores.sim.dot", {}),
+    (Dot, dict(a_fmt="e2m1", b_fmt="e4m3", out_fmt="fp16", lanes=16, max_terms=128,
+               fmax=110), "lpcores.sim.dot", {}),
     (Convert, dict(in_fmt="e4m3", out_fmt="fp32", fmax=160), "lpcores.sim.convert", {}),
     (Convert, dict(in_fmt="bf16", out_fmt="e2m1", saturate=True, fmax=120),
      "lpcores.sim.convert", {}),
@@ -207,3 +214,14 @@ def test_synth_report_shows_estimate_asked_and_achieved():
     text = report_markdown(rep)
     assert ("Pipelining: 2 registers besides the output (mul, add); delay model (ecp5): "
             "104.2 MHz, asked 100 MHz, achieved 97.5 MHz.") in text
+
+
+def test_dot_fp_accumulation_takes_stages_only():
+    with pytest.raises(ParamError) as e:
+        Dot(a_fmt="e4m3", b_fmt="e4m3", accumulate="fp", fmax=100)
+    assert str(e.value) == ("fmax needs accumulate='exact' (the fp accumulator rounds in "
+                            "a one-cycle loop; use stages), got fmax=100 with "
+                            "accumulate='fp'")
+    assert Dot(a_fmt="e4m3", b_fmt="e4m3", accumulate="fp", stages=1).timing is None
+    # with stages, Dot keeps the netlist of its named cut points and records no model
+    assert Dot(a_fmt="e4m3", b_fmt="e4m3", stages=2).timing is None
