@@ -4,6 +4,8 @@
     lpcores sim      <core> [core flags] [--sim verilator|icarus|all] [--seed N]
     lpcores synth    <core> [core flags] --target T [--device D] [--pnr] [--json FILE]
     lpcores sweep    CONFIG.toml [-j N] [--out PAGE.md]
+    lpcores prove    <core> [core flags] [--equiv] [--backpressure] [--depth N]
+    lpcores prove    --verilog FILE --sidecar FILE [--ref-verilog F --ref-sidecar F]
     lpcores demo     [--out DIR]
 
 Bad parameters give one sentence on stderr and exit status 2, never a traceback.
@@ -124,6 +126,8 @@ def _parser():
     per_core("sim", "run the cocotb regression of one core on the generated Verilog",
              sim_extra)
     per_core("synth", "synthesize one core and report its cost", synth_extra)
+    from .prove import add_parser as add_prove_parser
+    add_prove_parser(sub, _Parser, _add_core_flags, CORES)
     sw = sub.add_parser("sweep", help="synthesize a grid of cores x parameters x "
                         "targets from a TOML config (cached, parallel); write the "
                         "results page, table and plots")
@@ -296,6 +300,9 @@ def main(argv=None):
                 raise ParamError(f"--jobs must be a positive integer, got --jobs={args.jobs}")
             res = run_sweep(args.config, jobs=args.jobs, out=args.out)
             return 1 if res["failures"] else 0
+        if args.cmd == "prove":
+            from .prove import cli as prove_cli
+            return prove_cli(args, CORES, _core_kwargs)
         spec = CORES[args.core]
         return {"generate": cmd_generate, "sim": cmd_sim,
                 "synth": cmd_synth}[args.cmd](spec, args)

