@@ -649,7 +649,7 @@ def _run(workdir, files, depth, solver, timeout):
     try:
         log, _ = proc.communicate()
     except BaseException:
-        os.killpg(proc.pid, 9)
+        _kill_tree(proc.pid)
         proc.wait()
         raise
     secs = time.monotonic() - t0
@@ -662,6 +662,28 @@ def _run(workdir, files, depth, solver, timeout):
     if status not in ("PASS", "FAIL"):
         status = "ERROR"
     return status, log, secs
+
+
+def _kill_tree(pid):
+    """Kill ``pid`` and its descendants (SymbiYosys starts the solver in a process
+    group of its own, so killing sby's group would leave the solver running)."""
+    children = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+        except (OSError, ValueError, IndexError):
+            continue
+    todo, tree = [pid], []
+    while todo:
+        p = todo.pop()
+        tree.append(p)
+        todo += children.get(p, [])
+    for p in reversed(tree):
+        try:
+            os.kill(p, 9)
+        except OSError:
+            pass
 
 
 def _failures(log):
