@@ -194,7 +194,8 @@ def load_config(path):
                 built = tuple(sorted(params.items()))
                 if (core, built) not in checked:
                     try:
-                        spec.build(**params)
+                        # built to check its parameters only, never elaborated
+                        spec.build(**params)._MustUse__silence = True
                     except ParamError as e:
                         raise SweepError(f"{rwhere} ({core}): {e}") from None
                     checked.add((core, built))
