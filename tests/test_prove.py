@@ -304,19 +304,15 @@ def test_sidecar_width_mismatch(files, tmp_path):
 
 # -- longer proofs (-m formal) ----------------------------------------------------------
 
+# measured (docs/formal.md): each a few seconds to a quarter minute with Boolector
 DEFAULTS = [
     ("convert", dict(in_fmt="fp32", out_fmt="e4m3")),
     ("fma", dict(a_fmt="e4m3", b_fmt="e4m3")),
-    ("dot", dict(a_fmt="e4m3", b_fmt="e4m3")),
     ("dot", dict(a_fmt="int8", b_fmt="int8")),
-    ("mxdot", dict(a_fmt="e4m3", b_fmt="e4m3")),
     ("mxquant", dict(elem_fmt="e4m3")),
     ("nmprune", dict(n=2, m=4, fmt="bf16")),
-    ("nmprune", dict(n=4, m=8, fmt="e4m3", selection="sortnet")),
     ("nmdot", dict(n=2, m=4, a_fmt="e4m3", b_fmt="e4m3")),
     ("sparselinear", dict(n=2, m=4, x_fmt="e4m3", w_fmt="e4m3")),
-    ("iternorm", dict(max_d=64, lanes=16)),
-    ("fisrnorm", dict(max_d=64, lanes=16)),
 ]
 
 
@@ -332,13 +328,7 @@ def test_stream_contract_default_configurations(core, kw, tmp_path):
 EQUIV = [
     ("convert", dict(in_fmt="fp32", out_fmt="e4m3", stages=2)),
     ("fma", dict(a_fmt="e4m3", b_fmt="e4m3", stages=7)),
-    ("fma", dict(a_fmt="e5m2", b_fmt="e4m3", acc_fmt="fp16", stages=3)),
-    ("dot", dict(a_fmt="e4m3", b_fmt="e4m3", lanes=2, stages=2)),
-    ("mxquant", dict(elem_fmt="e4m3", lanes=8, stages=2)),
     ("nmprune", dict(n=2, m=4, fmt="bf16", stages=2)),
-    ("nmdot", dict(n=2, m=4, a_fmt="e4m3", b_fmt="e4m3", stages=2)),
-    ("sparselinear", dict(n=2, m=4, x_fmt="e4m3", w_fmt="e4m3", prune_stages=1,
-                          stages=1)),
 ]
 
 
