@@ -308,9 +308,12 @@ def test_sidecar_width_mismatch(files, tmp_path):
 DEFAULTS = [
     ("convert", dict(in_fmt="fp32", out_fmt="e4m3")),
     ("fma", dict(a_fmt="e4m3", b_fmt="e4m3")),
+    ("dot", dict(a_fmt="e4m3", b_fmt="e4m3")),
     ("dot", dict(a_fmt="int8", b_fmt="int8")),
+    ("mxdot", dict(a_fmt="e4m3", b_fmt="e4m3")),
     ("mxquant", dict(elem_fmt="e4m3")),
     ("nmprune", dict(n=2, m=4, fmt="bf16")),
+    ("nmprune", dict(n=2, m=4, fmt="e4m3", selection="sortnet")),
     ("nmdot", dict(n=2, m=4, a_fmt="e4m3", b_fmt="e4m3")),
     ("sparselinear", dict(n=2, m=4, x_fmt="e4m3", w_fmt="e4m3")),
 ]
@@ -329,6 +332,7 @@ EQUIV = [
     ("convert", dict(in_fmt="fp32", out_fmt="e4m3", stages=2)),
     ("fma", dict(a_fmt="e4m3", b_fmt="e4m3", stages=7)),
     ("nmprune", dict(n=2, m=4, fmt="bf16", stages=2)),
+    ("mxquant", dict(elem_fmt="e4m3", stages=1)),
 ]
 
 
