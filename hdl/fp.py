@@ -680,7 +680,8 @@ def add_aligned(m, a, name="s", pipe=None):
     sub = a.p_sign ^ a.c_sign
     mag = Signal(T, name=f"{name}_mag")
     sign = Signal(name=f"{name}_sign")
-    neg = diff < 0
+    neg = diff[T]          # the sign bit (a compare with 0 lints UNSIGNED once Yosys
+    #                        proves a window's difference never negative)
     m.d.comb += [
         mag.eq(Mux(sub, Mux(neg, rdiff, diff[:T]), total)),
         sign.eq(Mux(sub & neg, a.c_sign, a.p_sign)),

@@ -71,7 +71,11 @@ def test_nmdot_rtl(simulator, kw, opts, request, build_root):
 
 
 def _muls(core):
-    return len(re.findall(r"^\s*cell \$mul ", rtlil.convert(core, name="t"), re.M))
+    # a significand product is an inferred $mul, or (up to 5x5 bits, hdl/fp.py's
+    # multiply) a partial-product adder tree in LUTs whose result is `<name>_pp_sum`
+    il = rtlil.convert(core, name="t")
+    return (len(re.findall(r"^\s*cell \$mul ", il, re.M))
+            + len(re.findall(r"^\s*wire width \d+ \\\S*_pp_sum$", il, re.M)))
 
 
 @pytest.mark.parametrize("fmts,ratios", [
