@@ -165,6 +165,18 @@ def plan_pipeline(core, cuts, *, stages=None, fmax=None, family=None, name=None)
     return len(selected), timing
 
 
+def name_pipelined(core, base, params, fmax):
+    """After :func:`plan_pipeline`: the core's ``params`` (with ``fmax`` and the
+    family when asked), its module name (``base`` plus :func:`timing_suffix`) and its
+    latency (``stages + 1``)."""
+    params = dict(params, stages=core.stages)
+    if fmax is not None:
+        params.update(fmax=fmax, family=core.family)
+    core.params = params
+    core.module_name = base + timing_suffix(core.stages, fmax, core.family)
+    core.latency = core.stages + 1
+
+
 def timing_suffix(stages, fmax, family):
     """The module-name suffix of a pipelining choice: ``_s3``, or ``_f150ecp5`` for
     ``fmax=150`` on ECP5 (``_f62p5ecp5`` for 62.5 MHz)."""

@@ -18,7 +18,7 @@ one conversion a cycle.
 from lpcores.errors import ParamError, check_choice
 from lpcores.formats import FLOAT_FORMATS, get_format
 
-from .base import Field, Pipeline, StreamCore, plan_pipeline, timing_suffix
+from .base import Field, Pipeline, StreamCore, name_pipelined, plan_pipeline
 from .fp import (ROUNDINGS, Unpacked, exp_shape, lzc, normalize_shift, pack, round_apply,
                  round_decide, unpack)
 
@@ -65,15 +65,10 @@ class Convert(StreamCore):
         super().__init__()
         self.stages, self.timing = plan_pipeline(self, CUTS, stages=stages, fmax=fmax,
                                                  family=family, name="convert")
-        self.params = {"in_fmt": self.fin.name, "out_fmt": self.fout.name,
-                       "saturate": saturate, "rounding": rounding, "stages": self.stages}
-        if fmax is not None:
-            self.params.update(fmax=fmax, family=self.family)
-        self.module_name = (f"convert_{self.fin.name}_{self.fout.name}"
-                            f"{'_sat' if saturate else ''}"
-                            f"{'_rtz' if rounding == 'rtz' else ''}"
-                            + timing_suffix(self.stages, fmax, self.family))
-        self.latency = self.stages + 1
+        name_pipelined(self, f"convert_{self.fin.name}_{self.fout.name}"
+                       f"{'_sat' if saturate else ''}{'_rtz' if rounding == 'rtz' else ''}",
+                       {"in_fmt": self.fin.name, "out_fmt": self.fout.name,
+                        "saturate": saturate, "rounding": rounding}, fmax)
 
     def elaborate(self, platform):
         from amaranth.hdl import Module

@@ -41,7 +41,7 @@ from amaranth.hdl import Const, Module, Mux, Signal, Value, signed
 from lpcores.errors import ParamError, check_choice, check_int
 from lpcores.formats import FLOAT_FORMATS, get_format
 
-from .base import Field, Pipeline, StreamCore, plan_pipeline, timing_suffix
+from .base import Field, Pipeline, StreamCore, name_pipelined, plan_pipeline
 from .fp import (ROUNDINGS, Fixed, add_aligned, align, align_add, counted_to_unpacked,
                  fixed_from_signed, fixed_lzc, fixed_to_unpacked, kulisch_width,
                  multiply, pack, round_apply, round_decide, round_sig, sum_tree,
@@ -149,17 +149,12 @@ class Dot(StreamCore):
                                                  fmax=fmax, family=family, name="dot")
         if not self.timed:
             self.timing = None
-        self.params = {"a_fmt": self.fa.name, "b_fmt": self.fb.name,
-                       "out_fmt": out_fmt, "lanes": lanes, "accumulate": accumulate,
-                       "max_terms": max_terms, "addend": addend, "rounding": rounding,
-                       "stages": self.stages}
-        if fmax is not None:
-            self.params.update(fmax=fmax, family=self.family)
-        self.module_name = (f"dot_{self.fa.name}_{self.fb.name}_{out_fmt}_l{lanes}_"
-                            f"{accumulate}_t{max_terms}{'_c' if addend else ''}"
-                            f"{'_rtz' if rounding == 'rtz' else ''}"
-                            + timing_suffix(self.stages, fmax, self.family))
-        self.latency = self.stages + 1
+        name_pipelined(self, f"dot_{self.fa.name}_{self.fb.name}_{out_fmt}_l{lanes}_"
+                       f"{accumulate}_t{max_terms}{'_c' if addend else ''}"
+                       f"{'_rtz' if rounding == 'rtz' else ''}",
+                       {"a_fmt": self.fa.name, "b_fmt": self.fb.name, "out_fmt": out_fmt,
+                        "lanes": lanes, "accumulate": accumulate, "max_terms": max_terms,
+                        "addend": addend, "rounding": rounding}, fmax)
 
     def _cuts(self):
         if self.accumulate == "fp":

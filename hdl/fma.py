@@ -34,7 +34,7 @@ from amaranth.hdl import Module
 from lpcores.errors import ParamError, check_choice
 from lpcores.formats import FLOAT_FORMATS, get_format
 
-from .base import Field, Pipeline, StreamCore, plan_pipeline, timing_suffix
+from .base import Field, Pipeline, StreamCore, name_pipelined, plan_pipeline
 from .fp import (ROUNDINGS, add_aligned, align, counted_to_unpacked, fixed_lzc,
                  multiply, pack, round_apply, round_decide, unpack,
                  window_exp_min)
@@ -83,15 +83,10 @@ class FMA(StreamCore):
         super().__init__()
         self.stages, self.timing = plan_pipeline(self, CUTS, stages=stages, fmax=fmax,
                                                  family=family, name="fma")
-        self.params = {"a_fmt": self.fa.name, "b_fmt": self.fb.name,
-                       "acc_fmt": self.fc.name, "rounding": rounding,
-                       "stages": self.stages}
-        if fmax is not None:
-            self.params.update(fmax=fmax, family=self.family)
-        self.module_name = (f"fma_{self.fa.name}_{self.fb.name}_{self.fc.name}"
-                            f"{'_rtz' if rounding == 'rtz' else ''}"
-                            + timing_suffix(self.stages, fmax, self.family))
-        self.latency = self.stages + 1
+        name_pipelined(self, f"fma_{self.fa.name}_{self.fb.name}_{self.fc.name}"
+                       f"{'_rtz' if rounding == 'rtz' else ''}",
+                       {"a_fmt": self.fa.name, "b_fmt": self.fb.name,
+                        "acc_fmt": self.fc.name, "rounding": rounding}, fmax)
 
     def elaborate(self, platform):
         m = Module()
