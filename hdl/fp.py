@@ -872,7 +872,7 @@ def sum_tree(m, values, width, name="t", signed_=True, pipe=None):
         if pipe is not None:
             pipe.charge(pipe.fab.carry(width))
             if len(level) > 1:
-                level = list(pipe.cut(f"{name}.{k}", *level)) if len(level) > 1 else level
+                level = list(pipe.cut(f"{name}.{k}", *level))
     out = Signal(shape, name=f"{name}_sum")
     m.d.comb += out.eq(level[0])
     return out
