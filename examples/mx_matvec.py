@@ -3,16 +3,16 @@
 ``MXMatVec`` quantizes fp32 blocks of 32 into MXFP8 (``MXQuant``: E8M0 scale + 32
 e4m3 elements, OCP MX v1.0) and feeds them to an ``MXDot`` whose other operand, the
 matrix row, arrives already in MX (weights are quantized offline, as in inference).
-One row of W (``k`` blocks of 32) against x gives one fp32 result: the row's blocks
-are streamed with ``last`` on the row's final block. The script simulates the design
+One row of W (``k`` blocks of 32) against x gives one fp32 result. The MXDot has
+``contexts`` (default 8): that many rows are interleaved block by block (beat ``t``
+belongs to row ``t mod contexts`` of the group), so its fp32 accumulate loop may be
+pipelined ``contexts`` deep and the engine still takes a block every cycle
+(docs/contexts.md); ``last`` marks each row's final block. The script simulates the design
 with Amaranth's simulator, checks every result against the golden models
 (``golden.mx_quantize`` then ``golden.mx_dot``), reports the error against the
 float64 product, and converts the design to Verilog.
 
-    python examples/mx_matvec.py [--rows 4] [--blocks 2] [--verilog out.v]
-
-(MXDot is a one-result-per-row engine; interleaving rows to hide its accumulator
-loop is the ``contexts`` option of the accumulation-loops issue, not built yet.)
+    python examples/mx_matvec.py [--rows 8] [--blocks 2] [--verilog out.v]
 """
 
 import argparse
@@ -34,9 +34,12 @@ BLOCK = 32
 class MXMatVec(wiring.Component):
     """x block (fp32) and a row block (MX e4m3 + scale) in, a row's fp32 result out."""
 
-    def __init__(self):
+    def __init__(self, contexts=8, fmax=100):
+        self.contexts = contexts
         self.quant = MXQuant(in_fmt="fp32", elem_fmt="e4m3", lanes=BLOCK, stages=1)
-        self.dot = MXDot(a_fmt="e4m3", b_fmt="e4m3", lanes=BLOCK, stages=1)
+        # the accumulate loop pipelined for fmax on ECP5, up to `contexts` deep
+        self.dot = MXDot(a_fmt="e4m3", b_fmt="e4m3", lanes=BLOCK, contexts=contexts,
+                         fmax=fmax)
         super().__init__({
             "x": In(32 * BLOCK), "w": In(8 * BLOCK), "w_scale": In(8), "last": In(1),
             "in_valid": In(1), "in_ready": Out(1),
@@ -72,7 +75,7 @@ class MXMatVec(wiring.Component):
         return m
 
 
-def run(rows=4, blocks=2, seed=3):
+def run(rows=8, blocks=2, seed=3):
     rng = np.random.default_rng(seed)
     x = rng.standard_normal(blocks * BLOCK).astype(np.float32)
     W = rng.standard_normal((rows, blocks * BLOCK)).astype(np.float32)
@@ -83,25 +86,31 @@ def run(rows=4, blocks=2, seed=3):
                              wc.reshape(rows, -1), ws, "e4m3", "e4m3")
     xbits = x.view(np.uint32).astype(np.int64)
     dut = MXMatVec()
+    K = dut.contexts
     got = []
 
     def word(vals, width):
         return sum(int(v) << (width * k) for k, v in enumerate(vals))
 
+    # rows in groups of K, interleaved block by block; a short last group is padded
+    # with zero rows whose results are dropped
+    groups = -(-rows // K)
+
     async def feed(ctx):
-        for i in range(rows):
+        for g in range(groups):
             for j in range(blocks):
-                ctx.set(dut.x, word(xbits[j * BLOCK:(j + 1) * BLOCK], 32))
-                ctx.set(dut.w, word(wc[i, j], 8))
-                ctx.set(dut.w_scale, int(ws[i, j]))
-                ctx.set(dut.last, int(j == blocks - 1))
-                ctx.set(dut.in_valid, 1)
-                await ctx.tick().until(dut.in_ready)
+                for i in range(g * K, (g + 1) * K):
+                    ctx.set(dut.x, word(xbits[j * BLOCK:(j + 1) * BLOCK], 32))
+                    ctx.set(dut.w, word(wc[i, j], 8) if i < rows else 0)
+                    ctx.set(dut.w_scale, int(ws[i, j]) if i < rows else 127)
+                    ctx.set(dut.last, int(j == blocks - 1))
+                    ctx.set(dut.in_valid, 1)
+                    await ctx.tick().until(dut.in_ready)
         ctx.set(dut.in_valid, 0)
 
     async def drain(ctx):
         ctx.set(dut.out_ready, 1)
-        while len(got) < rows:
+        while len(got) < groups * K:
             _, _, valid, r = await ctx.tick().sample(dut.out_valid, dut.r)
             if valid:
                 got.append(r)
@@ -112,12 +121,13 @@ def run(rows=4, blocks=2, seed=3):
     sim.add_testbench(drain)
     sim.run()
     exact = W.astype(np.float64) @ x.astype(np.float64)
-    return np.array(got, dtype=np.int64), np.asarray(expected, dtype=np.int64), exact
+    return (np.array(got[:rows], dtype=np.int64), np.asarray(expected, dtype=np.int64),
+            exact)
 
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--rows", type=int, default=4)
+    ap.add_argument("--rows", type=int, default=8)
     ap.add_argument("--blocks", type=int, default=2)
     ap.add_argument("--verilog", default=None)
     args = ap.parse_args(argv)

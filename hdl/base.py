@@ -34,7 +34,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from amaranth.hdl import Const, Module, ResetSignal, Signal, Value, unsigned
+from amaranth.hdl import Array, Const, Module, Mux, ResetSignal, Signal, Value, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.back import rtlil
@@ -43,8 +43,8 @@ from lpcores.errors import ParamError, check_int
 
 from .timing import check_fmax, fabric
 
-__all__ = ["Field", "StreamCore", "Pipeline", "verilog_text", "sidecar", "generate",
-           "tool_versions"]
+__all__ = ["Field", "StreamCore", "Pipeline", "Contexts", "verilog_text", "sidecar",
+           "generate", "tool_versions"]
 
 
 @dataclass(frozen=True)
@@ -143,7 +143,11 @@ def plan_pipeline(core, cuts, *, stages=None, fmax=None, family=None, name=None)
         selected = [p for p, _ in segs if p in set(cuts[:stages])]
     else:
         fmax = check_fmax(fmax)
-        selected = _place_cuts(segs, 1000.0 / fmax - fab.reg)
+        # a core whose accumulate loop closes at the output places from the back:
+        # as few registers as anywhere, and the fewest inside the loop
+        core._place = _place_cuts_back if getattr(core, "_loop_entry", None) is not None \
+            else _place_cuts
+        selected = core._place(segs, 1000.0 / fmax - fab.reg)
         if selected is None:
             best = _place_cuts(segs, max(d for _, d in segs))
             est = 1000.0 / (fab.reg + max(d for _, d in segs))
@@ -165,6 +169,36 @@ def plan_pipeline(core, cuts, *, stages=None, fmax=None, family=None, name=None)
     return len(selected), timing
 
 
+def check_loop_depth(core, entry, contexts, fmax, name):
+    """After :func:`plan_pipeline`: the depth in cycles of an accumulate loop whose
+    read is built where the probe had ``entry`` cut points behind it and whose
+    write-back is the output stage (registers the plan put inside the loop, plus the
+    accumulator's own). A loop ``D`` cycles deep needs ``contexts >= D``
+    (:class:`Contexts`); deeper is a ParamError naming the fastest clock the model
+    reaches with ``contexts``. ``entry`` None: no such loop (depth 1)."""
+    if entry is None:
+        return 1
+    loop = {p for p, _ in core.segments[entry:] if p is not None}
+    depth = 1 + len(loop & core._pipe_selected)
+    if depth <= contexts:
+        return depth
+    fab = fabric(core.family)
+    delays = [d for _, d in core.segments]
+
+    def fits(budget):
+        cuts = _place_cuts_back(core.segments, budget)
+        return cuts is not None and 1 + len(loop & set(cuts)) <= contexts
+    lo, hi = max(delays), sum(delays)
+    for _ in range(40):
+        mid = (lo + hi) / 2
+        lo, hi = (lo, mid) if fits(mid) else (mid, hi)
+    raise ParamError(
+        f"contexts={contexts} is too few for fmax={fmax:g} MHz on {core.family}: the "
+        f"accumulate loop of this {name} is {depth} cycles deep at that clock and needs "
+        f"contexts >= {depth}; with contexts={contexts} the delay model reaches about "
+        f"{1000.0 / (fab.reg + hi):.0f} MHz")
+
+
 def name_pipelined(core, base, params, fmax):
     """After :func:`plan_pipeline`: the core's ``params`` (with ``fmax`` and the
     family when asked), its module name (``base`` plus :func:`timing_suffix`) and its
@@ -183,6 +217,21 @@ def timing_suffix(stages, fmax, family):
     if fmax is None:
         return f"_s{stages}"
     return f"_f{fmax:g}{family}".replace(".", "p")
+
+
+def _place_cuts_back(segs, budget):
+    """:func:`_place_cuts` from the output backwards (cutting as early as possible):
+    the same number of registers, and the fewest in every tail of the chain."""
+    chosen, t = [], 0.0
+    for k in range(len(segs) - 1, -1, -1):
+        point, d = segs[k]
+        if d > budget + 1e-9:
+            return None
+        if t + d > budget + 1e-9:
+            chosen.append(point)
+            t = 0.0
+        t += d
+    return chosen[::-1]
 
 
 def _place_cuts(segs, budget):
@@ -334,6 +383,52 @@ class Pipeline:
             m.d.sync += o.valid.eq(self.valid)
             for name, value in fields.items():
                 m.d.sync += getattr(o.payload, name).eq(value)
+
+
+class _CtxReg:
+    """One register per context (see :class:`Contexts`)."""
+
+    def __init__(self, regs, index):
+        self.regs = regs
+        self.now = regs[0] if index is None else Array(regs)[index]
+
+    def at(self, index):
+        """The register of context ``index`` (a value carried down the pipe)."""
+        return self.regs[0] if index is None else Array(self.regs)[index]
+
+
+class Contexts:
+    """``k`` interleaved contexts (SPEC §4.2): the j-th beat accepted since reset
+    belongs to context ``j mod k``. Built at the stage where a core's
+    accumulators read their state; ``index`` is the context of the beat in that
+    stage and advances with every beat that leaves it.
+
+    A loop-carried accumulator read here and written back ``D`` registers later
+    (the loop's depth) sees, for each beat, the value its context's previous beat
+    wrote, whenever ``D <= k``: the next beat of a context enters at least ``k``
+    advances of the stall-all pipe after the previous one, and that one's result is
+    written at its ``D``-th advance. With ``k = 1`` every register is the plain
+    signal a single accumulator would have (the same netlist as before contexts)."""
+
+    def __init__(self, m, k, step, name="ctx"):
+        self.m, self.k = m, k
+        self.index = None
+        if k > 1:
+            self.index = Signal(range(k), name=name)
+            with m.If(step):
+                m.d.sync += self.index.eq(Mux(self.index == k - 1, 0, self.index + 1))
+
+    def reg(self, shape, *, init=0, name):
+        """A register per context; ``.now`` reads/writes the current beat's,
+        ``.at(i)`` context ``i``'s."""
+        if self.k == 1:
+            return _CtxReg([Signal(shape, init=init, name=name)], None)
+        return _CtxReg([Signal(shape, init=init, name=f"{name}_x{j}")
+                        for j in range(self.k)], self.index)
+
+    def read_ns(self, fab):
+        """Delay of reading the current context's register (a k:1 mux)."""
+        return 0.0 if self.k == 1 else fab.mux(self.k)
 
 
 # -- generation -----------------------------------------------------------------------
@@ -513,7 +608,7 @@ def generate(core, out_dir):
     vpath = out_dir / f"{core.module_name}.v"
     jpath = out_dir / f"{core.module_name}.json"
     _write_if_changed(vpath, verilog_text(core))
-    _write_if_changed(jpath, json.dumps(sidecar(core), indent=2) + "\n")
+    _write_if_changed(jpath, json.dumps(core.sidecar(), indent=2) + "\n")
     return vpath, jpath
 
 

@@ -41,12 +41,14 @@ from amaranth.hdl import Const, Module, Mux, Signal, Value, signed
 from lpcores.errors import ParamError, check_choice, check_int
 from lpcores.formats import FLOAT_FORMATS, get_format
 
-from .base import Field, Pipeline, StreamCore, name_pipelined, plan_pipeline
+from .base import (Contexts, Field, Pipeline, StreamCore, check_loop_depth,
+                   name_pipelined, plan_pipeline)
 from .fp import (ROUNDINGS, Fixed, add_aligned, align, align_add, counted_to_unpacked,
                  fixed_from_signed, fixed_lzc, fixed_to_unpacked, kulisch_width,
                  multiply, pack, round_apply, round_decide, round_sig, sum_tree,
                  to_fixed, to_fixed_lanes, unpack, window_exp_min)
 from .fp import _carry as _carry_opt
+from .accum import fp_accumulate
 
 
 def _parallel(pipe):
@@ -90,8 +92,8 @@ class Dot(StreamCore):
     """
 
     def __init__(self, *, a_fmt, b_fmt, out_fmt=None, lanes=8, accumulate=None,
-                 max_terms=1024, addend=False, rounding="rne", stages=None, fmax=None,
-                 family=None):
+                 max_terms=1024, addend=False, rounding="rne", contexts=1, stages=None,
+                 fmax=None, family=None):
         self.fa = get_format(a_fmt, param="a_fmt", allowed=ELEM_FORMATS)
         self.fb = get_format(b_fmt, param="b_fmt", allowed=ELEM_FORMATS)
         self.is_int = self.fa.kind == "int"
@@ -124,11 +126,8 @@ class Dot(StreamCore):
             raise ParamError(f"addend must be True or False, not {addend!r}")
         self.addend = addend
         self.rounding = check_choice("rounding", rounding, ROUNDINGS)
+        self.contexts = check_int("contexts", contexts, lo=1, hi=64)
         self.cuts = self._cuts()
-        if self.accumulate == "fp" and fmax is not None:
-            raise ParamError(f"fmax needs accumulate='exact' (the fp accumulator rounds "
-                             f"in a one-cycle loop; use stages), got fmax={fmax!r} with "
-                             f"accumulate='fp'")
         L = lanes
         self.in_fields = ([Field(f"a{k}", self.fa.bits, self.fa.name) for k in range(L)]
                           + [Field(f"b{k}", self.fb.bits, self.fb.name) for k in range(L)]
@@ -142,19 +141,27 @@ class Dot(StreamCore):
             kulisch_width(self.fa, self.fb, max_terms) if accumulate == "exact"
             else kulisch_width(self.fa, self.fb, lanes))
         super().__init__()
-        # clock-directed: the blocks charge their delays and offer fine cut points;
-        # with stages the netlist stays the one of the named cut points (no model)
-        self.timed = self.accumulate == "exact" and fmax is not None
+        # clock-directed (or contexts): the blocks charge their delays and offer fine
+        # cut points; with stages alone the netlist stays the one of the named cut
+        # points (no model)
+        self.timed = fmax is not None or contexts > 1
+        self._loop_entry = None
         self.stages, self.timing = plan_pipeline(self, self.cuts, stages=stages,
                                                  fmax=fmax, family=family, name="dot")
-        if not self.timed:
+        if fmax is None:
             self.timing = None
+        # the fp accumulator's loop (round(acc + beat)) may be as deep as contexts
+        self.loop_cycles = check_loop_depth(self, self._loop_entry, contexts, fmax,
+                                            name="dot")
+        params = {"a_fmt": self.fa.name, "b_fmt": self.fb.name, "out_fmt": out_fmt,
+                  "lanes": lanes, "accumulate": accumulate, "max_terms": max_terms,
+                  "addend": addend, "rounding": rounding}
+        if contexts > 1:
+            params["contexts"] = contexts
         name_pipelined(self, f"dot_{self.fa.name}_{self.fb.name}_{out_fmt}_l{lanes}_"
                        f"{accumulate}_t{max_terms}{'_c' if addend else ''}"
-                       f"{'_rtz' if rounding == 'rtz' else ''}",
-                       {"a_fmt": self.fa.name, "b_fmt": self.fb.name, "out_fmt": out_fmt,
-                        "lanes": lanes, "accumulate": accumulate, "max_terms": max_terms,
-                        "addend": addend, "rounding": rounding}, fmax)
+                       f"{'_rtz' if rounding == 'rtz' else ''}"
+                       f"{f'_k{contexts}' if contexts > 1 else ''}", params, fmax)
 
     def _cuts(self):
         if self.accumulate == "fp":
@@ -166,7 +173,8 @@ class Dot(StreamCore):
     def sidecar(self):
         s = super().sidecar()
         s["accumulator"] = {"width": self.acc_width, "lsb_exp": self.acc_lsb,
-                            "formula": "see lpcores.hdl.fp.kulisch_width"}
+                            "formula": "see lpcores.hdl.fp.kulisch_width",
+                            "contexts": self.contexts, "loop_cycles": self.loop_cycles}
         return s
 
     # -- datapath -----------------------------------------------------------------
@@ -236,11 +244,11 @@ class Dot(StreamCore):
             s = sum_tree(m, fx, bw, name="t", pipe=pipe)
         return s, flags_dict(c.values[0])
 
-    def _count(self, m, pipe, first, last):
+    def _count(self, m, pipe, ctx, first, last):
         """Terms counter; overflow once a dot product has more than max_terms."""
         top = self.max_terms + self.lanes
-        cnt = Signal(range(top + 1), name="terms")
-        ovf = Signal(name="terms_ovf")
+        cnt = ctx.reg(range(top + 1), name="terms").now
+        ovf = ctx.reg(1, name="terms_ovf").now
         cnt_t = Signal(range(top + 1), name="terms_next")
         m.d.comb += cnt_t.eq(Mux(first, 0, cnt) + self.lanes)
         ovf_t = Signal(name="ovf_next")
@@ -261,27 +269,37 @@ class Dot(StreamCore):
             prods = self._products(m, pl, tp)
         c, last = cl.values
         prods, c, last = pipe.cut("mul", tuple(prods), c, last)
-        with _carry_opt(tp, c, last) as cl:
-            beat, flags = self._beat(m, prods, tp)
-        c, last = cl.values
+        if self.accumulate == "fp" and self.lanes == 1 and tp is not None:
+            beat, flags = prods[0], None       # the product itself: an FMA chain
+        else:
+            with _carry_opt(tp, c, last) as cl:
+                beat, flags = self._beat(m, prods, tp)
+            c, last = cl.values
         beat, flags, c, last = pipe.cut("beat", beat, flags_tuple(flags), c, last)
         flags = flags_dict(flags)
 
-        first = Signal(init=1, name="first")       # next beat starts a dot product
-        ovf = self._count(m, pipe, first, last)
+        # the accumulators' stage: one register per context (contexts=1: one)
+        ctx = Contexts(m, self.contexts, pipe.advance & pipe.valid)
+        first = ctx.reg(1, init=1, name="first")   # next beat starts a dot product
+        ovf = self._count(m, pipe, ctx, first.now, last)
         if self.accumulate == "fp":
-            code = self._fp_loop(m, pipe, first, last, beat, flags, c)
+            if tp is None:
+                code = self._fp_loop(m, pipe, first.now, last, beat, flags, c)
+            else:
+                code, last, ovf = self._fp_loop_timed(m, pipe, ctx, first, last, beat,
+                                                      flags, c, ovf)
             pipe.gate(last)
             pipe.output(r=code, overflow=ovf)
             return m
 
-        acc = Signal(signed(self.acc_width), name="acc")
+        acc = ctx.reg(signed(self.acc_width), name="acc").now
+        first = first.now
         total = Signal(signed(self.acc_width), name="acc_next")
         m.d.comb += total.eq(Mux(first, 0, acc) + beat)
         if tp is not None:               # the accumulator's loop: one add, one cycle
-            tp.charge(tp.fab.carry(self.acc_width) + tp.fab.lut)
+            tp.charge(ctx.read_ns(tp.fab) + tp.fab.carry(self.acc_width) + tp.fab.lut)
         if flags is not None:
-            accf = {k: Signal(init=0, name=f"acc_{k}") for k in flags}
+            accf = {k: ctx.reg(1, name=f"acc_{k}").now for k in flags}
             totf = {}
             for k, v in flags.items():
                 totf[k] = Signal(name=f"acc_{k}_next")
@@ -296,7 +314,7 @@ class Dot(StreamCore):
         cfirst = c
         if self.addend:
             # c comes with the first beat: hold it for the beat carrying last
-            c_hold = Signal(len(Value.cast(c)), name="c_hold")
+            c_hold = ctx.reg(len(Value.cast(c)), name="c_hold").now
             with m.If(pipe.advance & pipe.valid & first):
                 m.d.sync += c_hold.eq(c)
             cfirst = Mux(first, c, c_hold)
@@ -365,6 +383,28 @@ class Dot(StreamCore):
                     overflow=ovf)
         return m
 
+    def _fp_loop_timed(self, m, pipe, ctx, first, last, beat, flags, c, ovf):
+        """acc[ctx] = round(acc[ctx] + exact beat sum) on the fine-cut blocks
+        (:func:`.accum.fp_accumulate`: the loop may hold up to ``contexts - 1``
+        registers). Returns the rounded code and ``last``, ``ovf`` at the loop's
+        end."""
+        fa, fb, fo = self.fa, self.fb, self.fo
+
+        def make_x():
+            if self.lanes == 1:              # the beat is the exact product (a Fixed)
+                return beat, fa.emin + fb.emin - fa.man_bits - fb.man_bits
+            _, lsb = kulisch_width(fa, fb, self.lanes)
+            nan = flags["nan"] | (flags["pinf"] & flags["ninf"])
+            return fixed_from_signed(m, beat, lsb, is_nan=nan,
+                                     is_inf=flags["pinf"] | flags["ninf"],
+                                     inf_sign=flags["ninf"], zero_sign=flags["negzero"],
+                                     name="beat", pipe=pipe), lsb
+        init = c if self.addend else Const((1 << (fo.bits - 1)), fo.bits)   # -0
+        code, last, (ovf,) = fp_accumulate(m, pipe, ctx, make_x, fo, first=first,
+                                           index=ctx.index, init=init, last=last,
+                                           carried=(ovf,), rounding=self.rounding)
+        return code, last, ovf
+
     def _fp_loop(self, m, pipe, first, last, beat, flags, c):
         """acc = round(acc + exact beat sum), one cycle per beat."""
         fo = self.fo
@@ -403,7 +443,7 @@ def flags_dict(t):
 def make_dot(*, mx=False, **kwargs):
     """The ``dot`` entry of the CLI: :class:`Dot`, or with ``mx=True`` the MX engine
     :class:`.mxdot.MXDot` (SPEC §4.2, MX mode), which takes ``a_fmt``, ``b_fmt``,
-    ``lanes`` and ``stages``; the other Dot parameters have no meaning there and are
+    ``lanes``, ``contexts``, ``stages`` or ``fmax``/``family``; the other Dot parameters have no meaning there and are
     rejected unless left at their defaults."""
     if not isinstance(mx, bool):
         raise ParamError(f"mx must be True or False, not {mx!r}")
@@ -411,8 +451,7 @@ def make_dot(*, mx=False, **kwargs):
         return Dot(**kwargs)
     from .mxdot import MXDot
     fixed = {"out_fmt": (None, "fp32"), "accumulate": (None,), "addend": (False,),
-             "rounding": ("rne",), "max_terms": (1024,), "fmax": (None,),
-             "family": (None,)}
+             "rounding": ("rne",), "max_terms": (1024,)}
     if kwargs.get("stages", 0) is None:
         kwargs.pop("stages")                # the CLI's "not given"
     for name, ok in fixed.items():

@@ -56,7 +56,8 @@ def _carry(pipe, *values):
 __all__ = ["Unpacked", "Rounded", "Fixed", "Aligned", "Counted", "exp_shape", "unpack",
            "lzc", "normalize", "normalize_shift", "round_sig", "round_decide",
            "round_apply", "pack", "round_pack", "shift_levels",
-           "multiply", "align_add", "align", "add_aligned", "fixed_lzc",
+           "multiply", "align_add", "align", "add_aligned", "fixed_lzc", "AlignPre",
+           "align_pre", "align_packed",
            "counted_to_unpacked",
            "fixed_to_unpacked", "kulisch_width", "to_fixed", "sum_tree",
            "fixed_from_signed", "ROUNDINGS"]
@@ -599,7 +600,17 @@ def align(m, p, c, fc, name="s", pipe=None, emin=None, p_bounds=None):
     _charge(pipe, lambda fab: fab.carry(len(delta)) + fab.luts(2))
     with _carry(pipe, p, c, ec0, p_sticky, floor) as cc:
         sh = _cut(pipe, f"{name}_al.sh", sh)
-    p, c, ec0, p_sticky, floor = cc.values
+    return _align_place(m, *cc.values, sh, fc, name, pipe)
+
+
+def _align_place(m, p, c, ec0, p_sticky, floor, sh, fc, name, pipe):
+    """The second part of :func:`align` (and :func:`align_packed`): both operands
+    placed in the window, the addend by its barrel shift, then its sticky OR."""
+    PW = len(Value.cast(p.mag))
+    CW = fc.man_bits + 1
+    L = CW + 3
+    dmax = PW + 3
+    T = L + dmax + CW + 1
     pwin = Signal(T, name=f"{name}_pwin")
     m.d.comb += pwin.eq(Mux(p_sticky, (p.mag != 0).as_unsigned(),
                             Value.cast(p.mag) << L))
@@ -619,6 +630,91 @@ def align(m, p, c, fc, name="s", pipe=None, emin=None, p_bounds=None):
     _charge(pipe, lambda fab: fab.reduce(CW + 1))
     return Aligned(pwin, cwin, p_sign, c_sign, p_sticky, ec0, p_exp0, L, dmax,
                    p_zero, c_zero, p_inf, c_inf, p_nan, c_nan, floor)
+
+
+@dataclass
+class AlignPre:
+    """What :func:`align_packed` needs of ``p`` alone, computed before a loop."""
+    a: Value            # p.exp0 + dmax + bias + M: the addend's shift is a - ef1
+    b: Value            # a - top - 1: b - ef1 >= 0 when the shift exceeds top
+    rp: Value = None    # lzc_floor's room of p's anchoring (with emin)
+
+
+def align_pre(m, p, fc, name="s", pipe=None, emin=None):
+    """The exponent terms of :func:`align` that depend on ``p`` alone (one carry
+    chain), for :func:`align_packed`: a loop whose addend is a loop-carried
+    accumulator builds them before the loop, outside it."""
+    fc = get_format(fc)
+    PW = len(Value.cast(p.mag))
+    CW = fc.man_bits + 1
+    L, dmax = CW + 3, PW + 3
+    T = L + dmax + CW + 1
+    top = L + dmax + CW
+    e = Value.cast(p.exp0)
+    k = dmax + fc.bias + fc.man_bits
+    w = max(len(e), (k + top + 1).bit_length() + 1, (T + abs(emin or 0)).bit_length() + 1) + 2
+    a = Signal(signed(w), name=f"{name}_pa")
+    b = Signal(signed(w), name=f"{name}_pb")
+    m.d.comb += [a.eq(e + k), b.eq(e + (k - top - 1))]
+    rp = None
+    if emin is not None:
+        rp = Signal(signed(w), name=f"{name}_roomp")
+        m.d.comb += rp.eq(e + (T - 1 - L - emin))
+    _charge(pipe, lambda fab: fab.carry(w))
+    return AlignPre(a, b, rp)
+
+
+def align_packed(m, p, code, fc, pre, name="s", pipe=None, emin=None, p_bounds=None):
+    """:func:`align` of ``p`` and an addend given as a packed code of ``fc``, with
+    ``pre`` from :func:`align_pre`: the unpacking, the exponent difference and the
+    shift clamp fuse into one carry chain (three side by side) and a mux. With
+    ``ef1 = max(efield, 1)`` (a subnormal's exponent field is that of emin) the
+    addend's exponent is ``ef1 - bias``, so :func:`align`'s ``delta > dmax`` is
+    ``a - ef1 < 0`` and its shift ``dmax - delta`` is ``a - ef1`` (``a`` from
+    ``pre``); the rest is :func:`align` exactly."""
+    fc = get_format(fc)
+    E, M = fc.exp_bits, fc.man_bits
+    PW = len(Value.cast(p.mag))
+    CW = M + 1
+    L, dmax = CW + 3, PW + 3
+    T = L + dmax + CW + 1
+    top = L + dmax + CW
+    code = Value.cast(code)
+    efield, mfield, sign = code[M:M + E], code[:M], code[fc.bits - 1]
+    sub = efield == 0
+    ef1 = Cat(efield[0] | sub, efield[1:])
+    all_ones = efield == (1 << E) - 1
+    if fc.specials == "ieee":
+        is_inf, is_nan = all_ones & (mfield == 0), all_ones & (mfield != 0)
+    elif fc.specials == "fn":
+        is_inf, is_nan = Const(0), all_ones & (mfield == (1 << M) - 1)
+    else:
+        is_inf = is_nan = Const(0)
+    c = Unpacked(sign, None, Cat(mfield, ~sub), sub & (mfield == 0), is_inf, is_nan)
+    ws = max(len(Value.cast(pre.a)), E + 2) + 1
+    sh_raw = Signal(signed(ws), name=f"{name}_shraw")
+    big = Signal(signed(ws), name=f"{name}_big")
+    ec0 = Signal(signed(ws), name=f"{name}_ec0")
+    m.d.comb += [sh_raw.eq(pre.a - ef1), big.eq(pre.b - ef1),
+                 ec0.eq(ef1 - (fc.bias + M))]
+    p_sticky = Signal(name=f"{name}_psticky")
+    m.d.comb += p_sticky.eq((sh_raw < 0) | p.is_zero)
+    sh = Signal(range(top + 1), name=f"{name}_sh")
+    m.d.comb += sh.eq(Mux(p_sticky, 0, Mux(big >= 0, top, sh_raw)))
+    floor = None
+    if emin is not None:
+        rc = Signal(signed(ws + 2), name=f"{name}_roomc")
+        m.d.comb += rc.eq(ef1 + (T - 1 - L - dmax - emin - fc.bias - M))
+        lo_c = (fc.emin - M) + (T - 1 - L - dmax - emin)
+        lo_p = None if p_bounds is None else p_bounds + (T - 1 - L - emin)
+        floor = Signal(T, name=f"{name}_floor")
+        m.d.comb += floor.eq(Mux(p_sticky, _floor_marker(m, rc, T, f"{name}_c", lo_c),
+                                 _floor_marker(m, pre.rp, T, f"{name}_p", lo_p)))
+    # a LUT level (ef1, the flags), the three chains side by side, the clamp's muxes
+    _charge(pipe, lambda fab: fab.lut + fab.carry(ws) + fab.luts(2))
+    with _carry(pipe, p, c, ec0, p_sticky, floor) as cc:
+        sh = _cut(pipe, f"{name}_al.sh", sh)
+    return _align_place(m, *cc.values, sh, fc, name, pipe)
 
 
 def window_exp_min(p_exp0_min, T, fc, L, dmax):

@@ -30,7 +30,7 @@ INT8_FRAC = 6                       # MXINT8 elements are Q1.6: value = int8 * 2
 INT8_MAX = 127                      # the quantizer clamps symmetrically
 
 
-def unpack_elem(m, code, fmt, name="x"):
+def unpack_elem(m, code, fmt, name="x", pipe=None):
     """:func:`.fp.unpack` for float element formats; for ``int8`` (Q1.6) an
     :class:`.fp.Unpacked` with an 8-bit significand ``|x|`` (128 for -128) and
     ``exp = 1``: ``value = sig * 2**(exp - 7) = |x| * 2**-6``. With the int8 registry
@@ -38,7 +38,9 @@ def unpack_elem(m, code, fmt, name="x"):
     format with 8-bit significands, so int8 products need no code of their own."""
     f = get_format(fmt)
     if f.kind != "int":
-        return unpack(m, code, f, name=name)
+        return unpack(m, code, f, name=name, pipe=pipe)
+    if pipe is not None:
+        pipe.charge(pipe.fab.carry(8) + pipe.fab.lut)     # |x|: a negation, a mux
     code = Value.cast(code)
     sign = code[7]
     sig = Signal(8, name=f"{name}_sig")

@@ -37,14 +37,16 @@ the result. Throughput: one beat a cycle; with ``lanes=32`` one block a cycle.
 
 import dataclasses
 
-from amaranth.hdl import Const, Module, Mux, Signal, signed
+from amaranth.hdl import Const, Module, Mux, Signal, Value, signed
 
 from lpcores.errors import ParamError, check_int
 from lpcores.formats import get_format
 
-from .base import Field, Pipeline, StreamCore, check_stages
+from .base import (Contexts, Field, Pipeline, StreamCore, check_loop_depth,
+                   name_pipelined, plan_pipeline)
+from .accum import fp_accumulate
 from .fp import (align_add, fixed_from_signed, fixed_to_unpacked, multiply, pack,
-                 round_sig, sum_tree, to_fixed, unpack)
+                 round_sig, sum_tree, to_fixed, to_fixed_lanes, unpack)
 from .mxarith import BLOCK, MX_ELEM_FORMATS, mx_block_width, unpack_elem
 
 __all__ = ["MXDot"]
@@ -65,13 +67,22 @@ class MXDot(StreamCore):
         ``int8`` (MXINT8, Q1.6). Mixed pairs allowed.
     lanes : int
         Element pairs per beat, a divisor of 32 (8, 16, 32 typical).
+    contexts : int
+        Independent dot products interleaved beat by beat (1..64, SPEC §4.2): the
+        j-th beat since reset belongs to context ``j mod contexts``; the fp32
+        accumulate loop may then be up to ``contexts`` cycles deep.
     stages : int
         Pipeline registers besides the output register (0..3).
+    fmax, family : float, str
+        Instead of ``stages``: the clock (MHz) to meet on ``family`` (default
+        ``ecp5``); registers go where the delay model says, inside the fp32
+        accumulate loop too (at most ``contexts - 1`` there).
 
     Payload: in ``{a0.., b0.., sa, sb, last}``, out ``{r}`` (fp32).
     """
 
-    def __init__(self, *, a_fmt, b_fmt, lanes=32, stages=0):
+    def __init__(self, *, a_fmt, b_fmt, lanes=32, contexts=1, stages=None, fmax=None,
+                 family=None):
         self.fa = get_format(a_fmt, param="a_fmt", allowed=MX_ELEM_FORMATS)
         self.fb = get_format(b_fmt, param="b_fmt", allowed=MX_ELEM_FORMATS)
         check_int("lanes", lanes, lo=1, hi=32)
@@ -79,27 +90,45 @@ class MXDot(StreamCore):
             raise ParamError(f"lanes must divide 32 (1, 2, 4, 8, 16 or 32), got "
                              f"lanes={lanes}")
         self.lanes = lanes
-        self.stages = check_stages(stages, len(CUTS), "mxdot")
-        self.params = {"a_fmt": self.fa.name, "b_fmt": self.fb.name, "lanes": lanes,
-                       "stages": stages}
-        self.module_name = f"mxdot_{self.fa.name}_{self.fb.name}_l{lanes}_s{stages}"
+        self.contexts = check_int("contexts", contexts, lo=1, hi=64)
         L = lanes
         self.in_fields = ([Field(f"a{k}", self.fa.bits, self.fa.name) for k in range(L)]
                           + [Field(f"b{k}", self.fb.bits, self.fb.name) for k in range(L)]
                           + [Field("sa", 8, "e8m0"), Field("sb", 8, "e8m0"),
                              Field("last", 1)])
         self.out_fields = [Field("r", 32, "fp32")]
-        self.latency = stages + 1
         self.beats_per_result = (f"variable: one result per beat with last=1; a block "
                                  f"of 32 elements is {BLOCK // L} beat{'s' if L < BLOCK else ''}")
         self.block_width, self.block_lsb = mx_block_width(self.fa, self.fb, BLOCK)
         super().__init__()
+        # clock-directed (or contexts): the blocks charge their delays and offer fine
+        # cut points; with stages alone the netlist is the one of the named cuts
+        self.timed = fmax is not None or contexts > 1
+        self._loop_entry = None
+        self.stages, self.timing = plan_pipeline(self, CUTS, stages=stages, fmax=fmax,
+                                                 family=family, name="mxdot")
+        if fmax is None:
+            self.timing = None
+        self.loop_cycles = check_loop_depth(self, self._loop_entry, contexts, fmax,
+                                            name="mxdot")
+        params = {"a_fmt": self.fa.name, "b_fmt": self.fb.name, "lanes": lanes}
+        if contexts > 1:
+            params["contexts"] = contexts
+        name_pipelined(self, f"mxdot_{self.fa.name}_{self.fb.name}_l{lanes}"
+                       f"{f'_k{contexts}' if contexts > 1 else ''}", params, fmax)
 
-    def _beat(self, m, prods):
-        """Exact sum of one beat's products, and the beat's class flags."""
+    def sidecar(self):
+        s = super().sidecar()
+        s["accumulator"] = {"contexts": self.contexts, "loop_cycles": self.loop_cycles}
+        return s
+
+    def _beat(self, m, prods, pipe=None, carried=()):
+        """Exact sum of one beat's products, and the beat's class flags (and the
+        ``carried`` values, registered along any fine cut)."""
         bw, blsb = mx_block_width(self.fa, self.fb, self.lanes)
-        fx = [to_fixed(m, p, blsb, bw, name=f"k{k}") for k, p in enumerate(prods)]
-        s = sum_tree(m, fx, bw, name="t")
+        if pipe is None:
+            fx = [to_fixed(m, p, blsb, bw, name=f"k{k}") for k, p in enumerate(prods)]
+            s = sum_tree(m, fx, bw, name="t")
         f = {"nan": Const(0, 1), "pinf": Const(0, 1), "ninf": Const(0, 1),
              "negzero": Const(1, 1)}
         for p in prods:
@@ -112,22 +141,47 @@ class MXDot(StreamCore):
             sig = Signal(name=f"beat_{k}")
             m.d.comb += sig.eq(f[k])
             out.append(sig)
-        return s, tuple(out)
+        if pipe is None:
+            return s, tuple(out), carried
+        with pipe.carry(tuple(out), carried) as c:
+            fx = to_fixed_lanes(m, prods, blsb, bw, name="k", pipe=pipe)
+            s = sum_tree(m, fx, bw, name="t", pipe=pipe)
+        return s, *c.values
 
     def elaborate(self, platform):
         m = Module()
         L, B = self.lanes, BLOCK // self.lanes
         pipe = Pipeline(m, self, CUTS, self.stages)
+        tp = pipe if self.timed else None        # blocks charge delays / fine cuts
         pl = self.i.payload
         prods = []
-        for k in range(L):
-            ua = unpack_elem(m, getattr(pl, f"a{k}"), self.fa, name=f"a{k}")
-            ub = unpack_elem(m, getattr(pl, f"b{k}"), self.fb, name=f"b{k}")
-            prods.append(multiply(m, ua, self.fa, ub, self.fb, name=f"p{k}"))
-        prods, sa, sb, last = pipe.cut("mul", tuple(prods), pl.sa, pl.sb, pl.last)
-        beat, flags = self._beat(m, prods)
+        sa, sb, last = pl.sa, pl.sb, pl.last
+        if tp is None:
+            for k in range(L):
+                ua = unpack_elem(m, getattr(pl, f"a{k}"), self.fa, name=f"a{k}")
+                ub = unpack_elem(m, getattr(pl, f"b{k}"), self.fb, name=f"b{k}")
+                prods.append(multiply(m, ua, self.fa, ub, self.fb, name=f"p{k}"))
+        else:
+            with tp.carry(sa, sb, last) as cl:
+                us = []
+                with tp.parallel():              # the lanes work side by side
+                    for k in range(L):
+                        us.append((unpack_elem(m, getattr(pl, f"a{k}"), self.fa,
+                                               name=f"a{k}", pipe=tp),
+                                   unpack_elem(m, getattr(pl, f"b{k}"), self.fb,
+                                               name=f"b{k}", pipe=tp)))
+                us = tp.cut("mul.u", tuple(us))
+                with tp.parallel():
+                    for k, (ua, ub) in enumerate(us):
+                        prods.append(multiply(m, ua, self.fa, ub, self.fb, name=f"p{k}",
+                                              pipe=tp))
+            sa, sb, last = cl.values
+        prods, sa, sb, last = pipe.cut("mul", tuple(prods), sa, sb, last)
+        beat, flags, (sa, sb, last) = self._beat(m, prods, tp, (sa, sb, last))
         beat, flags, sa, sb, last = pipe.cut("beat", beat, flags, sa, sb, last)
 
+        # the accumulators' stage: one set of registers per context
+        ctx = Contexts(m, self.contexts, pipe.advance & pipe.valid)
         # exact block sum over B beats
         W = self.block_width
         total = Signal(signed(W), name="blk_sum")
@@ -135,13 +189,13 @@ class MXDot(StreamCore):
             m.d.comb += total.eq(beat)
             tflags, end = flags, Const(1, 1)
         else:
-            cnt = Signal(range(B), name="beat_pos")
+            cnt = ctx.reg(range(B), name="beat_pos").now
             bfirst = cnt == 0
             end = Signal(name="blk_end")
             m.d.comb += end.eq((cnt == B - 1) | last)
-            acc = Signal(signed(W), name="blk_acc")
+            acc = ctx.reg(signed(W), name="blk_acc").now
             m.d.comb += total.eq(Mux(bfirst, 0, acc) + beat)
-            accf = [Signal(name=f"blk_{k}") for k in FLAGS]
+            accf = [ctx.reg(1, name=f"blk_{k}").now for k in FLAGS]
             tflags = []
             for k, a, v in zip(FLAGS, accf, flags):
                 t = Signal(name=f"blk_{k}_next")
@@ -153,7 +207,11 @@ class MXDot(StreamCore):
             with m.If(pipe.advance & pipe.valid):
                 m.d.sync += [cnt.eq(Mux(end, 0, cnt + 1)), acc.eq(total)]
                 m.d.sync += [a.eq(t) for a, t in zip(accf, tflags)]
+            if tp is not None:           # the block sum's loop: one add, one cycle
+                tp.charge(ctx.read_ns(tp.fab) + tp.fab.carry(W) + tp.fab.lut)
         pipe.gate(end)
+        if tp is not None:
+            return self._fp32_loop(m, pipe, ctx, total, tuple(tflags), sa, sb, last)
 
         # the block as an exact Fixed scaled by 2**(sa + sb - 254)
         fl = dict(zip(FLAGS, tflags))
@@ -179,6 +237,45 @@ class MXDot(StreamCore):
         code = pack(m, "fp32", r, name="o")
         with m.If(pipe.advance & pipe.valid):
             m.d.sync += [acc32.eq(code), first.eq(last)]
+        pipe.gate(last)
+        pipe.output(r=code)
+        return m
+
+    def _fp32_loop(self, m, pipe, ctx, total, tflags, sa, sb, last):
+        """The block's scaling and the fp32 accumulate loop on the fine-cut blocks
+        (:func:`.accum.fp_accumulate`), per context.
+
+        A block whose every bit weighs less than a quarter of fp32's smallest
+        subnormal (``2**-151``) is replaced by the smallest value of the same sign
+        the window places (one bit at ``2**lo``): ``acc + x`` then lies strictly
+        between ``acc`` and the nearest midpoint or grid point for both, so RNE and
+        RTZ round them alike, and the window's MSB never falls below emin (the
+        rounder needs no subnormal shifter inside the loop)."""
+        W = self.block_width
+        thr = -126 - 23 - 2
+        lo = thr - (W - 1)
+        # a fine cut after the block sum's one-cycle loop
+        total, tflags, sa, sb, last, index = pipe.cut("blk.sum", total, tflags, sa, sb,
+                                                      last, ctx.index)
+        # from the scales alone, beside the block sum (shorter than its path)
+        exp0 = Signal(signed(11), name="blk_exp0")        # -286 .. 252
+        tiny = Signal(name="blk_tiny")
+        m.d.comb += [exp0.eq(self.block_lsb + sa + sb - 254), tiny.eq(exp0 < lo)]
+        fl = dict(zip(FLAGS, tflags))
+        snan = (sa == 0xFF) | (sb == 0xFF)
+        nan = fl["nan"] | (fl["pinf"] & fl["ninf"]) | snan
+        fx = fixed_from_signed(m, total, self.block_lsb, is_nan=nan,
+                               is_inf=fl["pinf"] | fl["ninf"], inf_sign=fl["ninf"],
+                               zero_sign=fl["negzero"], name="blk", pipe=pipe)
+        mag = Signal(W, name="blk_mag")
+        e0 = Signal(signed(11), name="blk_e0")
+        m.d.comb += [mag.eq(Mux(tiny, ~fx.is_zero, fx.mag)), e0.eq(Mux(tiny, lo, exp0))]
+        pipe.charge(pipe.fab.lut)
+        fx = dataclasses.replace(fx, mag=mag, exp0=e0)
+        fx, last, index = pipe.cut("block", fx, last, index)
+        first = ctx.reg(1, init=1, name="first")          # next block starts a dot
+        code, last, _ = fp_accumulate(m, pipe, ctx, lambda: (fx, lo), "fp32", first=first,
+                                      index=index, init=Const(NEG_ZERO, 32), last=last)
         pipe.gate(last)
         pipe.output(r=code)
         return m

@@ -37,6 +37,12 @@ def _timing_opts():
     )
 
 
+def _contexts_opt():
+    return Opt("--contexts", "contexts", "independent dot products interleaved beat by "
+               "beat (beat j belongs to context j mod K), so the accumulate loop may be "
+               "K cycles deep at full throughput", type=int, default=1)
+
+
 @dataclass(frozen=True)
 class CoreSpec:
     name: str
@@ -108,6 +114,7 @@ CORES = {c.name: c for c in [
                 default=False, boolean=True),
             Opt("--rounding", "rounding", "rounding mode", default="rne",
                 choices=("rne", "rtz")),
+            _contexts_opt(),
         ) + _timing_opts()),
 ]}
 
@@ -168,9 +175,8 @@ CORES.update({c.name: c for c in [
                 choices=_MX_ELEMS),
             Opt("--lanes", "lanes", "element pairs per beat (divides 32)", type=int,
                 default=32),
-            Opt("--stages", "stages", "pipeline registers besides the output register",
-                type=int, default=0),
-        )),
+            _contexts_opt(),
+        ) + _timing_opts()),
 ]})
 
 

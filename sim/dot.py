@@ -17,7 +17,7 @@ import cocotb
 from lpcores import golden
 from lpcores.formats import get_format
 
-from .stream import TB, pack, unpack
+from .stream import TB, interleave, pack, unpack
 
 
 def _params(tb):
@@ -48,8 +48,29 @@ def _elements(rng, fmt, n, *, specials=0.01):
 
 
 def vectors(tb):
-    """Returns (a, b, c, groups): a, b of shape (beats, lanes), c per beat, and the
-    beat lengths of the dot products."""
+    """Returns (a, b, c, last): a, b of shape (beats, lanes), c and the last flag per
+    beat. With ``contexts`` k the dot products are interleaved over k contexts
+    (:func:`.stream.interleave`)."""
+    a, b, c, lengths = _vectors(tb)
+    last = np.zeros(len(a), dtype=np.int64)
+    last[np.cumsum(lengths) - 1] = 1
+    if tb.contexts > 1:
+        order, last = interleave(lengths, tb.contexts)
+        a, b, c = a[order], b[order], c[order]
+    return a, b, c, last
+
+
+def prefix(tb, a, b, c, last, n):
+    """The first ``n`` beats (rounded up to whole rounds of the contexts), the
+    final beat of each context closing its dot product."""
+    k = tb.contexts
+    n = min(len(a), -(-n // k) * k)
+    last = last[:n].copy()
+    last[n - k:] = 1
+    return a[:n], b[:n], c[:n], last
+
+
+def _vectors(tb):
     p, L = _params(tb)
     rng = tb.nprng("vectors")
     if tb.options.get("mode") == "int8-exhaustive":
@@ -94,10 +115,8 @@ def vectors(tb):
     return a, b, c, lengths
 
 
-def beats_of(tb, a, b, c, lengths):
+def beats_of(tb, a, b, c, last):
     p, L = _params(tb)
-    last = np.zeros(len(a), dtype=np.int64)
-    last[np.cumsum(lengths) - 1] = 1
     fields = {f"a{k}": a[:, k] for k in range(L)}
     fields.update({f"b{k}": b[:, k] for k in range(L)})
     if p["addend"]:
@@ -155,10 +174,8 @@ async def test_timing(dut):
     beat carrying last, back-to-back dot products."""
     tb = TB(dut)
     await tb.start()
-    a, b, c, lengths = vectors(tb)
-    k = int(np.searchsorted(np.cumsum(lengths), 200)) + 1
-    n = int(sum(lengths[:k]))
-    beats, ends = beats_of(tb, a[:n], b[:n], c[:n], lengths[:k])
+    a, b, c, last = prefix(tb, *vectors(tb), 200)
+    beats, ends = beats_of(tb, a, b, c, last)
     await tb.check_timing(beats, expected_fn(tb, a, b, c), ends=ends)
 
 
@@ -167,22 +184,21 @@ async def test_vectors(dut):
     """Every dot product under random valid gaps and ready backpressure."""
     tb = TB(dut)
     await tb.start()
-    a, b, c, lengths = vectors(tb)
-    beats, ends = beats_of(tb, a, b, c, lengths)
+    a, b, c, last = vectors(tb)
+    beats, ends = beats_of(tb, a, b, c, last)
     await tb.check(beats, expected_fn(tb, a, b, c), ends=ends, what="dot products",
                    rng=tb.rng("vectors"), p_valid=0.8, p_ready=0.6, describe=describe(tb))
 
 
 @cocotb.test()
 async def test_reset_midstream(dut):
-    """Resets in mid-dot-product: the partial sum is discarded, what follows exact."""
+    """Resets in mid-dot-product (several contexts in flight with contexts > 1): the
+    partial sums are discarded, what follows exact."""
     tb = TB(dut)
     await tb.start()
-    a, b, c, lengths = vectors(tb)
-    n = min(sum(lengths), 1500)
-    k = np.searchsorted(np.cumsum(lengths), n, side="right")
-    n = int(sum(lengths[:k]))
-    beats, ends = beats_of(tb, a[:n], b[:n], c[:n], lengths[:k])
+    a, b, c, last = prefix(tb, *vectors(tb), 1500)
+    n = len(a)
+    beats, ends = beats_of(tb, a, b, c, last)
     tr = await tb.check(beats, expected_fn(tb, a, b, c), ends=ends, what="reset",
                         rng=tb.rng("reset"), p_valid=0.7, p_ready=0.7,
                         reset_at=(n // 4, n // 4 + 1, (2 * n) // 3), describe=describe(tb))

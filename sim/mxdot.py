@@ -20,7 +20,7 @@ import cocotb
 from lpcores import golden
 from lpcores.formats import get_format
 
-from .stream import TB, pack, unpack
+from .stream import TB, interleave, pack, unpack
 
 
 def elements(rng, fmt, n, specials=0.004):
@@ -45,8 +45,9 @@ def _neg(f):
 
 
 def vectors(tb, n_dots=None):
-    """Returns (a, b, sa, sb, lengths): a, b of shape (beats, lanes), scales per beat,
-    and the dot products' lengths in beats."""
+    """Returns (a, b, sa, sb, last): a, b of shape (beats, lanes), scales and the last
+    flag per beat. With ``contexts`` k the dot products are interleaved over k
+    contexts (:func:`.stream.interleave`)."""
     p = tb.sidecar["params"]
     L = p["lanes"]
     B = 32 // L
@@ -102,13 +103,16 @@ def vectors(tb, n_dots=None):
             SA[start + 2 * B - 1] = SA[start + B - 1]
             SB[start + 2 * B - 1] = SB[start + B - 1]
         start += ln
-    return a, b, SA, SB, lengths
-
-
-def beats_of(tb, a, b, sa, sb, lengths):
-    L = tb.sidecar["params"]["lanes"]
-    last = np.zeros(len(a), dtype=np.int64)
+    last = np.zeros(nbeats, dtype=np.int64)
     last[np.cumsum(lengths) - 1] = 1
+    if tb.contexts > 1:                 # interleaved beat by beat over the contexts
+        order, last = interleave(lengths, tb.contexts)
+        a, b, SA, SB = a[order], b[order], SA[order], SB[order]
+    return a, b, SA, SB, last
+
+
+def beats_of(tb, a, b, sa, sb, last):
+    L = tb.sidecar["params"]["lanes"]
     fields = {f"a{k}": a[:, k] for k in range(L)}
     fields.update({f"b{k}": b[:, k] for k in range(L)})
     fields.update(sa=sa, sb=sb, last=last)
@@ -171,8 +175,8 @@ async def test_timing(dut):
     beat carrying last, back-to-back dot products."""
     tb = TB(dut)
     await tb.start()
-    a, b, sa, sb, lengths = vectors(tb, 40)
-    beats, ends = beats_of(tb, a, b, sa, sb, lengths)
+    a, b, sa, sb, last = vectors(tb, 40)
+    beats, ends = beats_of(tb, a, b, sa, sb, last)
     await tb.check_timing(beats, expected_fn(tb, a, b, sa, sb), ends=ends)
 
 
@@ -181,8 +185,8 @@ async def test_vectors(dut):
     """Every dot product under random valid gaps and ready backpressure."""
     tb = TB(dut)
     await tb.start()
-    a, b, sa, sb, lengths = vectors(tb)
-    beats, ends = beats_of(tb, a, b, sa, sb, lengths)
+    a, b, sa, sb, last = vectors(tb)
+    beats, ends = beats_of(tb, a, b, sa, sb, last)
     await tb.check(beats, expected_fn(tb, a, b, sa, sb), ends=ends, what="dot products",
                    rng=tb.rng("vectors"), p_valid=0.8, p_ready=0.6, describe=describe(tb))
 
@@ -193,8 +197,8 @@ async def test_reset_midstream(dut):
     starts a block; what follows is exact."""
     tb = TB(dut)
     await tb.start()
-    a, b, sa, sb, lengths = vectors(tb, 60)
-    beats, ends = beats_of(tb, a, b, sa, sb, lengths)
+    a, b, sa, sb, last = vectors(tb, 60)
+    beats, ends = beats_of(tb, a, b, sa, sb, last)
     n = len(beats)
     tr = await tb.check(beats, expected_fn(tb, a, b, sa, sb), ends=ends, what="reset",
                         rng=tb.rng("reset"), p_valid=0.7, p_ready=0.7,

@@ -71,16 +71,42 @@ class Trace:
     segments: list = field(default_factory=lambda: [Segment()])
 
 
-def groups_of(accepted, ends):
-    """Split accepted beat indices into results: each group ends with a beat whose
-    ``ends`` flag is set; a trailing group without its end is dropped."""
-    groups, cur = [], []
-    for k in accepted:
-        cur.append(k)
+def groups_of(accepted, ends, contexts=1):
+    """Split accepted beat indices into results, in the order they complete: each
+    group ends with a beat whose ``ends`` flag is set; a trailing group without its
+    end is dropped. With ``contexts`` k (SPEC §4.2) the j-th accepted beat belongs to
+    context ``j mod k`` and each context groups its own beats."""
+    groups, cur = [], [[] for _ in range(contexts)]
+    for j, k in enumerate(accepted):
+        c = cur[j % contexts]
+        c.append(k)
         if ends[k]:
-            groups.append(cur)
-            cur = []
+            groups.append(c)
+            cur[j % contexts] = []
     return groups
+
+
+def interleave(lengths, contexts):
+    """A beat order that interleaves dot products of ``lengths`` beats (given back to
+    back) over ``contexts`` contexts, beat by beat: each dot product goes whole to
+    the context with the fewest beats so far; every context is cut to the shortest
+    one's beat count, its final beat closing its last (maybe shortened) dot product.
+    Returns ``(order, last)``: indices into the back-to-back beats, and the last
+    flags of the interleaved stream."""
+    starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(int)
+    queues = [[] for _ in range(contexts)]
+    ends = [[] for _ in range(contexts)]
+    for s, ln in zip(starts, lengths):
+        c = min(range(contexts), key=lambda j: len(queues[j]))
+        queues[c].extend(range(s, s + ln))
+        ends[c].extend([0] * (ln - 1) + [1])
+    n = min(len(q) for q in queues)
+    order, last = [], []
+    for t in range(n):
+        for c in range(contexts):
+            order.append(queues[c][t])
+            last.append(1 if t == n - 1 else ends[c][t])
+    return np.array(order, dtype=int), np.array(last, dtype=np.int64)
 
 
 class TB:
@@ -95,6 +121,7 @@ class TB:
         self.fi = self.sidecar["ports"]["i"]["fields"]
         self.fo = self.sidecar["ports"]["o"]["fields"]
         self.unit = self.sidecar["module"]
+        self.contexts = int(self.sidecar["params"].get("contexts", 1))
         self.log = dut._log
         self._clock = None
 
@@ -265,7 +292,7 @@ class TB:
                                p_ready=p_ready, reset_at=reset_at)
         checked = flushed = 0
         for si, seg in enumerate(tr.segments):
-            groups = groups_of(seg.accepted, ends)
+            groups = groups_of(seg.accepted, ends, self.contexts)
             if callable(expected):
                 exp = list(expected(groups)) if groups else []
             else:

@@ -28,12 +28,20 @@ CASES = [
     (dict(a_fmt="int8", b_fmt="int8", lanes=32, stages=1), {}, False),
     (dict(a_fmt="int8", b_fmt="e4m3", lanes=16, stages=1), {}, False),
     (dict(a_fmt="e5m2", b_fmt="e4m3", lanes=8, stages=1), {}, False),
+    # contexts (SPEC §4.2): interleaved dot products; with fmax the fp32 loop is deep
+    (dict(a_fmt="e4m3", b_fmt="e4m3", lanes=32, contexts=8, fmax=100), {}, True),
+    (dict(a_fmt="e2m3", b_fmt="int8", lanes=8, contexts=2, stages=3), {}, True),
+    (dict(a_fmt="int8", b_fmt="e4m3", lanes=16, contexts=16, fmax=100), {}, True),
+    (dict(a_fmt="e5m2", b_fmt="e5m2", lanes=4, contexts=12, fmax=60), {}, False),
+    (dict(a_fmt="e2m1", b_fmt="e2m1", lanes=8, contexts=3, fmax=50), {}, False),
 ]
 ICARUS = 1                          # the one configuration Icarus runs
 
 
 def _id(kw):
-    return f"{kw['a_fmt']}x{kw['b_fmt']}-l{kw['lanes']}-s{kw['stages']}"
+    pipe = f"f{kw['fmax']}" if "fmax" in kw else f"s{kw['stages']}"
+    return (f"{kw['a_fmt']}x{kw['b_fmt']}-l{kw['lanes']}-{pipe}"
+            + (f"-k{kw['contexts']}" if "contexts" in kw else ""))
 
 
 @pytest.mark.sim
@@ -89,6 +97,15 @@ def test_mxdot_sidecar_and_lint(tmp_path):
     (dict(a_fmt="e4m3", b_fmt="e4m3", lanes=0), "lanes must be in 1..32, got lanes=0"),
     (dict(a_fmt="e4m3", b_fmt="e4m3", stages=4),
      "stages must be in 0..3 for mxdot (it has 3 cut points), got stages=4"),
+    (dict(a_fmt="e4m3", b_fmt="e4m3", contexts=0),
+     "contexts must be in 1..64, got contexts=0"),
+    (dict(a_fmt="e4m3", b_fmt="e4m3", contexts=4, fmax=100),
+     "contexts=4 is too few for fmax=100 MHz on ecp5: the accumulate loop of this "
+     "mxdot is 8 cycles deep at that clock and needs contexts >= 8; with contexts=4 "
+     "the delay model reaches about 64 MHz"),
+    (dict(a_fmt="e4m3", b_fmt="e4m3", stages=1, fmax=100),
+     "fmax=100 and stages=1 are alternatives (a clock to meet, or a register count): "
+     "give one"),
 ])
 def test_mxdot_bad_params(kwargs, msg):
     with pytest.raises(ParamError) as e:

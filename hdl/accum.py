@@ -1,0 +1,71 @@
+"""The floating-point accumulate loop shared by ``Dot`` (``accumulate="fp"``) and
+``MXDot``: ``acc[ctx] <- round(acc[ctx] + x)``, one rounding per step, built from the
+fine-cut blocks of :mod:`.fp` so the loop itself may hold registers.
+
+The loop runs from the read of the context's accumulator to its write-back, which is
+the output stage. With ``D`` registers on that path (the accumulator's own included)
+a context's next step must enter at least ``D`` advances after its previous one; the
+``contexts`` of :class:`.base.Contexts` guarantee ``k`` (``D <= k`` is checked by
+:func:`.base.check_loop_depth` after planning). The arithmetic is the FMA's: the
+exact window of :func:`.fp.align` / :func:`.fp.add_aligned` (with the addend's
+unpacking and the exponent terms of x hoisted out of the loop:
+:func:`.fp.align_pre`, :func:`.fp.align_packed`), the LZC clamped at emin,
+the rounding decided then applied by incrementing the packed code. It computes
+exactly what the one-cycle ``align_add``/``round_sig`` loop computes (one rounding
+of the exact sum); the regression holds both against the same golden models.
+"""
+
+from amaranth.hdl import Mux, Signal, Value
+
+from lpcores.formats import get_format
+
+from .fp import (add_aligned, align_packed, align_pre, counted_to_unpacked, fixed_lzc,
+                 pack, round_apply, round_decide, window_exp_min)
+
+__all__ = ["fp_accumulate"]
+
+
+def fp_accumulate(m, pipe, ctx, make_x, fmt, *, first, index, init, last, carried=(),
+                  rounding="rne"):
+    """Build the loop; returns ``(code, last, carried)`` at the loop's end (the
+    rounded code, and the values carried along the loop's registers).
+
+    ``make_x()`` builds the step's exact operand and returns ``(x, lo)``: a
+    :class:`.fp.Fixed` and the lowest ``x.exp0`` (a Python int); it is built beside
+    the accumulator's read (both start at the stage's register). ``first`` is the
+    context register saying the next step starts a new sum, which then starts from
+    ``init`` (a code of ``fmt``: the addend, or -0) instead of the accumulator;
+    ``index`` the context of the step (None for one context)."""
+    fo = get_format(fmt)
+    pipe.core._loop_entry = len(pipe.segments)
+    acc = ctx.reg(fo.bits, name="acc")
+    acc_in = Signal(fo.bits, name="acc_in")
+    m.d.comb += acc_in.eq(Mux(first.at(index), init, acc.at(index)))
+    with m.If(pipe.advance & pipe.valid):
+        m.d.sync += first.at(index).eq(last)
+    with pipe.parallel():
+        x, lo = make_x()
+        # x's terms of the alignment, before the loop's own arithmetic
+        pre = align_pre(m, x, fo, name="s", pipe=pipe, emin=fo.emin)
+        # the context's accumulator, read beside it (charged from the stage's
+        # start, as if x's path had been cut just before: conservative otherwise)
+        pipe.charge(ctx.read_ns(pipe.fab) + pipe.fab.lut)
+    with pipe.carry(index, last, tuple(carried)) as cc:
+        x, pre, acc_in = pipe.cut("acc.rd", x, pre, acc_in)
+        al = align_packed(m, x, acc_in, fo, pre, name="s", pipe=pipe, emin=fo.emin,
+                          p_bounds=lo)
+        with pipe.carry(al.floor) as cf:
+            s = add_aligned(m, al, name="s", pipe=pipe)
+        s, floor = pipe.cut("s.sum", s, *cf.values)
+        cx = fixed_lzc(s, m=m, floor=floor, pipe=pipe, name="n")
+        u = counted_to_unpacked(m, cx, name="n", pipe=pipe)
+        exp_min = window_exp_min(lo, len(Value.cast(al.pwin)), fo, al.L, al.dmax)
+        d = round_decide(m, fo, u, rounding=rounding, exp_min=exp_min, name="r",
+                         pipe=pipe)
+        d = pipe.cut("r.dec", d)
+        r = round_apply(m, d, name="r", pipe=pipe)
+        code = pack(m, fo, r, rounding=rounding, name="o", pipe=pipe)
+    index, last, carried = cc.values
+    with m.If(pipe.advance & pipe.valid):          # the write-back closes the loop
+        m.d.sync += acc.at(index).eq(code)
+    return code, last, carried
