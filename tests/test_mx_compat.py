@@ -11,7 +11,7 @@ every documented example block gives the documented codes, every differing block
 has a named cause, and the page's tables are what the script measures today.
 """
 
-import importlib
+import importlib.util
 import os
 import re
 import subprocess
