@@ -25,31 +25,38 @@ from .fp import (add_aligned, align_packed, align_pre, counted_to_unpacked, fixe
 __all__ = ["fp_accumulate"]
 
 
-def fp_accumulate(m, pipe, ctx, make_x, fmt, *, first, index, init, last, carried=(),
-                  rounding="rne"):
+def fp_accumulate(m, pipe, ctx, make_x, fmt, *, index, init, last, first=None,
+                  carried=(), rounding="rne"):
     """Build the loop; returns ``(code, last, carried)`` at the loop's end (the
     rounded code, and the values carried along the loop's registers).
 
     ``make_x()`` builds the step's exact operand and returns ``(x, lo)``: a
     :class:`.fp.Fixed` and the lowest ``x.exp0`` (a Python int); it is built beside
-    the accumulator's read (both start at the stage's register). ``first`` is the
-    context register saying the next step starts a new sum, which then starts from
-    ``init`` (a code of ``fmt``: the addend, or -0) instead of the accumulator;
-    ``index`` the context of the step (None for one context)."""
+    the accumulator's read (both start at the stage's register). A sum starts from
+    ``init``, a code of ``fmt``: with ``first`` (the context register saying the
+    next step starts a new sum; the addend comes with that step) the loop selects
+    ``init`` over the accumulator; without it ``init`` is a constant (-0), which is
+    the accumulators' reset value and what the write-back stores after a step with
+    ``last``, so the loop has no select at all. ``index`` is the context of the step
+    (None for one context)."""
     fo = get_format(fmt)
     pipe.core._loop_entry = len(pipe.segments)
-    acc = ctx.reg(fo.bits, name="acc")
-    acc_in = Signal(fo.bits, name="acc_in")
-    m.d.comb += acc_in.eq(Mux(first.at(index), init, acc.at(index)))
-    with m.If(pipe.advance & pipe.valid):
-        m.d.sync += first.at(index).eq(last)
+    if first is None:
+        acc = ctx.reg(fo.bits, init=init.value, name="acc")
+        acc_in = acc.at(index)
+    else:
+        acc = ctx.reg(fo.bits, name="acc")
+        acc_in = Signal(fo.bits, name="acc_in")
+        m.d.comb += acc_in.eq(Mux(first.at(index), init, acc.at(index)))
+        with m.If(pipe.advance & pipe.valid):
+            m.d.sync += first.at(index).eq(last)
     with pipe.parallel():
         x, lo = make_x()
         # x's terms of the alignment, before the loop's own arithmetic
         pre = align_pre(m, x, fo, name="s", pipe=pipe, emin=fo.emin)
         # the context's accumulator, read beside it (charged from the stage's
         # start, as if x's path had been cut just before: conservative otherwise)
-        pipe.charge(ctx.read_ns(pipe.fab) + pipe.fab.lut)
+        pipe.charge(ctx.read_ns(pipe.fab) + (pipe.fab.lut if first is not None else 0))
     with pipe.carry(index, last, tuple(carried)) as cc:
         x, pre, acc_in = pipe.cut("acc.rd", x, pre, acc_in)
         al = align_packed(m, x, acc_in, fo, pre, name="s", pipe=pipe, emin=fo.emin,
@@ -65,7 +72,9 @@ def fp_accumulate(m, pipe, ctx, make_x, fmt, *, first, index, init, last, carrie
         d = pipe.cut("r.dec", d)
         r = round_apply(m, d, name="r", pipe=pipe)
         code = pack(m, fo, r, rounding=rounding, name="o", pipe=pipe)
-    index, last, carried = cc.values
+    index, last_end, carried = cc.values
     with m.If(pipe.advance & pipe.valid):          # the write-back closes the loop
-        m.d.sync += acc.at(index).eq(code)
+        m.d.sync += acc.at(index).eq(code if first is not None
+                                     else Mux(last_end, init, code))
+    last = last_end
     return code, last, carried

@@ -427,8 +427,9 @@ class Contexts:
                         for j in range(self.k)], self.index)
 
     def read_ns(self, fab):
-        """Delay of reading the current context's register (a k:1 mux)."""
-        return 0.0 if self.k == 1 else fab.mux(self.k)
+        """Delay of reading the current context's register: a k:1 mux, and a LUT
+        level's worth of routing for the index, which fans out to every bit."""
+        return 0.0 if self.k == 1 else fab.mux(self.k) + fab.lut
 
 
 # -- generation -----------------------------------------------------------------------

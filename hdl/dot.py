@@ -399,8 +399,13 @@ class Dot(StreamCore):
                                      is_inf=flags["pinf"] | flags["ninf"],
                                      inf_sign=flags["ninf"], zero_sign=flags["negzero"],
                                      name="beat", pipe=pipe), lsb
-        init = c if self.addend else Const((1 << (fo.bits - 1)), fo.bits)   # -0
-        code, last, (ovf,) = fp_accumulate(m, pipe, ctx, make_x, fo, first=first,
+        if self.addend:                 # the first beat's c starts the sum
+            init, first_ = c, first
+        else:                           # -0, the IEEE additive identity
+            init, first_ = Const((1 << (fo.bits - 1)), fo.bits), None
+            with m.If(pipe.advance & pipe.valid):      # for the terms counter
+                m.d.sync += first.now.eq(last)
+        code, last, (ovf,) = fp_accumulate(m, pipe, ctx, make_x, fo, first=first_,
                                            index=ctx.index, init=init, last=last,
                                            carried=(ovf,), rounding=self.rounding)
         return code, last, ovf

@@ -697,21 +697,30 @@ def align_packed(m, p, code, fc, pre, name="s", pipe=None, emin=None, p_bounds=N
     ec0 = Signal(signed(ws), name=f"{name}_ec0")
     m.d.comb += [sh_raw.eq(pre.a - ef1), big.eq(pre.b - ef1),
                  ec0.eq(ef1 - (fc.bias + M))]
+    rc, rp = None, pre.rp
+    if emin is not None:
+        rc = Signal(signed(ws + 2), name=f"{name}_roomc")
+        m.d.comb += rc.eq(ef1 + (T - 1 - L - dmax - emin - fc.bias - M))
+    # a LUT level (ef1, the flags), then the chains side by side; a fine cut point
+    # may sit before the clamp's muxes
+    _charge(pipe, lambda fab: fab.lut + fab.carry(ws))
+    with _carry(pipe, p, c, ec0, rc, rp) as cc:
+        sh_raw, big = _cut(pipe, f"{name}_al.raw", sh_raw, big)
+    p, c, ec0, rc, rp = cc.values
     p_sticky = Signal(name=f"{name}_psticky")
     m.d.comb += p_sticky.eq((sh_raw < 0) | p.is_zero)
     sh = Signal(range(top + 1), name=f"{name}_sh")
     m.d.comb += sh.eq(Mux(p_sticky, 0, Mux(big >= 0, top, sh_raw)))
     floor = None
     if emin is not None:
-        rc = Signal(signed(ws + 2), name=f"{name}_roomc")
-        m.d.comb += rc.eq(ef1 + (T - 1 - L - dmax - emin - fc.bias - M))
         lo_c = (fc.emin - M) + (T - 1 - L - dmax - emin)
         lo_p = None if p_bounds is None else p_bounds + (T - 1 - L - emin)
         floor = Signal(T, name=f"{name}_floor")
         m.d.comb += floor.eq(Mux(p_sticky, _floor_marker(m, rc, T, f"{name}_c", lo_c),
-                                 _floor_marker(m, pre.rp, T, f"{name}_p", lo_p)))
-    # a LUT level (ef1, the flags), the three chains side by side, the clamp's muxes
-    _charge(pipe, lambda fab: fab.lut + fab.carry(ws) + fab.luts(2))
+                                 _floor_marker(m, rp, T, f"{name}_p", lo_p)))
+    # the clamp's muxes; beside them the markers: a room-wide equality decode per
+    # bit (two LUT levels), then the mux by p_sticky
+    _charge(pipe, lambda fab: fab.luts(2 if emin is None else 3))
     with _carry(pipe, p, c, ec0, p_sticky, floor) as cc:
         sh = _cut(pipe, f"{name}_al.sh", sh)
     return _align_place(m, *cc.values, sh, fc, name, pipe)

@@ -273,8 +273,9 @@ class MXDot(StreamCore):
         pipe.charge(pipe.fab.lut)
         fx = dataclasses.replace(fx, mag=mag, exp0=e0)
         fx, last, index = pipe.cut("block", fx, last, index)
-        first = ctx.reg(1, init=1, name="first")          # next block starts a dot
-        code, last, _ = fp_accumulate(m, pipe, ctx, lambda: (fx, lo), "fp32", first=first,
+        # every dot product starts from -0 (the accumulator's reset value, and what
+        # the write-back stores after its last block)
+        code, last, _ = fp_accumulate(m, pipe, ctx, lambda: (fx, lo), "fp32",
                                       index=index, init=Const(NEG_ZERO, 32), last=last)
         pipe.gate(last)
         pipe.output(r=code)
