@@ -337,6 +337,11 @@ def main(argv=None):
         print(f"lpcores: error: {e.strerror or e}: {e.filename or ''}".rstrip(": "),
               file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        # Ctrl-C: the tools run in their own process groups and are stopped by the
+        # code that started them; say so in one line, no traceback
+        print(f"lpcores: interrupted ({args.cmd})", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -203,3 +203,17 @@ def test_runner_puts_this_python_first_on_path():
     pybin = str(Path(sys.executable).parent)
     assert pybin in path and path.index(pybin) < path.index("/usr/bin")
     assert path[-2:] == ["/usr/bin", "/bin"]
+
+
+def test_ctrl_c_is_one_line(monkeypatch, capsys):
+    """Ctrl-C during a long step (here: a proof) ends with one line and exit 130, not
+    a traceback."""
+    import lpcores.prove as prove
+    from lpcores.cli import main
+
+    def interrupted(*a, **k):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(prove, "cli", interrupted)
+    assert main(["prove", "fma", "--a-fmt", "e4m3", "--b-fmt", "e4m3"]) == 130
+    err = capsys.readouterr().err
+    assert err == "lpcores: interrupted (prove)\n"
