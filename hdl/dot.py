@@ -249,6 +249,20 @@ class Dot(StreamCore):
         top = self.max_terms + self.lanes
         cnt = ctx.reg(range(top + 1), name="terms").now
         ovf = ctx.reg(1, name="terms_ovf").now
+        if ctx.k > 1:
+            # through the context read: the compare on the value read, beside the
+            # add (cnt saturates at max_terms + 1, so cnt + lanes > max_terms is
+            # cnt > max_terms - lanes)
+            sat = Signal(name="terms_sat")
+            m.d.comb += sat.eq(cnt > self.max_terms - self.lanes)
+            ovf_t = Signal(name="ovf_next")
+            m.d.comb += ovf_t.eq(Mux(first, self.lanes > self.max_terms, ovf | sat))
+            with m.If(pipe.advance & pipe.valid):
+                m.d.sync += [
+                    cnt.eq(Mux(first, min(self.lanes, self.max_terms + 1),
+                               Mux(sat, self.max_terms + 1, cnt + self.lanes))),
+                    ovf.eq(ovf_t)]
+            return ovf_t
         cnt_t = Signal(range(top + 1), name="terms_next")
         m.d.comb += cnt_t.eq(Mux(first, 0, cnt) + self.lanes)
         ovf_t = Signal(name="ovf_next")

@@ -207,8 +207,12 @@ class MXDot(StreamCore):
             with m.If(pipe.advance & pipe.valid):
                 m.d.sync += [cnt.eq(Mux(end, 0, cnt + 1)), acc.eq(total)]
                 m.d.sync += [a.eq(t) for a, t in zip(accf, tflags)]
-            if tp is not None:           # the block sum's loop: one add, one cycle
-                tp.charge(ctx.read_ns(tp.fab) + tp.fab.carry(W) + tp.fab.lut)
+        if tp is not None:
+            with tp.parallel():
+                if B > 1:                # the block sum's loop: one add, one cycle
+                    tp.charge(ctx.read_ns(tp.fab) + tp.fab.carry(W) + tp.fab.lut)
+                # beside it the block's exponent and its tiny test (_fp32_loop)
+                tp.charge(2 * tp.fab.carry(11))
         pipe.gate(end)
         if tp is not None:
             return self._fp32_loop(m, pipe, ctx, total, tuple(tflags), sa, sb, last)
@@ -254,13 +258,13 @@ class MXDot(StreamCore):
         W = self.block_width
         thr = -126 - 23 - 2
         lo = thr - (W - 1)
-        # a fine cut after the block sum's one-cycle loop
-        total, tflags, sa, sb, last, index = pipe.cut("blk.sum", total, tflags, sa, sb,
-                                                      last, ctx.index)
-        # from the scales alone, beside the block sum (shorter than its path)
+        # from the scales alone, beside the block sum: its exponent and whether it
+        # is too small to matter (two short chains, then a fine cut may follow)
         exp0 = Signal(signed(11), name="blk_exp0")        # -286 .. 252
         tiny = Signal(name="blk_tiny")
         m.d.comb += [exp0.eq(self.block_lsb + sa + sb - 254), tiny.eq(exp0 < lo)]
+        total, tflags, exp0, tiny, sa, sb, last, index = pipe.cut(
+            "blk.sum", total, tflags, exp0, tiny, sa, sb, last, ctx.index)
         fl = dict(zip(FLAGS, tflags))
         snan = (sa == 0xFF) | (sb == 0xFF)
         nan = fl["nan"] | (fl["pinf"] & fl["ninf"]) | snan
