@@ -397,6 +397,21 @@ class _CtxReg:
         return self.regs[0] if index is None else Array(self.regs)[index]
 
 
+class _CtxRing:
+    """One register per context as a ring (see :meth:`Contexts.ring`)."""
+
+    def __init__(self, m, regs, step):
+        self.m, self.regs, self.step = m, regs, step
+        self.now = regs[0]
+
+    def set(self, value):
+        """The current context's new value: the ring turns by one (every step must
+        set it exactly once)."""
+        with self.m.If(self.step):
+            self.m.d.sync += [a.eq(b) for a, b in zip(self.regs, self.regs[1:])]
+            self.m.d.sync += self.regs[-1].eq(value)
+
+
 class Contexts:
     """``k`` interleaved contexts (SPEC §4.2): the j-th beat accepted since reset
     belongs to context ``j mod k``. Built at the stage where a core's
@@ -411,7 +426,7 @@ class Contexts:
     signal a single accumulator would have (the same netlist as before contexts)."""
 
     def __init__(self, m, k, step, name="ctx"):
-        self.m, self.k = m, k
+        self.m, self.k, self.step = m, k, step
         self.index = None
         if k > 1:
             self.index = Signal(range(k), name=name)
@@ -425,6 +440,15 @@ class Contexts:
             return _CtxReg([Signal(shape, init=init, name=name)], None)
         return _CtxReg([Signal(shape, init=init, name=f"{name}_x{j}")
                         for j in range(self.k)], self.index)
+
+    def ring(self, shape, *, init=0, name):
+        """For state read and written at this stage by every beat (k > 1): the
+        registers as a ring that turns with each beat, so the current context's is
+        always the first, ``.now``, with no read multiplexer; ``.set(v)`` writes
+        it (once per beat)."""
+        assert self.k > 1
+        return _CtxRing(self.m, [Signal(shape, init=init, name=f"{name}_r{j}")
+                                 for j in range(self.k)], self.step)
 
     def read_ns(self, fab):
         """Delay of reading the current context's register: a k:1 mux, and a LUT

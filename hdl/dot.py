@@ -244,9 +244,21 @@ class Dot(StreamCore):
             s = sum_tree(m, fx, bw, name="t", pipe=pipe)
         return s, flags_dict(c.values[0])
 
-    def _count(self, m, pipe, ctx, first, last):
+    def _count(self, m, pipe, ctx, first, last, ring=False):
         """Terms counter; overflow once a dot product has more than max_terms."""
         top = self.max_terms + self.lanes
+        if ring:                 # the context's counter without a read mux
+            cnt_r = ctx.ring(range(top + 1), name="terms")
+            ovf_r = ctx.ring(1, name="terms_ovf")
+            cnt, ovf = cnt_r.now, ovf_r.now
+            sat = Signal(name="terms_sat")
+            m.d.comb += sat.eq(cnt > self.max_terms - self.lanes)
+            ovf_t = Signal(name="ovf_next")
+            m.d.comb += ovf_t.eq(Mux(first, self.lanes > self.max_terms, ovf | sat))
+            cnt_r.set(Mux(first, min(self.lanes, self.max_terms + 1),
+                          Mux(sat, self.max_terms + 1, cnt + self.lanes)))
+            ovf_r.set(ovf_t)
+            return ovf_t
         cnt = ctx.reg(range(top + 1), name="terms").now
         ovf = ctx.reg(1, name="terms_ovf").now
         if ctx.k > 1:
@@ -294,8 +306,12 @@ class Dot(StreamCore):
 
         # the accumulators' stage: one register per context (contexts=1: one)
         ctx = Contexts(m, self.contexts, pipe.advance & pipe.valid)
-        first = ctx.reg(1, init=1, name="first")   # next beat starts a dot product
-        ovf = self._count(m, pipe, ctx, first.now, last)
+        # state every beat reads and writes here: a ring with k contexts (no read
+        # mux) where nothing else reads it through the index (fp, no addend)
+        ring = self.contexts > 1 and self.accumulate == "fp" and not self.addend
+        first = (ctx.ring(1, init=1, name="first") if ring
+                 else ctx.reg(1, init=1, name="first"))  # next beat starts a dot
+        ovf = self._count(m, pipe, ctx, first.now, last, ring=ring)
         if self.accumulate == "fp":
             if tp is None:
                 code = self._fp_loop(m, pipe, first.now, last, beat, flags, c)
@@ -417,8 +433,11 @@ class Dot(StreamCore):
             init, first_ = c, first
         else:                           # -0, the IEEE additive identity
             init, first_ = Const((1 << (fo.bits - 1)), fo.bits), None
-            with m.If(pipe.advance & pipe.valid):      # for the terms counter
-                m.d.sync += first.now.eq(last)
+            if ctx.k > 1:                              # for the terms counter
+                first.set(last)
+            else:
+                with m.If(pipe.advance & pipe.valid):
+                    m.d.sync += first.now.eq(last)
         code, last, (ovf,) = fp_accumulate(m, pipe, ctx, make_x, fo, first=first_,
                                            index=ctx.index, init=init, last=last,
                                            carried=(ovf,), rounding=self.rounding)
