@@ -162,9 +162,7 @@ CORES.update({c.name: c for c in [
                 default=32),
             Opt("--rounding", "rounding", "rne, or away (ties away from zero, as "
                 "microxcaling)", default="rne", choices=("rne", "away")),
-            Opt("--stages", "stages", "pipeline registers besides the output register",
-                type=int, default=0),
-        )),
+        ) + _timing_opts()),
     CoreSpec(
         "mxdot", "lpcores.hdl.mxdot:MXDot", "lpcores.sim.mxdot",
         "MX dot product: exact 32-element block sums, one fp32 rounding per block",
@@ -228,9 +226,7 @@ CORES.update({c.name: c for c in [
             Opt("--selection", "selection", "selection network (all-pairs ranking or "
                 "Batcher sorting network)", default="allpairs",
                 choices=("allpairs", "sortnet")),
-            Opt("--stages", "stages", "pipeline registers besides the output register",
-                type=int, default=0),
-        )),
+        ) + _timing_opts()),
     CoreSpec(
         "nmdot", "lpcores.hdl.nm:NMDot", "lpcores.sim.nmdot",
         "N:M sparse dot product: compressed a (values + indices) x dense b, "
