@@ -62,6 +62,8 @@ positions of the compaction as a log-depth prefix sum instead of a ripple. With
 ``stages`` the netlist is the one of the named cut points.
 """
 
+import contextlib
+import math
 from types import SimpleNamespace
 
 from amaranth.hdl import Cat, Const, Module, Mux, Signal, Value, signed
@@ -69,7 +71,9 @@ from amaranth.hdl import Cat, Const, Module, Mux, Signal, Value, signed
 from lpcores.errors import ParamError, check_choice, check_int
 from lpcores.formats import get_format
 
-from .base import Field, Pipeline, StreamCore, name_pipelined, plan_pipeline
+from .base import (Field, Pipeline, StreamCore, name_pipelined, plan_pipeline,
+                   timing_suffix)
+from .timing import fabric
 from .fp import lzc, normalize, normalize_shift, sum_tree, unpack
 
 __all__ = ["NMPrune", "PRUNE_FORMATS", "SELECTIONS", "index_bits"]
@@ -665,6 +669,19 @@ class NMPrune(StreamCore):
 
 # -- NMDot ------------------------------------------------------------------------------
 
+@contextlib.contextmanager
+def _renamed(inner, outer):
+    """An unreachable-clock sentence of a core built inside another names the outer
+    one ("for this dot on" -> "for this nmdot's dot engine on")."""
+    try:
+        yield
+    except ParamError as e:
+        msg = str(e).replace(f"for this {inner} on", f"for this {outer} on")
+        if msg == str(e):
+            raise
+        raise ParamError(msg) from None
+
+
 def gather(m, idx, dense, n, name="g"):
     """Per slot k, the dense value its index names: ``dense[idx_k]``.
 
@@ -727,11 +744,15 @@ class NMDot(StreamCore):
     It rides a delay line that advances with Dot's stall-all pipeline (every register
     of a core advances on ``i.ready``: hdl/base.py), so it stays with its result.
 
+    Clock-directed (``fmax``): Dot places its registers for the clock, and the
+    gather (the index-steered muxes and the dropped terms' flags) gets a register
+    row of its own in front of it (cut point ``gather``, latency one more).
+
     Parameters
     ----------
     n, m : int
         1 <= n < m <= 16.
-    a_fmt, b_fmt, out_fmt, accumulate, max_terms, addend, rounding, stages
+    a_fmt, b_fmt, out_fmt, accumulate, max_terms, addend, rounding, stages, fmax, family
         As :class:`~lpcores.hdl.dot.Dot` (``a`` is the compressed operand).
     groups : int
         Groups per beat; ``groups * n`` <= 64 (Dot's lane limit).
@@ -739,11 +760,13 @@ class NMDot(StreamCore):
         Build the index check (``bad_index``); SparseLinear, whose indices come
         from NMPrune, leaves it out.
 
-    Latency ``stages + 1`` from the beat carrying ``last``; one beat a cycle.
+    Latency ``stages + 1`` from the beat carrying ``last`` (``fmax``: ``stages + 2``,
+    the gather's register included); one beat a cycle.
     """
 
     def __init__(self, *, n, m, a_fmt, b_fmt, out_fmt=None, groups=1, accumulate=None,
-                 max_terms=1024, addend=False, rounding="rne", stages=0, check=True):
+                 max_terms=1024, addend=False, rounding="rne", stages=None, fmax=None,
+                 family=None, check=True):
         from .dot import Dot
         check_nm(n, m)
         check_int("groups", groups, lo=1, hi=64)
@@ -751,22 +774,31 @@ class NMDot(StreamCore):
             raise ParamError(f"groups*n must be at most 64 (Dot's lanes), got "
                              f"groups={groups}, n={n}")
         self.check = _check_bool("check", check)
-        self.dot = Dot(a_fmt=a_fmt, b_fmt=b_fmt, out_fmt=out_fmt, lanes=groups * n,
-                       accumulate=accumulate, max_terms=max_terms, addend=addend,
-                       rounding=rounding, stages=stages)
+        self._dot_kw = dict(a_fmt=a_fmt, b_fmt=b_fmt, out_fmt=out_fmt, lanes=groups * n,
+                            accumulate=accumulate, max_terms=max_terms, addend=addend,
+                            rounding=rounding)
+        with _renamed("dot", "nmdot's dot engine"):
+            self.dot = Dot(**self._dot_kw, stages=stages, fmax=fmax, family=family)
         self.dot._MustUse__used = True          # elaborated by hand in elaborate()
         self.n, self.m, self.groups = n, m, groups
         d = self.dot
         dp = d.params
+        self.timed = fmax is not None
+        self.family = d.family
+        self.stages = d.stages + (1 if self.timed else 0)
         self.params = {"n": n, "m": m, "a_fmt": dp["a_fmt"], "b_fmt": dp["b_fmt"],
                        "out_fmt": dp["out_fmt"], "groups": groups,
                        "accumulate": dp["accumulate"], "max_terms": max_terms,
-                       "addend": addend, "rounding": rounding, "stages": stages,
+                       "addend": addend, "rounding": rounding, "stages": self.stages,
                        "check": check}
+        if self.timed:
+            self.params.update(fmax=fmax, family=d.family)
         self.module_name = (f"nmdot_{n}of{m}_{dp['a_fmt']}_{dp['b_fmt']}_{dp['out_fmt']}"
                             f"_g{groups}_{dp['accumulate']}_t{max_terms}"
                             f"{'_c' if addend else ''}{'_rtz' if rounding == 'rtz' else ''}"
-                            f"{'' if check else '_nc'}_s{stages}")
+                            f"{'' if check else '_nc'}"
+                            f"{timing_suffix(self.stages, fmax, d.family)}")
+        self.timing = self._plan(fmax) if self.timed else None
         fa, fb = d.fa, d.fb
         self.index_bits = index_bits(m)
         G, N, M = groups, n, m
@@ -778,10 +810,37 @@ class NMDot(StreamCore):
                              for g in range(G) for j in range(M)]
                           + ([byname["c"]] if addend else []) + [byname["last"]])
         self.out_fields = list(d.out_fields) + ([Field("bad_index", 1)] if check else [])
-        self.latency = d.latency
+        self.latency = d.latency + (1 if self.timed else 0)
         self.beats_per_result = d.beats_per_result
         self.acc_width, self.acc_lsb = d.acc_width, d.acc_lsb
         super().__init__()
+
+    def gather_ns(self):
+        """The delay model's estimate of the gather stage (``fmax``): the index
+        compares and the AND-OR muxes, beside them the dropped terms' flags (index
+        compares, the dense values' class, an OR over the group, the lane-0 muxes)."""
+        fab = fabric(self.family)
+        N, M = self.n, self.m
+        ib = index_bits(M)
+        sel = fab.reduce(ib) + fab.reduce(2 * (M - N + 1))
+        dropped = fab.reduce(ib) + fab.reduce(N) + fab.reduce(M + 1) + fab.luts(2)
+        return fab.reg + max(sel, 0 if self.dot.is_int else dropped)
+
+    def _plan(self, fmax):
+        t = self.dot.timing
+        g = round(self.gather_ns(), 2)
+        if g > 1000.0 / fmax:
+            from .dot import Dot
+            best = math.floor(10000.0 / g) / 10          # the gather stage's clock
+            with _renamed("dot", "nmdot's dot engine"):
+                d = Dot(**self._dot_kw, fmax=best, family=self.family)
+            d._MustUse__silence = True
+            raise ParamError(
+                f"fmax={fmax:g} MHz is beyond what the delay model reaches for this "
+                f"nmdot on {self.family}: the fastest is about {best:.0f} MHz (its "
+                f"gather stage), with {d.stages + 1} stages")
+        return dict(t, cuts=["gather"] + list(t["cuts"]), stage_ns=[g] + list(t["stage_ns"]),
+                    estimate_mhz=round(1000.0 / max([g] + list(t["stage_ns"])), 1))
 
     def sidecar(self):
         s = super().sidecar()
@@ -798,6 +857,7 @@ class NMDot(StreamCore):
         fa, fb = d.fa, d.fb
         pl, dl = self.i.payload, d.i.payload
         bad_beat = Const(0, 1)
+        feed = []                               # (Dot's input, its value)
         for g in range(G):
             dense = [getattr(pl, f"b{g}_{j}") for j in range(M)]
             idx = getattr(pl, f"idx{g}")
@@ -808,11 +868,34 @@ class NMDot(StreamCore):
             if not d.is_int:
                 a[0], b[0] = self._dropped_terms(m, g, idx, dense, a[0], b[0])
             for k in range(N):
-                m.d.comb += [getattr(dl, f"a{g * N + k}").eq(a[k]),
-                             getattr(dl, f"b{g * N + k}").eq(b[k])]
+                pair = [(getattr(dl, f"a{g * N + k}"), a[k]),
+                        (getattr(dl, f"b{g * N + k}"), b[k])]
+                if self.timed:
+                    feed += pair
+                else:
+                    m.d.comb += [dst.eq(src) for dst, src in pair]
         if d.addend:
-            m.d.comb += dl.c.eq(pl.c)
-        m.d.comb += [dl.last.eq(pl.last), d.i.valid.eq(self.i.valid),
+            feed.append((dl.c, pl.c))
+            if not self.timed:
+                m.d.comb += dl.c.eq(pl.c)
+                feed = []
+        feed.append((dl.last, pl.last))
+        valid = self.i.valid
+        if self.timed:
+            # the gather's register row, advancing with Dot's stall-all pipeline
+            # (d.i.ready is its `advance`, low in reset; the valid bit resets)
+            regs = []
+            for k, (dst, src) in enumerate(feed):
+                r = Signal(len(Value.cast(dst)), name=f"gather_{k}", reset_less=True)
+                with m.If(d.i.ready):
+                    m.d.sync += r.eq(src)
+                regs.append((dst, r))
+            feed = regs
+            valid = Signal(name="gather_valid")
+            with m.If(d.i.ready):
+                m.d.sync += valid.eq(self.i.valid)
+        m.d.comb += [dst.eq(src) for dst, src in feed]
+        m.d.comb += [d.i.valid.eq(valid),
                      self.i.ready.eq(d.i.ready),
                      self.o.valid.eq(d.o.valid), d.o.ready.eq(self.o.ready),
                      self.o.payload.r.eq(d.o.payload.r),
@@ -827,7 +910,7 @@ class NMDot(StreamCore):
             with m.If(d.i.ready & self.i.valid):
                 m.d.sync += [first.eq(pl.last), acc.eq(tot)]
             line = tot
-            for s in range(d.latency):
+            for s in range(self.latency):
                 r = Signal(name=f"bad_d{s}")
                 with m.If(d.i.ready):
                     m.d.sync += r.eq(line)
@@ -902,17 +985,28 @@ class SparseLinear(StreamCore):
     prune_stages, stages
         Pipeline registers of the pruner and of the dot engine (besides each one's
         output register).
+    fmax, family
+        Instead of ``prune_stages`` and ``stages``: the clock (MHz) both meet on
+        ``family`` (:class:`NMPrune` and :class:`NMDot` each place their registers).
 
     Payload in: ``x{g}_{j}``, ``w{g}_{j}`` (and ``load``, ``c``), ``last``; out:
-    ``r``, ``overflow``. Latency ``prune_stages + stages + 2``; one beat a cycle.
+    ``r``, ``overflow``. Latency ``prune_stages + stages + 2`` (``fmax``: the
+    pruner's latency plus NMDot's); one beat a cycle.
     """
 
     def __init__(self, *, n, m, x_fmt, w_fmt, out_fmt=None, groups=1, accumulate=None,
                  max_terms=1024, addend=False, rounding="rne", scaled=False,
-                 channels=None, prune_stages=0, stages=0):
-        self.nmdot = NMDot(n=n, m=m, a_fmt=x_fmt, b_fmt=w_fmt, out_fmt=out_fmt,
-                           groups=groups, accumulate=accumulate, max_terms=max_terms,
-                           addend=addend, rounding=rounding, stages=stages, check=False)
+                 channels=None, prune_stages=None, stages=None, fmax=None, family=None):
+        if fmax is not None and prune_stages is not None:
+            raise ParamError(f"fmax={fmax!r} and prune_stages={prune_stages!r} are "
+                             f"alternatives (a clock to meet, or a register count): "
+                             f"give one")
+        with _renamed("nmdot's dot engine", "sparselinear's dot engine"), \
+                _renamed("nmdot", "sparselinear"):
+            self.nmdot = NMDot(n=n, m=m, a_fmt=x_fmt, b_fmt=w_fmt, out_fmt=out_fmt,
+                               groups=groups, accumulate=accumulate, max_terms=max_terms,
+                               addend=addend, rounding=rounding, stages=stages, fmax=fmax,
+                               family=family, check=False)
         self.nmdot._MustUse__used = True        # elaborated by hand in elaborate()
         d = self.nmdot
         G, N, M = groups, n, m
@@ -920,9 +1014,10 @@ class SparseLinear(StreamCore):
         wf = [Field(f"w{g}_{j}", fw.bits, fw.name) for g in range(G) for j in range(M)]
         byname = {f.name: f for f in d.in_fields}
         tail = ([byname["c"]] if addend else []) + [byname["last"]]
-        self.prune = NMPrune(n=n, m=m, fmt=x_fmt, groups=groups, scaled=scaled,
-                             channels=channels, stages=prune_stages,
-                             carry=tuple(wf + tail))
+        with _renamed("nmprune", "sparselinear's pruner"):
+            self.prune = NMPrune(n=n, m=m, fmt=x_fmt, groups=groups, scaled=scaled,
+                                 channels=channels, stages=prune_stages, fmax=fmax,
+                                 family=family, carry=tuple(wf + tail))
         p = self.prune
         p._MustUse__used = True                 # built into this core's module
         self.n, self.m, self.groups, self.scaled = n, m, groups, scaled
@@ -930,18 +1025,28 @@ class SparseLinear(StreamCore):
                        "out_fmt": d.params["out_fmt"], "groups": groups,
                        "accumulate": d.params["accumulate"], "max_terms": max_terms,
                        "addend": addend, "rounding": rounding, "scaled": scaled,
-                       "channels": p.channels, "prune_stages": prune_stages,
-                       "stages": stages}
+                       "channels": p.channels, "prune_stages": p.stages,
+                       "stages": d.stages}
         dp = self.params
+        self.timing = None
+        if fmax is not None:
+            dp.update(fmax=fmax, family=d.family)
+            pt, dt = p.timing, d.timing
+            self.timing = dict(dt, cuts=[f"prune:{c}" for c in pt["cuts"]] + ["prune:out"]
+                               + [f"dot:{c}" for c in dt["cuts"]],
+                               stage_ns=list(pt["stage_ns"]) + list(dt["stage_ns"]),
+                               estimate_mhz=min(pt["estimate_mhz"], dt["estimate_mhz"]))
         self.module_name = (f"sparselinear_{n}of{m}_{dp['x_fmt']}_{dp['w_fmt']}_"
                             f"{dp['out_fmt']}_g{groups}_{dp['accumulate']}_t{max_terms}"
                             f"{f'_sc{p.channels}' if scaled else ''}"
                             f"{'_c' if addend else ''}{'_rtz' if rounding == 'rtz' else ''}"
-                            f"_p{prune_stages}_s{stages}")
+                            + (f"_p{p.stages}_s{d.stages}" if fmax is None else
+                               timing_suffix(None, fmax, d.family)))
         self.in_fields = ([f for f in p.in_fields if f.name.startswith("x")] + wf
                           + ([Field("load", 1)] if scaled else []) + tail)
         self.out_fields = list(d.out_fields)
         self.latency = p.latency + d.latency
+        self.stages = self.latency - 1              # registers besides the output's
         self.latency_formula = "prune_stages + 1 + stages + 1"
         self.beats_per_result = "variable: one result per beat with last=1 (load beats: none)"
         super().__init__()

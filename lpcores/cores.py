@@ -236,10 +236,7 @@ CORES.update({c.name: c for c in [
                 choices=FLOAT_FORMATS + ("int8",)),
             Opt("--b-fmt", "b_fmt", "format of the dense operand b", required=True,
                 choices=FLOAT_FORMATS + ("int8",)),
-        ) + _nm_dot_opts() + (
-            Opt("--stages", "stages", "pipeline registers besides the output register",
-                type=int, default=0),
-        )),
+        ) + _nm_dot_opts() + _timing_opts()),
     CoreSpec(
         "sparselinear", "lpcores.hdl.nm:SparseLinear", "lpcores.sim.nmlinear",
         "activation-sparse linear path: NMPrune on x, then NMDot with dense weights",
@@ -249,9 +246,7 @@ CORES.update({c.name: c for c in [
             Opt("--w-fmt", "w_fmt", "weight format", required=True,
                 choices=FLOAT_FORMATS + ("int8",)),
         ) + _nm_dot_opts() + _nm_scale_opts() + (
-            Opt("--prune-stages", "prune_stages", "pipeline registers of the pruner",
-                type=int, default=0),
-            Opt("--stages", "stages", "pipeline registers of the dot engine",
-                type=int, default=0),
-        )),
+            Opt("--prune-stages", "prune_stages", "pipeline registers of the pruner "
+                "(default 0; alternative to --fmax)", type=int),
+        ) + _timing_opts()),
 ]})

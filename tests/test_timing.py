@@ -12,7 +12,7 @@ from lpcores.hdl import Convert, Dot, sidecar
 from lpcores.hdl.base import _place_cuts
 from lpcores.hdl.fma import FMA
 from lpcores.hdl.mxquant import MXQuant
-from lpcores.hdl.nm import NMPrune
+from lpcores.hdl.nm import NMDot, NMPrune, SparseLinear
 from lpcores.hdl.timing import FAMILIES, fabric
 from lpcores.sim import runner
 
@@ -165,6 +165,18 @@ FMAX_CASES = [
                    selection="sortnet", fmax=120), "lpcores.sim.nmprune", {"beats": 800}),
     (NMPrune, dict(n=2, m=4, fmt="int8", groups=2, fmax=40, family="ice40"),
      "lpcores.sim.nmprune", {}),
+    # NMDot and SparseLinear: Dot's plan, the gather's register row in front of it
+    (NMDot, dict(n=2, m=4, a_fmt="e4m3", b_fmt="e4m3", groups=2, addend=True,
+                 max_terms=64, fmax=110), "lpcores.sim.nmdot", {}),
+    (NMDot, dict(n=4, m=8, a_fmt="int8", b_fmt="int8", groups=2, addend=True,
+                 max_terms=128, fmax=100), "lpcores.sim.nmdot", {}),
+    (NMDot, dict(n=3, m=5, a_fmt="e5m2", b_fmt="e4m3", out_fmt="bf16", groups=2,
+                 max_terms=48, fmax=30, family="ice40"), "lpcores.sim.nmdot", {}),
+    (SparseLinear, dict(n=2, m=4, x_fmt="e4m3", w_fmt="e4m3", groups=2, addend=True,
+                        max_terms=64, fmax=110), "lpcores.sim.nmlinear", {}),
+    (SparseLinear, dict(n=4, m=8, x_fmt="int8", w_fmt="int8", groups=2, scaled=True,
+                        channels=48, addend=True, max_terms=128, fmax=40,
+                        family="ice40"), "lpcores.sim.nmlinear", {}),
 ]
 
 
@@ -277,6 +289,24 @@ def test_more_cores_take_fmax(build, name):
     assert "fmax" not in core.params and core.latency == 2
 
 
+@pytest.mark.parametrize("build,name,extra", [
+    (lambda **kw: NMDot(n=2, m=4, a_fmt="e4m3", b_fmt="e4m3", groups=2, **kw),
+     "nmdot_2of4_e4m3_e4m3_fp32_g2_exact_t1024", 1),
+    (lambda **kw: SparseLinear(n=2, m=4, x_fmt="e4m3", w_fmt="e4m3", groups=2, **kw),
+     "sparselinear_2of4_e4m3_e4m3_fp32_g2_exact_t1024", None),
+], ids=["nmdot", "sparselinear"])
+def test_dot_wrappers_take_fmax(build, name, extra):
+    core = build(fmax=110)
+    t = core.timing
+    assert core.module_name == f"{name}_f110ecp5" and t["family"] == "ecp5"
+    assert core.latency == len(t["stage_ns"]) == len(t["cuts"]) + 1
+    assert max(t["stage_ns"]) <= 1000 / 110 and sidecar(core)["timing"] == t
+    if extra:           # NMDot: Dot's plan and the gather's row in front of it
+        assert t["cuts"][0] == "gather" and core.latency == core.dot.latency + 1
+    core = build(stages=1)
+    assert core.timing is None and core.module_name.endswith("_s1")
+
+
 def test_more_cores_bad_fmax():
     with pytest.raises(ParamError) as e:
         MXQuant(elem_fmt="e4m3", fmax=120, stages=1)
@@ -309,3 +339,19 @@ def test_cli_more_cores_fmax(core, args, tmp_path, capsys):
     sc = json.loads(next(tmp_path.glob(f"{core}_*_f45ice40.json")).read_text())
     assert sc["timing"]["family"] == "ice40" and sc["latency"] == len(
         sc["timing"]["cuts"]) + 1
+
+
+def test_dot_wrappers_bad_fmax():
+    with pytest.raises(ParamError) as e:
+        NMDot(n=2, m=4, a_fmt="e4m3", b_fmt="e4m3", fmax=400)
+    assert str(e.value).startswith("fmax=400 MHz is beyond what the delay model reaches "
+                                   "for this nmdot's dot engine on ecp5: the fastest is ")
+    with pytest.raises(ParamError) as e:
+        SparseLinear(n=2, m=4, x_fmt="e4m3", w_fmt="e4m3", fmax=100, prune_stages=1)
+    assert str(e.value) == ("fmax=100 and prune_stages=1 are alternatives (a clock to "
+                            "meet, or a register count): give one")
+    with pytest.raises(ParamError) as e:
+        NMDot(n=8, m=16, a_fmt="e4m3", b_fmt="e4m3", fmax=145)
+    assert str(e.value).startswith("fmax=145 MHz is beyond what the delay model reaches "
+                                   "for this nmdot on ecp5: the fastest is about ")
+    assert "(its gather stage), with " in str(e.value)
