@@ -56,8 +56,8 @@ Clock-directed (``fmax``, :mod:`.timing`): every block charges its delay and the
 registers may also go at fine cut points, one register row across the elements or
 groups: inside the scaled score (after the product, between the levels of the
 normalizing LZC and shifter), between the comparator levels of the sorting network,
-between the adder levels of the popcounts (m > 5) and of the positions' prefix sums
-(m > 5). Small popcounts (up to 4 bits: m <= 5) are built as LUT tables, the
+between the adder levels of the popcounts (m > 7) and of the positions' prefix sums
+(m > 7). Small popcounts (up to 6 bits: m <= 7) are built as LUT tables, larger
 positions of the compaction as a log-depth prefix sum instead of a ripple. With
 ``stages`` the netlist is the one of the named cut points.
 """
@@ -355,7 +355,7 @@ def kept_bits_timed(m, ge, M, n, name="r", pipe=None):
 
 def compact_timed(m, kept, xs, n, name="s", pipe=None):
     """:func:`compact` for clock-directed pipelining: the positions (kept elements
-    below i) as LUT tables when m <= 5, else a log-depth prefix sum cuttable between
+    below i) as LUT tables when m <= 7, else a log-depth prefix sum cuttable between
     its levels (``name_pos.k``), then per slot an AND-OR mux of m - n + 1 inputs."""
     M = len(kept)
     IB = index_bits(M)

@@ -163,7 +163,7 @@ FMAX_CASES = [
      "lpcores.sim.nmprune", {}),
     (NMPrune, dict(n=3, m=5, fmt="int8", groups=2, scaled=True, channels=30,
                    selection="sortnet", fmax=120), "lpcores.sim.nmprune", {"beats": 800}),
-    (NMPrune, dict(n=2, m=4, fmt="int8", groups=2, fmax=40, family="ice40"),
+    (NMPrune, dict(n=4, m=8, fmt="e4m3", groups=2, fmax=60, family="ice40"),
      "lpcores.sim.nmprune", {}),
     # NMDot and SparseLinear: Dot's plan, the gather's register row in front of it
     (NMDot, dict(n=2, m=4, a_fmt="e4m3", b_fmt="e4m3", groups=2, addend=True,
