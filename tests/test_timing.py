@@ -165,6 +165,10 @@ FMAX_CASES = [
                    selection="sortnet", fmax=120), "lpcores.sim.nmprune", {"beats": 800}),
     (NMPrune, dict(n=4, m=8, fmt="e4m3", groups=2, fmax=60, family="ice40"),
      "lpcores.sim.nmprune", {}),
+    # a narrow accumulator (max_terms 16, 13 bits) beside bf16's emin: the emin
+    # clamp's `top - emin` once wrapped around (every result 2**9 off)
+    (Dot, dict(a_fmt="e2m1", b_fmt="e2m1", out_fmt="bf16", lanes=2, max_terms=16,
+               fmax=120), "lpcores.sim.dot", {}),
     # NMDot and SparseLinear: Dot's plan, the gather's register row in front of it
     (NMDot, dict(n=2, m=4, a_fmt="e4m3", b_fmt="e4m3", groups=2, addend=True,
                  max_terms=64, fmax=110), "lpcores.sim.nmdot", {}),
