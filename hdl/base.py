@@ -468,6 +468,7 @@ class Contexts:
         level's worth of routing for the index, which fans out to every bit."""
         return 0.0 if self.k == 1 else fab.mux(self.k) + fab.lut
 
+
 class _Lanes:
     def __init__(self, pipe):
         self.pipe, self.t0, self.members = pipe, pipe.t, []
