@@ -367,6 +367,19 @@ class Pipeline:
         regs = tuple(self._reg(v, f"{point}_{k}") for k, v in enumerate(values))
         return regs if len(regs) != 1 else regs[0]
 
+    @contextlib.contextmanager
+    def lanes(self):
+        """Identical datapaths built side by side, each with its own fine cut points
+        (a lane of an MX block, an element of an N:M group): ``with pipe.lanes() as
+        ln:`` then build lane ``k`` with ``pipe=ln.lane(tag, alias)``. A lane's cut
+        point ``<tag>...`` is the group's ``<alias>...``: chosen for every lane at
+        once, each lane registering its own values (and what it carries) there, the
+        valid bit and the values carried around the group registered once. The
+        group's delay is its slowest lane's."""
+        group = _Lanes(self)
+        yield group
+        group.close()
+
     def gate(self, cond):
         """From here on only beats with ``cond`` travel on (an accumulator swallows
         the others); returns the valid signal *before* the gate."""
@@ -454,6 +467,66 @@ class Contexts:
         """Delay of reading the current context's register: a k:1 mux, and a LUT
         level's worth of routing for the index, which fans out to every bit."""
         return 0.0 if self.k == 1 else fab.mux(self.k) + fab.lut
+
+
+class _Lanes:
+    def __init__(self, pipe):
+        self.pipe, self.t0, self.members = pipe, pipe.t, []
+
+    def lane(self, tag, alias):
+        lane = _LanePipe(self.pipe, self.t0, tag, alias)
+        self.members.append(lane)
+        return lane
+
+    def close(self):
+        pipe, lanes = self.pipe, self.members
+        if not lanes:
+            return
+        points = [p for p, _ in lanes[0].segments]
+        assert all([p for p, _ in ln.segments] == points for ln in lanes), \
+            "the lanes of a group must cross the same cut points"
+        for k, point in enumerate(points):
+            pipe.t = max(ln.segments[k][1] for ln in lanes)
+            pipe.cut(point)             # the valid bit and the group's carried values
+        pipe.t = max(ln.t for ln in lanes)
+
+
+class _LanePipe(Pipeline):
+    """One lane of :meth:`Pipeline.lanes`: a block built on it charges and cuts as on
+    a pipeline, but its cut points register only the lane's values."""
+
+    def __init__(self, outer, t0, tag, alias):      # noqa: no Pipeline.__init__
+        self.m, self.core, self.fab = outer.m, outer.core, outer.fab
+        self.selected, self._cuts = outer.selected, outer._cuts
+        self.advance, self.valid = outer.advance, None
+        self.t, self._par, self.segments, self._carried = t0, None, [], []
+        self._tag, self._alias = tag, alias
+
+    def _canon(self, point):
+        assert point.startswith(self._tag), (point, self._tag)
+        return self._alias + point[len(self._tag):]
+
+    def will_cut(self, point):
+        return self._canon(point) in self.selected
+
+    def cut(self, point, *values):
+        canon = self._canon(point)
+        assert "." in canon, point          # fine points only: named ones are the core's
+        self.segments.append((canon, self.t))
+        if canon not in self.selected:
+            return values if len(values) != 1 else values[0]
+        self.t = 0.0
+        point = point.replace(".", "_")
+        for j, c in enumerate(self._carried):
+            c.values = [self._reg(v, f"{point}_c{j}_{k}") for k, v in enumerate(c.values)]
+        regs = tuple(self._reg(v, f"{point}_{k}") for k, v in enumerate(values))
+        return regs if len(regs) != 1 else regs[0]
+
+    def gate(self, cond):
+        raise AssertionError("a lane has no valid bit of its own")
+
+    def output(self, **fields):
+        raise AssertionError("a lane has no output of its own")
 
 
 # -- generation -----------------------------------------------------------------------

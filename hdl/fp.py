@@ -829,7 +829,10 @@ def lzc_floor(m, x, emin, name="u", pipe=None):
     beside the sum (in parallel with the adder) and registers it with the sum."""
     W = len(Value.cast(x.mag))
     top = Value.cast(x.exp0) + (W - 1)
-    room = Signal(signed(len(top) + 2), name=f"{name}_room")     # top - emin
+    # top - emin: as wide as top or as emin needs (a narrow window's top next to
+    # fp32's emin -126 wrapped around, marking the MSB)
+    room = Signal(signed(max(len(top), abs(emin).bit_length() + 1) + 2),
+                  name=f"{name}_room")
     m.d.comb += room.eq(top - emin)
     _charge(pipe, lambda fab: fab.carry(len(room)) + fab.luts(2))
     return _floor_marker(m, room, W, name)

@@ -73,7 +73,7 @@ def mx_block_width(fa, fb, terms=BLOCK):
     return (terms * ((sa * sb) << (ea + eb - lsb))).bit_length() + 1, lsb
 
 
-def quantize_elem(m, u, fmt, rounding="rne", name="q"):
+def quantize_elem(m, u, fmt, rounding="rne", name="q", pipe=None):
     """Round an unpacked finite value ``u`` (significand MSB set, or zero) once into
     element format ``fmt``, saturating to ±max; returns the element code.
 
@@ -87,21 +87,34 @@ def quantize_elem(m, u, fmt, rounding="rne", name="q"):
     ``2**-133``, so bf16's magnitude code of ``t * 2**-127`` *is* ``n`` (up to 128, the
     smallest normal, when rounding carries). ``round_sig(bf16)`` does that rounding;
     the clamp to 127 and the two's complement follow.
+
+    ``pipe``: charge the delays and offer the rounder's fine cut points
+    (:func:`.fp.round_sig`, clock-directed pipelining).
     """
     f = get_format(fmt)
     check_choice("rounding", rounding, MX_ROUNDINGS)
     sticky = Const(1, 1) if rounding == "away" else Const(0, 1)
     if f.kind != "int":
-        r = round_sig(m, f, u, sticky, rounding="rne", name=name)
-        return pack(m, f, r, saturate=True, name=f"{name}_p")
+        r = round_sig(m, f, u, sticky, rounding="rne", name=name, pipe=pipe)
+        return pack(m, f, r, saturate=True, name=f"{name}_p", pipe=pipe)
     exp = Value.cast(u.exp)
     e2 = Signal(signed(len(exp) + 2), name=f"{name}_e127")
     m.d.comb += e2.eq(exp - 127)
+    if pipe is not None:
+        pipe.charge(pipe.fab.carry(len(e2)))
+        with pipe.carry(u) as c:
+            e2 = pipe.cut(f"{name}.e", e2)
+        (u,) = c.values
     r = round_sig(m, "bf16", Unpacked(u.sign, e2, u.sig, u.is_zero, u.is_inf, u.is_nan),
-                  sticky, rounding="rne", name=name)
+                  sticky, rounding="rne", name=name, pipe=pipe)
+    if pipe is not None:
+        # the compare with 127 and the negation, side by side, then the muxes
+        r = pipe.cut(f"{name}_p.in", r)
+        pipe.charge(pipe.fab.carry(8) + pipe.fab.luts(2))
     mag = Signal(8, name=f"{name}_mag")
     n = Value.cast(r.mag)[:8]
-    m.d.comb += mag.eq(Mux(u.is_zero, 0, Mux(n > INT8_MAX, INT8_MAX, n)))
+    # r's sign and zero flag are u's, registered with it at the rounder's cuts
+    m.d.comb += mag.eq(Mux(r.is_zero, 0, Mux(n > INT8_MAX, INT8_MAX, n)))
     code = Signal(8, name=f"{name}_code")
-    m.d.comb += code.eq(Mux(u.sign, -mag, mag))
+    m.d.comb += code.eq(Mux(r.sign, -mag, mag))
     return code

@@ -31,6 +31,16 @@ block maximum and the shared exponent, registering the whole block), ``unpack``
 (after unpack and normalize of the incoming lanes). Latency: ``stages + 1`` cycles
 from the beat completing a block to its output beat. Throughput: one input beat a
 cycle (a block every ``32/lanes`` cycles).
+
+Clock-directed (``fmax``, :mod:`.timing`): the blocks charge their delays and the
+registers may also go at the fine cut points of every lane (between the levels of
+the normalizing LZC and shifter, of the beat's maximum tree, of each element's
+rounder: its subnormal shift, before the increment, before the pack), one register
+row across the lanes. The shared exponent is then taken per beat before the
+buffer (``max(e - emax_elem, -127)`` is monotonic in ``e``, so the maximum of the
+beats' shared exponents is the block's): the running maximum, a one-cycle loop,
+is one compare and two muxes. With ``stages`` the netlist is the one of the two
+named cut points.
 """
 
 from amaranth.hdl import Const, Module, Mux, Signal, Value, signed
@@ -38,8 +48,8 @@ from amaranth.hdl import Const, Module, Mux, Signal, Value, signed
 from lpcores.errors import ParamError, check_choice, check_int
 from lpcores.formats import get_format
 
-from .base import Field, Pipeline, StreamCore, check_stages
-from .fp import Unpacked, normalize, unpack
+from .base import Field, Pipeline, StreamCore, name_pipelined, plan_pipeline
+from .fp import Unpacked, lzc, normalize, normalize_shift, unpack
 from .mxarith import (BLOCK, EMAX_ELEM, MX_ELEM_FORMATS, MX_ROUNDINGS, quantize_elem)
 
 __all__ = ["MXQuant"]
@@ -51,7 +61,9 @@ EXP = signed(10)          # element exponents -149..127, and t = e - shared: -27
 ZERO_KEY = -512
 
 
-def _max_tree(m, values, name):
+def _max_tree(m, values, name, pipe=None):
+    """Maximum of signed ``values`` by a tree of compare-and-select nodes; with
+    ``pipe`` cuttable after each level (``name.k``)."""
     level = list(values)
     k = 0
     while len(level) > 1:
@@ -65,6 +77,9 @@ def _max_tree(m, values, name):
             nxt.append(level[-1])
         level = nxt
         k += 1
+        if pipe is not None:
+            pipe.charge(pipe.fab.carry(EXP.width) + pipe.fab.lut)
+            level = list(pipe.cut(f"{name}.{k}", *level, None))[:-1]
     return level[0]
 
 
@@ -83,11 +98,16 @@ class MXQuant(StreamCore):
         ``"rne"`` or ``"away"`` (ties away from zero, as microxcaling's "nearest").
     stages : int
         Pipeline registers besides the output register (0..2).
+    fmax, family : float, str
+        Instead of ``stages``: the clock (MHz) to meet on ``family`` (default
+        ``ecp5``); registers go where the delay model says (:mod:`.timing`), at the
+        named and the fine cut points.
 
     Payload: in ``{x0..x(lanes-1)}``, out ``{e0..e31, scale}``.
     """
 
-    def __init__(self, *, in_fmt="fp32", elem_fmt, lanes=32, rounding="rne", stages=0):
+    def __init__(self, *, in_fmt="fp32", elem_fmt, lanes=32, rounding="rne", stages=None,
+                 fmax=None, family=None):
         self.fin = get_format(in_fmt, param="in_fmt", allowed=IN_FORMATS)
         self.fe = get_format(elem_fmt, param="elem_fmt", allowed=MX_ELEM_FORMATS)
         check_int("lanes", lanes, lo=1, hi=32)
@@ -96,18 +116,22 @@ class MXQuant(StreamCore):
                              f"lanes={lanes}")
         self.lanes = lanes
         self.rounding = check_choice("rounding", rounding, MX_ROUNDINGS)
-        self.stages = check_stages(stages, len(CUTS), "mxquant")
-        self.params = {"in_fmt": self.fin.name, "elem_fmt": self.fe.name, "lanes": lanes,
-                       "rounding": rounding, "stages": stages}
-        self.module_name = (f"mxquant_{self.fin.name}_{self.fe.name}_l{lanes}"
-                            f"{'_away' if rounding == 'away' else ''}_s{stages}")
         self.in_fields = [Field(f"x{k}", self.fin.bits, self.fin.name)
                           for k in range(lanes)]
         self.out_fields = ([Field(f"e{k}", self.fe.bits, self.fe.name)
                             for k in range(BLOCK)] + [Field("scale", 8, "e8m0")])
-        self.latency = stages + 1
         self.beats_per_result = BLOCK // lanes
         super().__init__()
+        # with stages the netlist stays the one of the named cut points (no model)
+        self.timed = fmax is not None
+        self.stages, self.timing = plan_pipeline(self, CUTS, stages=stages, fmax=fmax,
+                                                 family=family, name="mxquant")
+        if not self.timed:
+            self.timing = None
+        name_pipelined(self, f"mxquant_{self.fin.name}_{self.fe.name}_l{lanes}"
+                       f"{'_away' if rounding == 'away' else ''}",
+                       {"in_fmt": self.fin.name, "elem_fmt": self.fe.name, "lanes": lanes,
+                        "rounding": rounding}, fmax)
 
     def _lane(self, m, code, k):
         """(sign, exponent, normalized significand, zero, NaN-or-Inf) of one value."""
@@ -119,7 +143,35 @@ class MXQuant(StreamCore):
         m.d.comb += key.eq(Mux(u.is_zero, ZERO_KEY, exp))
         return (u.sign, exp, sig, u.is_zero), key, u.is_inf | u.is_nan
 
+    def _lane_timed(self, m, pipe, code, k):
+        """:meth:`_lane` with delays charged and fine cut points (LZC and shifter
+        levels), on a lane of ``pipe``."""
+        u = unpack(m, code, self.fin, name=f"x{k}", pipe=pipe)
+        with pipe.carry(u) as c:
+            _, count = lzc(u.sig, pipe=pipe, name=f"x{k}_lzc", m=m)
+        (u,) = c.values
+        with pipe.carry(u) as c:
+            sig, exp_n = normalize_shift(m, u.sig, u.exp, count, name=f"x{k}_n",
+                                         pipe=pipe)
+        (u,) = c.values
+        exp = Signal(EXP, name=f"x{k}_e")
+        m.d.comb += exp.eq(exp_n)
+        key = Signal(EXP, name=f"x{k}_key")
+        m.d.comb += key.eq(Mux(u.is_zero, ZERO_KEY, exp))
+        pipe.charge(pipe.fab.lut)
+        return (u.sign, exp, sig, u.is_zero), key, u.is_inf | u.is_nan
+
+    def _shared_of(self, m, emax, name):
+        """max(emax - emax_elem, -127): a compare with a constant beside the
+        subtract, then a mux."""
+        shared = Signal(signed(9), name=name)
+        m.d.comb += shared.eq(Mux(emax < EMAX_ELEM[self.fe.name] - 127, -127,
+                                  emax - EMAX_ELEM[self.fe.name]))
+        return shared
+
     def elaborate(self, platform):
+        if self.timed:
+            return self._elaborate_timed()
         m = Module()
         L, B, fe = self.lanes, BLOCK // self.lanes, self.fe
         pipe = Pipeline(m, self, CUTS, self.stages)
@@ -177,6 +229,78 @@ class MXQuant(StreamCore):
             u = Unpacked(sign, t, sig, zero, Const(0, 1), Const(0, 1))
             q = quantize_elem(m, u, fe, self.rounding, name=f"q{k}")
             codes[f"e{k}"] = Mux(tbad, bad_code, q)
+        scale = Mux(tbad, 0xFF, (shared + 127)[:8])
+        pipe.output(scale=scale, **codes)
+        return m
+
+    def _elaborate_timed(self):
+        m = Module()
+        L, B, fe = self.lanes, BLOCK // self.lanes, self.fe
+        pipe = Pipeline(m, self, CUTS, self.stages)
+        fab = pipe.fab
+        lanes, keys, bads = [], [], []
+        with pipe.lanes() as group:
+            for k in range(L):
+                lane, key, bad = self._lane_timed(
+                    m, group.lane(f"x{k}", "x"), getattr(self.i.payload, f"x{k}"), k)
+                lanes.append(lane)
+                keys.append(key)
+                bads.append(bad)
+        bbad = Signal(name="beat_bad")
+        m.d.comb += bbad.eq(_or(bads))
+        with pipe.carry(tuple(lanes), bbad) as c:
+            bmax = _max_tree(m, keys, "bmax", pipe=pipe)
+            # this beat's shared exponent (the block's is the largest of its beats')
+            bshared = self._shared_of(m, bmax, "beat_shared")
+            pipe.charge(fab.carry(EXP.width) + fab.lut)
+        lanes, bbad = c.values
+        lanes, bshared, bbad = pipe.cut("unpack", tuple(lanes), bshared, bbad)
+
+        if B == 1:
+            elems, shared, tbad, end = list(lanes), bshared, bbad, Const(1, 1)
+        else:
+            cnt = Signal(range(B), name="beat_pos")
+            first = cnt == 0
+            end = cnt == B - 1
+            run_max = Signal(signed(9), name="run_shared")
+            run_bad = Signal(name="run_bad")
+            shared = Signal(signed(9), name="blk_shared")
+            tbad = Signal(name="blk_bad")
+            prev = Signal(signed(9), name="prev_shared")
+            m.d.comb += [prev.eq(Mux(first, -127, run_max)),
+                         shared.eq(Mux(prev > bshared, prev, bshared)),
+                         tbad.eq(bbad | (~first & run_bad))]
+            pipe.charge(fab.lut + fab.carry(9) + fab.lut)    # the loop: one cycle
+            buf = [[tuple(Signal.like(Value.cast(v), name=f"buf{j}_{k}_{n}")
+                          for n, v in enumerate(lane))
+                    for k, lane in enumerate(lanes)] for j in range(B - 1)]
+            with m.If(pipe.advance & pipe.valid):
+                m.d.sync += [cnt.eq(Mux(end, 0, cnt + 1)), run_max.eq(shared),
+                             run_bad.eq(tbad)]
+                for j in range(B - 1):
+                    with m.If(cnt == j):
+                        for k in range(L):
+                            m.d.sync += [d.eq(s) for d, s in zip(buf[j][k], lanes[k])]
+            elems = [e for row in buf for e in row] + list(lanes)
+        pipe.gate(end)
+        elems, shared, tbad = pipe.cut("shared", tuple(elems), shared, tbad)
+
+        codes = {}
+        bad_code = fe.nan_code if fe.has_nan else 0
+        with pipe.carry(tbad, shared) as c:      # both read again after the lanes
+            with pipe.lanes() as group:
+                for k, (sign, exp, sig, zero) in enumerate(elems):
+                    lp = group.lane(f"q{k}", "q")
+                    t = Signal(EXP, name=f"t{k}_e")
+                    m.d.comb += t.eq(exp - shared)
+                    lp.charge(fab.carry(EXP.width))
+                    t, sign, sig, zero = lp.cut(f"q{k}.t", t, sign, sig, zero)
+                    u = Unpacked(sign, t, sig, zero, Const(0, 1), Const(0, 1))
+                    codes[f"e{k}"] = quantize_elem(m, u, fe, self.rounding, name=f"q{k}",
+                                                   pipe=lp)
+                    lp.charge(fab.lut)                       # the NaN block's mux
+        tbad, shared = c.values
+        codes = {k: Mux(tbad, bad_code, v) for k, v in codes.items()}
         scale = Mux(tbad, 0xFF, (shared + 127)[:8])
         pipe.output(scale=scale, **codes)
         return m

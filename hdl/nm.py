@@ -51,17 +51,30 @@ Pipelining (``stages``): cut points, in the order taken: ``key`` (scaled only,
 after the scale multipliers and normalizers), ``rank`` (after the kept bits, before
 compaction), ``cmp`` (after the comparator matrix, before the popcounts). Latency
 ``stages + 1`` cycles; one beat a cycle.
+
+Clock-directed (``fmax``, :mod:`.timing`): every block charges its delay and the
+registers may also go at fine cut points, one register row across the elements or
+groups: inside the scaled score (after the product, between the levels of the
+normalizing LZC and shifter), between the comparator levels of the sorting network,
+between the adder levels of the popcounts (m > 7) and of the positions' prefix sums
+(m > 7). Small popcounts (up to 6 bits: m <= 7) are built as LUT tables, larger
+positions of the compaction as a log-depth prefix sum instead of a ripple. With
+``stages`` the netlist is the one of the named cut points.
 """
 
+import contextlib
+import math
 from types import SimpleNamespace
 
-from amaranth.hdl import Cat, Const, Module, Mux, Signal, Value
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, Value, signed
 
 from lpcores.errors import ParamError, check_choice, check_int
 from lpcores.formats import get_format
 
-from .base import Field, Pipeline, StreamCore, check_stages
-from .fp import normalize, unpack
+from .base import (Field, Pipeline, StreamCore, name_pipelined, plan_pipeline,
+                   timing_suffix)
+from .timing import fabric
+from .fp import lzc, normalize, normalize_shift, sum_tree, unpack
 
 __all__ = ["NMPrune", "PRUNE_FORMATS", "SELECTIONS", "index_bits"]
 
@@ -88,33 +101,74 @@ def _check_bool(name, value):
     return value
 
 
-def score_key(m, x, f, s=None, name="k"):
+def _mul_ns(fab, wa, wb):
+    # an inferred multiply: a DSP block where the family has them, else LUTs
+    return fab.dsp_mul if fab.has_dsp else fab.mul_lut(wa, wb)
+
+
+def score_key(m, x, f, s=None, name="k", pipe=None, s_ns=0.0):
     """The monotonic unsigned score key of element code ``x`` of format ``f``
-    (scaled by the unsigned 8-bit ``s`` when given); see the module docstring."""
+    (scaled by the unsigned 8-bit ``s`` when given); see the module docstring.
+    ``pipe``: charge the delays (``s_ns``: when ``s`` arrives), and when scaled
+    offer fine cut points before and after the product and between the levels of
+    the normalizing LZC and shifter."""
     x = Value.cast(x)
     if f.kind == "int":
         mag = Signal(8, name=f"{name}_abs")
         m.d.comb += mag.eq(Mux(x[7], -x, x))
+        if pipe is not None:
+            pipe.charge(max(pipe.fab.carry(8) + pipe.fab.lut, s_ns))
         if s is None:
             return mag
+        if pipe is not None:
+            mag, s = pipe.cut(f"{name}.u", mag, s)
         key = Signal(8 + SCALE_BITS, name=f"{name}_key")
         m.d.comb += key.eq(mag * s)
+        if pipe is not None:
+            pipe.charge(_mul_ns(pipe.fab, 8, SCALE_BITS))
         return key
-    u = unpack(m, x, f, name=name)
     if s is None:
+        u = unpack(m, x, f, name=name)
         key = Signal(f.bits - 1, name=f"{name}_key")
         m.d.comb += key.eq(Mux(u.is_nan, (1 << (f.bits - 1)) - 1, x[:f.bits - 1]))
+        if pipe is not None:     # the NaN decode (no exponent arithmetic), the mux
+            pipe.charge(pipe.fab.reduce(f.bits - 1) + pipe.fab.lut)
         return key
     # P = sig * s, exact; value = P * 2**(exp - man_bits). Biased exponent of P's
     # MSB: eb = exp - emin + W - count, in 1 .. emax - emin + W for P != 0.
+    u = unpack(m, x, f, name=name)
+    if pipe is not None:
+        # the significand is a LUT level (the hidden bit), the exponent's subtract
+        # beside it; the scale's read mux beside both
+        pipe.charge(max(pipe.fab.carry(f.exp_bits + 1) + pipe.fab.lut, s_ns))
+        u, s = pipe.cut(f"{name}.u", u, s)
     W = f.man_bits + 1 + SCALE_BITS
     prod = Signal(W, name=f"{name}_p")
     m.d.comb += prod.eq(u.sig * s)
     ebmax = f.emax - f.emin + W
     EB = (ebmax + 1).bit_length()          # ebmax < 2**EB - 1: all ones is free for Inf
-    sig_n, exp_n, zero = normalize(m, prod, u.exp - f.emin + W, name=f"{name}_n")
-    key = Signal(EB + W - 1, name=f"{name}_key")
     s_zero = Value.cast(s) == 0
+    if pipe is None:
+        sig_n, exp_n, zero = normalize(m, prod, u.exp - f.emin + W, name=f"{name}_n")
+    else:
+        pipe.charge(_mul_ns(pipe.fab, f.man_bits + 1, SCALE_BITS))
+        eb0 = Signal(signed(len(Value.cast(u.exp)) + 2), name=f"{name}_eb0")
+        m.d.comb += eb0.eq(u.exp - f.emin + W)          # beside the multiply
+        fl = (u.is_nan, u.is_inf, s_zero, eb0)
+        with pipe.carry(fl) as c:
+            prod = pipe.cut(f"{name}.p", prod)
+        (fl,) = c.values
+        with pipe.carry(fl, prod) as c:
+            zero, count = lzc(prod, pipe=pipe, name=f"{name}_lzc", m=m)
+        fl, prod = c.values
+        with pipe.carry(fl, zero) as c:
+            sig_n, exp_n = normalize_shift(m, prod, fl[3], count, name=f"{name}_n",
+                                           pipe=pipe)
+        fl, zero = c.values
+        u = SimpleNamespace(is_nan=fl[0], is_inf=fl[1])
+        s_zero = fl[2]
+        pipe.charge(pipe.fab.luts(2))                   # the key's 4-way mux
+    key = Signal(EB + W - 1, name=f"{name}_key")
     with m.If(u.is_nan | (u.is_inf & s_zero)):
         m.d.comb += key.eq((1 << (EB + W - 1)) - 1)
     with m.Elif(u.is_inf):
@@ -154,34 +208,60 @@ def kept_bits(m, ge, M, n, name="r"):
 
 def batcher_pairs(n):
     """Comparators (a, b), a < b, of Batcher's odd-even merge sort of n = 2**k."""
-    pairs, p = [], 1
+    return [pair for layer in batcher_layers(n) for pair in layer]
+
+
+def batcher_layers(n):
+    """:func:`batcher_pairs` by comparator level: the comparators of one level touch
+    disjoint lanes, so they work side by side (a pipeline may cut between levels)."""
+    layers, p = [], 1
     while p < n:
         k = p
         while k >= 1:
+            layer = []
             for j in range(k % p, n - k, 2 * k):
                 for i in range(min(k, n - j - k)):
                     if (i + j) // (2 * p) == (i + j + k) // (2 * p):
-                        pairs.append((i + j, i + j + k))
+                        layer.append((i + j, i + j + k))
+            if layer:
+                layers.append(layer)
             k //= 2
         p *= 2
-    return pairs
+    return layers
 
 
-def sortnet_kept(m, keys, n, name="q"):
+def sortnet_kept(m, keys, n, name="q", pipe=None):
     """The sorting-network alternative to :func:`compare_matrix` + :func:`kept_bits`
     (``selection="sortnet"``, kept for the area/Fmax comparison): Batcher's network
     sorts (key, index) pairs best-first; a pair beats another on a higher key, or an
     equal key and a lower index, so the order is total and the result exact. Groups
     are padded to a power of two with entries below every real key; the top ``n``
     indices decode into the kept bits (comparators feeding only lower ranks are
-    trimmed by synthesis)."""
+    trimmed by synthesis). ``pipe``: charge the delays, cuttable between the
+    comparator levels (``name.k``)."""
     M = len(keys)
     P = 1 << (M - 1).bit_length()
     KW = len(Value.cast(keys[0])) + 1
     IB = max(1, (P - 1).bit_length())
     lanes = [(Cat(Value.cast(k), Const(1, 1)), Const(i, IB)) for i, k in enumerate(keys)]
     lanes += [(Const(0, KW), Const(i, IB)) for i in range(M, P)]
+    pad = [i >= M for i in range(P)]
+    ends, total = {}, 0
+    for lvl, layer in enumerate(batcher_layers(P)):
+        total += len(layer)
+        ends[total] = lvl + 1           # comparator index where level lvl+1 ends
     for c, (a, b) in enumerate(batcher_pairs(P)):
+        if pipe is not None and c in ends:
+            # a comparator level: the compare of key and index, the swap's muxes
+            pipe.charge(pipe.fab.carry(KW) + pipe.fab.luts(2))
+            lanes = _pairs(pipe.cut(f"{name}.{ends[c]}",
+                                    *[v for ln in lanes for v in ln], None)[:-1])
+        if pipe is not None and (pad[a] or pad[b]):
+            # a padding entry loses to every element (the outcome is known, and the
+            # entry stays a constant, never a register); two of them: either order
+            if not pad[b]:
+                lanes[a], lanes[b], pad[a], pad[b] = lanes[b], lanes[a], False, True
+            continue
         (ka, ia), (kb, ib) = lanes[a], lanes[b]
         swap = Signal(name=f"{name}_sw{c}")
         m.d.comb += swap.eq((kb > ka) | ((kb == ka) & (ib < ia)))
@@ -193,12 +273,134 @@ def sortnet_kept(m, keys, n, name="q"):
             out.append((hi, lo))
         lanes[a] = (out[0][0], out[1][0])
         lanes[b] = (out[0][1], out[1][1])
+    if pipe is not None:        # the last level, a cut point, then the decode
+        pipe.charge(pipe.fab.carry(KW) + pipe.fab.luts(2))
+        lanes = _pairs(pipe.cut(f"{name}.{len(ends)}",
+                                *[v for ln in lanes[:n] for v in ln], None)[:-1])
     kept = []
     for i in range(M):
         k = Signal(name=f"{name}_kept{i}")
         m.d.comb += k.eq(Cat(*[lanes[r][1] == i for r in range(n)]).any())
         kept.append(k)
+    if pipe is not None:
+        pipe.charge(pipe.fab.luts(1) + pipe.fab.reduce(n))
     return kept
+
+
+def _pairs(flat):
+    flat = list(flat)
+    return [(flat[k], flat[k + 1]) for k in range(0, len(flat), 2)]
+
+
+def _table(m, bits, fn, name):
+    """``fn(popcount)`` of up to 6 bits as LUT tables (a constant indexed by the
+    bits, one table an output bit): no carry chain."""
+    bits = Cat(*bits)
+    width = max(1, max(fn(c) for c in range(len(bits) + 1)).bit_length())
+    res = Signal(width, name=name)
+    for b in range(width):
+        table = sum(((fn(bin(v).count("1")) >> b) & 1) << v for v in range(1 << len(bits)))
+        m.d.comb += res[b].eq(Const(table, 1 << len(bits)).bit_select(bits, 1))
+    return res
+
+
+def _table_ns(fab, nbits):
+    return fab.luts(1 if nbits <= 4 else 2)
+
+
+def kept_bits_timed(m, ge, M, n, name="r", pipe=None):
+    """:func:`kept_bits` for clock-directed pipelining: the count of an element's
+    beaters compared with ``n`` as a LUT table when it has at most 6 beaters, else an
+    adder tree cuttable between its levels (``name_pc.k``)."""
+    kept, beaters = [], []
+    for i in range(M):
+        beaters.append([ge[(j, i)] for j in range(i)]
+                       + [~ge[(i, j)] for j in range(i + 1, M)])
+    if M - 1 <= 6:
+        for i in range(M):
+            kept.append(_table(m, beaters[i], lambda c: int(c < n), f"{name}_kept{i}"))
+        pipe.charge(_table_ns(pipe.fab, M - 1))
+        return kept
+    W = (M - 1).bit_length()
+    cnts = [[b.as_unsigned() for b in bs] for bs in beaters]
+    # all M popcounts level by level, one register row (sum_tree on each, side by
+    # side, would cut each at its own points)
+    level = cnts
+    k = 0
+    while len(level[0]) > 1:
+        nxt = []
+        for i, lv in enumerate(level):
+            row = []
+            for a in range(0, len(lv) - 1, 2):
+                sgl = Signal(W, name=f"{name}_pc{i}_{k}_{a // 2}")
+                m.d.comb += sgl.eq(lv[a] + lv[a + 1])
+                row.append(sgl)
+            if len(lv) % 2:
+                row.append(lv[-1])
+            nxt.append(row)
+        level = nxt
+        k += 1
+        pipe.charge(pipe.fab.carry(W))
+        if len(level[0]) > 1:
+            flat = pipe.cut(f"{name}_pc.{k}", *[v for row in level for v in row], None)
+            it = iter(flat)
+            level = [[next(it) for _ in row] for row in level]
+    for i in range(M):
+        kp = Signal(name=f"{name}_kept{i}")
+        m.d.comb += kp.eq(level[i][0] < n)
+        kept.append(kp)
+    pipe.charge(pipe.fab.luts(2))              # compare with the constant n
+    return kept
+
+
+def compact_timed(m, kept, xs, n, name="s", pipe=None):
+    """:func:`compact` for clock-directed pipelining: the positions (kept elements
+    below i) as LUT tables when m <= 7, else a log-depth prefix sum cuttable between
+    its levels (``name_pos.k``), then per slot an AND-OR mux of m - n + 1 inputs."""
+    M = len(kept)
+    IB = index_bits(M)
+    W = M.bit_length()
+    if M - 1 <= 6:
+        pos = [Const(0, 1)] + [_table(m, kept[:i], lambda c: c, f"{name}_pos{i}")
+                               for i in range(1, M)]
+        pipe.charge(_table_ns(pipe.fab, M - 1))
+    else:
+        # inclusive prefix sums by doubling (Kogge-Stone): after level l, pre[i] counts
+        # kept[i - 2**l + 1 .. i]; pos[i] = pre[i - 1]
+        pre = [k.as_unsigned() for k in kept]
+        step, lvl = 1, 0
+        while step < M - 1:
+            nxt = []
+            for i in range(M):
+                if i >= step:
+                    sgl = Signal(W, name=f"{name}_pre{i}_{lvl}")
+                    m.d.comb += sgl.eq(pre[i] + pre[i - step])
+                    nxt.append(sgl)
+                else:
+                    nxt.append(pre[i])
+            pre = nxt
+            step *= 2
+            lvl += 1
+            pipe.charge(pipe.fab.carry(W))
+            with pipe.carry(tuple(kept), tuple(xs)) as c:
+                pre = list(pipe.cut(f"{name}_pos.{lvl}", *pre, None))[:-1]
+            kept, xs = (list(v) for v in c.values)
+        pos = [Const(0, 1)] + pre[:M - 1]
+    vals, idxs = [], []
+    for k in range(n):
+        v = Signal(len(Value.cast(xs[0])), name=f"{name}_v{k}")
+        ix = Signal(IB, name=f"{name}_i{k}")
+        sel_v, sel_i = Const(0, len(v)), Const(0, IB)
+        for i in range(k, k + M - n + 1):
+            hit = kept[i] & (pos[i] == k)
+            sel_v = sel_v | Mux(hit, xs[i], 0)
+            sel_i = sel_i | Mux(hit, i, 0)
+        m.d.comb += [v.eq(sel_v), ix.eq(sel_i)]
+        vals.append(v)
+        idxs.append(ix)
+    # the hit decode (position compare, AND), then the OR tree
+    pipe.charge(pipe.fab.luts(1) + pipe.fab.reduce(2 * (M - n + 1)))
+    return vals, idxs, kept, xs
 
 
 def compact(m, kept, xs, n, name="s"):
@@ -267,7 +469,7 @@ class NMPrune(StreamCore):
     """
 
     def __init__(self, *, n, m, fmt, groups=1, scaled=False, channels=None,
-                 selection="allpairs", stages=0, carry=()):
+                 selection="allpairs", stages=None, fmax=None, family=None, carry=()):
         check_nm(n, m)
         self.f = get_format(fmt, param="fmt", allowed=PRUNE_FORMATS)
         self.n, self.m = n, m
@@ -287,13 +489,6 @@ class NMPrune(StreamCore):
         self.selection = check_choice("selection", selection, SELECTIONS)
         self.cuts = ((("key",) if scaled else ()) + ("rank",)
                      + (("cmp",) if selection == "allpairs" else ()))
-        self.stages = check_stages(stages, len(self.cuts), "nmprune")
-        self.params = {"n": n, "m": m, "fmt": self.f.name, "groups": groups,
-                       "scaled": scaled, "channels": channels, "selection": selection,
-                       "stages": stages}
-        self.module_name = (f"nmprune_{n}of{m}_{self.f.name}_g{groups}"
-                            f"{f'_sc{channels}' if scaled else ''}"
-                            f"{'_sn' if selection == 'sortnet' else ''}_s{stages}")
         w, name = self.f.bits, self.f.name
         G, N, M = groups, n, m
         self.index_bits = index_bits(m)
@@ -304,8 +499,19 @@ class NMPrune(StreamCore):
                            + [Field(f"idx{g}", N * self.index_bits) for g in range(G)]
                            + [Field(f"d{g}_{j}", w, name) for g in range(G) for j in range(M)]
                            + list(self.carry))
-        self.latency = stages + 1
         super().__init__()
+        # with stages the netlist stays the one of the named cut points (no model)
+        self.timed = fmax is not None
+        self.stages, self.timing = plan_pipeline(self, self.cuts, stages=stages,
+                                                 fmax=fmax, family=family, name="nmprune")
+        if not self.timed:
+            self.timing = None
+        name_pipelined(self, f"nmprune_{n}of{m}_{self.f.name}_g{groups}"
+                       f"{f'_sc{channels}' if scaled else ''}"
+                       f"{'_sn' if selection == 'sortnet' else ''}",
+                       {"n": n, "m": m, "fmt": self.f.name, "groups": groups,
+                        "scaled": scaled, "channels": channels, "selection": selection},
+                       fmax)
 
     def sidecar(self):
         s = super().sidecar()
@@ -355,7 +561,12 @@ class NMPrune(StreamCore):
         """Describe the pruner in module ``m`` between the streams ``ports.i`` and
         ``ports.o`` (the core's own, or interfaces of its signature that a composed
         core such as SparseLinear wires up in its own module)."""
+        if ports is not self:             # the plan is the pruner's, not the ports'
+            ports._pipe_selected = self._pipe_selected
+            ports.family = self.family
         pipe = Pipeline(m, ports, self.cuts, self.stages)
+        if self.timed:
+            return self._build_timed(m, ports, pipe)
         pl = ports.i.payload
         G, M, N, f = self.groups, self.m, self.n, self.f
         xs = [[getattr(pl, f"x{g}_{j}") for j in range(M)] for g in range(G)]
@@ -393,8 +604,83 @@ class NMPrune(StreamCore):
             out[c.name] = v
         pipe.output(**out)
 
+    def _build_timed(self, m, ports, pipe):
+        """:meth:`build` with delays charged and fine cut points (module docstring):
+        the elements' keys and the groups' selection built side by side."""
+        pl = ports.i.payload
+        G, M, N, f = self.groups, self.m, self.n, self.f
+        fab = pipe.fab
+        xs = tuple(tuple(getattr(pl, f"x{g}_{j}") for j in range(M)) for g in range(G))
+        side = tuple(getattr(pl, c.name) for c in self.carry)
+        scales, s_ns = None, 0.0
+        if self.scaled:
+            scales = self._scales(m, pipe, ports, xs, pl.load)
+            pipe.gate(~pl.load)
+            s_ns = fab.mux(self.rows) if self.rows > 1 else 0.0    # the row's read mux
+        with pipe.carry(xs, side) as c:
+            with pipe.lanes() as group:
+                keys = tuple(tuple(
+                    score_key(m, xs[g][j], f, None if scales is None else scales[g * M + j],
+                              name=f"k{g}_{j}", pipe=group.lane(f"k{g}_{j}", "k"),
+                              s_ns=s_ns)
+                    for j in range(M)) for g in range(G))
+        xs, side = c.values
+        # the keys registered before the comparators (a fine point when unscaled)
+        keys, xs, side = pipe.cut("key" if self.scaled else "k.out", keys, xs, side)
+        if self.selection == "sortnet":
+            with pipe.carry(xs, side) as c:
+                with pipe.lanes() as group:
+                    kept = tuple(tuple(sortnet_kept(m, keys[g], N, name=f"q{g}",
+                                                    pipe=group.lane(f"q{g}", "q")))
+                                 for g in range(G))
+            xs, side = c.values
+        else:
+            KW = len(Value.cast(keys[0][0]))
+            ges = [compare_matrix(m, keys[g], name=f"c{g}") for g in range(G)]
+            pipe.charge(fab.carry(KW))                  # one comparator level
+            pairs = [(i, j) for i in range(M) for j in range(i + 1, M)]
+            ge_t = tuple(tuple(ge[p] for p in pairs) for ge in ges)
+            ge_t, xs, side = pipe.cut("cmp", ge_t, xs, side)
+            ges = [dict(zip(pairs, t)) for t in ge_t]
+            with pipe.carry(xs, side) as c:
+                with pipe.lanes() as group:
+                    kept = tuple(tuple(kept_bits_timed(m, ges[g], M, N, name=f"r{g}",
+                                                       pipe=group.lane(f"r{g}", "r")))
+                                 for g in range(G))
+            xs, side = c.values
+        kept, xs, side = pipe.cut("rank", kept, xs, side)
+        out = {}
+        with pipe.carry(side) as c:
+            with pipe.lanes() as group:
+                for g in range(G):
+                    vals, idxs, kept_g, xs_g = compact_timed(
+                        m, list(kept[g]), list(xs[g]), N, name=f"s{g}",
+                        pipe=group.lane(f"s{g}", "s"))
+                    for k in range(N):
+                        out[f"v{g}_{k}"] = vals[k]
+                    out[f"idx{g}"] = Cat(*idxs)
+                    for j in range(M):
+                        out[f"d{g}_{j}"] = Mux(kept_g[j], xs_g[j], 0)
+        (side,) = c.values
+        for cf, v in zip(self.carry, side):
+            out[cf.name] = v
+        pipe.output(**out)
+
 
 # -- NMDot ------------------------------------------------------------------------------
+
+@contextlib.contextmanager
+def _renamed(inner, outer):
+    """An unreachable-clock sentence of a core built inside another names the outer
+    one ("for this dot on" -> "for this nmdot's dot engine on")."""
+    try:
+        yield
+    except ParamError as e:
+        msg = str(e).replace(f"for this {inner} on", f"for this {outer} on")
+        if msg == str(e):
+            raise
+        raise ParamError(msg) from None
+
 
 def gather(m, idx, dense, n, name="g"):
     """Per slot k, the dense value its index names: ``dense[idx_k]``.
@@ -458,11 +744,15 @@ class NMDot(StreamCore):
     It rides a delay line that advances with Dot's stall-all pipeline (every register
     of a core advances on ``i.ready``: hdl/base.py), so it stays with its result.
 
+    Clock-directed (``fmax``): Dot places its registers for the clock, and the
+    gather (the index-steered muxes and the dropped terms' flags) gets a register
+    row of its own in front of it (cut point ``gather``, latency one more).
+
     Parameters
     ----------
     n, m : int
         1 <= n < m <= 16.
-    a_fmt, b_fmt, out_fmt, accumulate, max_terms, addend, rounding, stages
+    a_fmt, b_fmt, out_fmt, accumulate, max_terms, addend, rounding, stages, fmax, family
         As :class:`~lpcores.hdl.dot.Dot` (``a`` is the compressed operand).
     groups : int
         Groups per beat; ``groups * n`` <= 64 (Dot's lane limit).
@@ -470,11 +760,13 @@ class NMDot(StreamCore):
         Build the index check (``bad_index``); SparseLinear, whose indices come
         from NMPrune, leaves it out.
 
-    Latency ``stages + 1`` from the beat carrying ``last``; one beat a cycle.
+    Latency ``stages + 1`` from the beat carrying ``last`` (``fmax``: ``stages + 2``,
+    the gather's register included); one beat a cycle.
     """
 
     def __init__(self, *, n, m, a_fmt, b_fmt, out_fmt=None, groups=1, accumulate=None,
-                 max_terms=1024, addend=False, rounding="rne", stages=0, check=True):
+                 max_terms=1024, addend=False, rounding="rne", stages=None, fmax=None,
+                 family=None, check=True):
         from .dot import Dot
         check_nm(n, m)
         check_int("groups", groups, lo=1, hi=64)
@@ -482,22 +774,31 @@ class NMDot(StreamCore):
             raise ParamError(f"groups*n must be at most 64 (Dot's lanes), got "
                              f"groups={groups}, n={n}")
         self.check = _check_bool("check", check)
-        self.dot = Dot(a_fmt=a_fmt, b_fmt=b_fmt, out_fmt=out_fmt, lanes=groups * n,
-                       accumulate=accumulate, max_terms=max_terms, addend=addend,
-                       rounding=rounding, stages=stages)
+        self._dot_kw = dict(a_fmt=a_fmt, b_fmt=b_fmt, out_fmt=out_fmt, lanes=groups * n,
+                            accumulate=accumulate, max_terms=max_terms, addend=addend,
+                            rounding=rounding)
+        with _renamed("dot", "nmdot's dot engine"):
+            self.dot = Dot(**self._dot_kw, stages=stages, fmax=fmax, family=family)
         self.dot._MustUse__used = True          # elaborated by hand in elaborate()
         self.n, self.m, self.groups = n, m, groups
         d = self.dot
         dp = d.params
+        self.timed = fmax is not None
+        self.family = d.family
+        self.stages = d.stages + (1 if self.timed else 0)
         self.params = {"n": n, "m": m, "a_fmt": dp["a_fmt"], "b_fmt": dp["b_fmt"],
                        "out_fmt": dp["out_fmt"], "groups": groups,
                        "accumulate": dp["accumulate"], "max_terms": max_terms,
-                       "addend": addend, "rounding": rounding, "stages": stages,
+                       "addend": addend, "rounding": rounding, "stages": self.stages,
                        "check": check}
+        if self.timed:
+            self.params.update(fmax=fmax, family=d.family)
         self.module_name = (f"nmdot_{n}of{m}_{dp['a_fmt']}_{dp['b_fmt']}_{dp['out_fmt']}"
                             f"_g{groups}_{dp['accumulate']}_t{max_terms}"
                             f"{'_c' if addend else ''}{'_rtz' if rounding == 'rtz' else ''}"
-                            f"{'' if check else '_nc'}_s{stages}")
+                            f"{'' if check else '_nc'}"
+                            f"{timing_suffix(self.stages, fmax, d.family)}")
+        self.timing = self._plan(fmax) if self.timed else None
         fa, fb = d.fa, d.fb
         self.index_bits = index_bits(m)
         G, N, M = groups, n, m
@@ -509,10 +810,37 @@ class NMDot(StreamCore):
                              for g in range(G) for j in range(M)]
                           + ([byname["c"]] if addend else []) + [byname["last"]])
         self.out_fields = list(d.out_fields) + ([Field("bad_index", 1)] if check else [])
-        self.latency = d.latency
+        self.latency = d.latency + (1 if self.timed else 0)
         self.beats_per_result = d.beats_per_result
         self.acc_width, self.acc_lsb = d.acc_width, d.acc_lsb
         super().__init__()
+
+    def gather_ns(self):
+        """The delay model's estimate of the gather stage (``fmax``): the index
+        compares and the AND-OR muxes, beside them the dropped terms' flags (index
+        compares, the dense values' class, an OR over the group, the lane-0 muxes)."""
+        fab = fabric(self.family)
+        N, M = self.n, self.m
+        ib = index_bits(M)
+        sel = fab.reduce(ib) + fab.reduce(2 * (M - N + 1))
+        dropped = fab.reduce(ib) + fab.reduce(N) + fab.reduce(M + 1) + fab.luts(2)
+        return fab.reg + max(sel, 0 if self.dot.is_int else dropped)
+
+    def _plan(self, fmax):
+        t = self.dot.timing
+        g = round(self.gather_ns(), 2)
+        if g > 1000.0 / fmax:
+            from .dot import Dot
+            best = math.floor(10000.0 / g) / 10          # the gather stage's clock
+            with _renamed("dot", "nmdot's dot engine"):
+                d = Dot(**self._dot_kw, fmax=best, family=self.family)
+            d._MustUse__silence = True
+            raise ParamError(
+                f"fmax={fmax:g} MHz is beyond what the delay model reaches for this "
+                f"nmdot on {self.family}: the fastest is about {best:.0f} MHz (its "
+                f"gather stage), with {d.stages + 1} stages")
+        return dict(t, cuts=["gather"] + list(t["cuts"]), stage_ns=[g] + list(t["stage_ns"]),
+                    estimate_mhz=round(1000.0 / max([g] + list(t["stage_ns"])), 1))
 
     def sidecar(self):
         s = super().sidecar()
@@ -529,6 +857,7 @@ class NMDot(StreamCore):
         fa, fb = d.fa, d.fb
         pl, dl = self.i.payload, d.i.payload
         bad_beat = Const(0, 1)
+        feed = []                               # (Dot's input, its value)
         for g in range(G):
             dense = [getattr(pl, f"b{g}_{j}") for j in range(M)]
             idx = getattr(pl, f"idx{g}")
@@ -539,11 +868,34 @@ class NMDot(StreamCore):
             if not d.is_int:
                 a[0], b[0] = self._dropped_terms(m, g, idx, dense, a[0], b[0])
             for k in range(N):
-                m.d.comb += [getattr(dl, f"a{g * N + k}").eq(a[k]),
-                             getattr(dl, f"b{g * N + k}").eq(b[k])]
+                pair = [(getattr(dl, f"a{g * N + k}"), a[k]),
+                        (getattr(dl, f"b{g * N + k}"), b[k])]
+                if self.timed:
+                    feed += pair
+                else:
+                    m.d.comb += [dst.eq(src) for dst, src in pair]
         if d.addend:
-            m.d.comb += dl.c.eq(pl.c)
-        m.d.comb += [dl.last.eq(pl.last), d.i.valid.eq(self.i.valid),
+            feed.append((dl.c, pl.c))
+            if not self.timed:
+                m.d.comb += dl.c.eq(pl.c)
+                feed = []
+        feed.append((dl.last, pl.last))
+        valid = self.i.valid
+        if self.timed:
+            # the gather's register row, advancing with Dot's stall-all pipeline
+            # (d.i.ready is its `advance`, low in reset; the valid bit resets)
+            regs = []
+            for k, (dst, src) in enumerate(feed):
+                r = Signal(len(Value.cast(dst)), name=f"gather_{k}", reset_less=True)
+                with m.If(d.i.ready):
+                    m.d.sync += r.eq(src)
+                regs.append((dst, r))
+            feed = regs
+            valid = Signal(name="gather_valid")
+            with m.If(d.i.ready):
+                m.d.sync += valid.eq(self.i.valid)
+        m.d.comb += [dst.eq(src) for dst, src in feed]
+        m.d.comb += [d.i.valid.eq(valid),
                      self.i.ready.eq(d.i.ready),
                      self.o.valid.eq(d.o.valid), d.o.ready.eq(self.o.ready),
                      self.o.payload.r.eq(d.o.payload.r),
@@ -558,7 +910,7 @@ class NMDot(StreamCore):
             with m.If(d.i.ready & self.i.valid):
                 m.d.sync += [first.eq(pl.last), acc.eq(tot)]
             line = tot
-            for s in range(d.latency):
+            for s in range(self.latency):
                 r = Signal(name=f"bad_d{s}")
                 with m.If(d.i.ready):
                     m.d.sync += r.eq(line)
@@ -633,17 +985,28 @@ class SparseLinear(StreamCore):
     prune_stages, stages
         Pipeline registers of the pruner and of the dot engine (besides each one's
         output register).
+    fmax, family
+        Instead of ``prune_stages`` and ``stages``: the clock (MHz) both meet on
+        ``family`` (:class:`NMPrune` and :class:`NMDot` each place their registers).
 
     Payload in: ``x{g}_{j}``, ``w{g}_{j}`` (and ``load``, ``c``), ``last``; out:
-    ``r``, ``overflow``. Latency ``prune_stages + stages + 2``; one beat a cycle.
+    ``r``, ``overflow``. Latency ``prune_stages + stages + 2`` (``fmax``: the
+    pruner's latency plus NMDot's); one beat a cycle.
     """
 
     def __init__(self, *, n, m, x_fmt, w_fmt, out_fmt=None, groups=1, accumulate=None,
                  max_terms=1024, addend=False, rounding="rne", scaled=False,
-                 channels=None, prune_stages=0, stages=0):
-        self.nmdot = NMDot(n=n, m=m, a_fmt=x_fmt, b_fmt=w_fmt, out_fmt=out_fmt,
-                           groups=groups, accumulate=accumulate, max_terms=max_terms,
-                           addend=addend, rounding=rounding, stages=stages, check=False)
+                 channels=None, prune_stages=None, stages=None, fmax=None, family=None):
+        if fmax is not None and prune_stages is not None:
+            raise ParamError(f"fmax={fmax!r} and prune_stages={prune_stages!r} are "
+                             f"alternatives (a clock to meet, or a register count): "
+                             f"give one")
+        with _renamed("nmdot's dot engine", "sparselinear's dot engine"), \
+                _renamed("nmdot", "sparselinear"):
+            self.nmdot = NMDot(n=n, m=m, a_fmt=x_fmt, b_fmt=w_fmt, out_fmt=out_fmt,
+                               groups=groups, accumulate=accumulate, max_terms=max_terms,
+                               addend=addend, rounding=rounding, stages=stages, fmax=fmax,
+                               family=family, check=False)
         self.nmdot._MustUse__used = True        # elaborated by hand in elaborate()
         d = self.nmdot
         G, N, M = groups, n, m
@@ -651,9 +1014,10 @@ class SparseLinear(StreamCore):
         wf = [Field(f"w{g}_{j}", fw.bits, fw.name) for g in range(G) for j in range(M)]
         byname = {f.name: f for f in d.in_fields}
         tail = ([byname["c"]] if addend else []) + [byname["last"]]
-        self.prune = NMPrune(n=n, m=m, fmt=x_fmt, groups=groups, scaled=scaled,
-                             channels=channels, stages=prune_stages,
-                             carry=tuple(wf + tail))
+        with _renamed("nmprune", "sparselinear's pruner"):
+            self.prune = NMPrune(n=n, m=m, fmt=x_fmt, groups=groups, scaled=scaled,
+                                 channels=channels, stages=prune_stages, fmax=fmax,
+                                 family=family, carry=tuple(wf + tail))
         p = self.prune
         p._MustUse__used = True                 # built into this core's module
         self.n, self.m, self.groups, self.scaled = n, m, groups, scaled
@@ -661,18 +1025,28 @@ class SparseLinear(StreamCore):
                        "out_fmt": d.params["out_fmt"], "groups": groups,
                        "accumulate": d.params["accumulate"], "max_terms": max_terms,
                        "addend": addend, "rounding": rounding, "scaled": scaled,
-                       "channels": p.channels, "prune_stages": prune_stages,
-                       "stages": stages}
+                       "channels": p.channels, "prune_stages": p.stages,
+                       "stages": d.stages}
         dp = self.params
+        self.timing = None
+        if fmax is not None:
+            dp.update(fmax=fmax, family=d.family)
+            pt, dt = p.timing, d.timing
+            self.timing = dict(dt, cuts=[f"prune:{c}" for c in pt["cuts"]] + ["prune:out"]
+                               + [f"dot:{c}" for c in dt["cuts"]],
+                               stage_ns=list(pt["stage_ns"]) + list(dt["stage_ns"]),
+                               estimate_mhz=min(pt["estimate_mhz"], dt["estimate_mhz"]))
         self.module_name = (f"sparselinear_{n}of{m}_{dp['x_fmt']}_{dp['w_fmt']}_"
                             f"{dp['out_fmt']}_g{groups}_{dp['accumulate']}_t{max_terms}"
                             f"{f'_sc{p.channels}' if scaled else ''}"
                             f"{'_c' if addend else ''}{'_rtz' if rounding == 'rtz' else ''}"
-                            f"_p{prune_stages}_s{stages}")
+                            + (f"_p{p.stages}_s{d.stages}" if fmax is None else
+                               timing_suffix(None, fmax, d.family)))
         self.in_fields = ([f for f in p.in_fields if f.name.startswith("x")] + wf
                           + ([Field("load", 1)] if scaled else []) + tail)
         self.out_fields = list(d.out_fields)
         self.latency = p.latency + d.latency
+        self.stages = self.latency - 1              # registers besides the output's
         self.latency_formula = "prune_stages + 1 + stages + 1"
         self.beats_per_result = "variable: one result per beat with last=1 (load beats: none)"
         super().__init__()

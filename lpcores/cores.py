@@ -162,9 +162,7 @@ CORES.update({c.name: c for c in [
                 default=32),
             Opt("--rounding", "rounding", "rne, or away (ties away from zero, as "
                 "microxcaling)", default="rne", choices=("rne", "away")),
-            Opt("--stages", "stages", "pipeline registers besides the output register",
-                type=int, default=0),
-        )),
+        ) + _timing_opts()),
     CoreSpec(
         "mxdot", "lpcores.hdl.mxdot:MXDot", "lpcores.sim.mxdot",
         "MX dot product: exact 32-element block sums, one fp32 rounding per block",
@@ -228,9 +226,7 @@ CORES.update({c.name: c for c in [
             Opt("--selection", "selection", "selection network (all-pairs ranking or "
                 "Batcher sorting network)", default="allpairs",
                 choices=("allpairs", "sortnet")),
-            Opt("--stages", "stages", "pipeline registers besides the output register",
-                type=int, default=0),
-        )),
+        ) + _timing_opts()),
     CoreSpec(
         "nmdot", "lpcores.hdl.nm:NMDot", "lpcores.sim.nmdot",
         "N:M sparse dot product: compressed a (values + indices) x dense b, "
@@ -240,10 +236,7 @@ CORES.update({c.name: c for c in [
                 choices=FLOAT_FORMATS + ("int8",)),
             Opt("--b-fmt", "b_fmt", "format of the dense operand b", required=True,
                 choices=FLOAT_FORMATS + ("int8",)),
-        ) + _nm_dot_opts() + (
-            Opt("--stages", "stages", "pipeline registers besides the output register",
-                type=int, default=0),
-        )),
+        ) + _nm_dot_opts() + _timing_opts()),
     CoreSpec(
         "sparselinear", "lpcores.hdl.nm:SparseLinear", "lpcores.sim.nmlinear",
         "activation-sparse linear path: NMPrune on x, then NMDot with dense weights",
@@ -253,9 +246,7 @@ CORES.update({c.name: c for c in [
             Opt("--w-fmt", "w_fmt", "weight format", required=True,
                 choices=FLOAT_FORMATS + ("int8",)),
         ) + _nm_dot_opts() + _nm_scale_opts() + (
-            Opt("--prune-stages", "prune_stages", "pipeline registers of the pruner",
-                type=int, default=0),
-            Opt("--stages", "stages", "pipeline registers of the dot engine",
-                type=int, default=0),
-        )),
+            Opt("--prune-stages", "prune_stages", "pipeline registers of the pruner "
+                "(default 0; alternative to --fmax)", type=int),
+        ) + _timing_opts()),
 ]})

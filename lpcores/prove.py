@@ -772,11 +772,16 @@ def prove(dut, ref=None, *, backpressure=False, depth=None, solver=None, timeout
 
 def zero_stages(spec, kwargs):
     """The unpipelined configuration of the same parameters, or None if the core has
-    no pipeline parameter or the configuration is already unpipelined."""
+    no pipeline parameter or the configuration is already unpipelined. A clock-
+    directed configuration (``fmax``) is compared with stages 0 too."""
     names = [o.dest for o in spec.options if o.dest in ("stages", "prune_stages")]
-    if not names or all(not kwargs.get(n) for n in names):
+    timed = kwargs.get("fmax") is not None
+    if not names or (all(not kwargs.get(n) for n in names) and not timed):
         return None
-    return {**kwargs, **{n: 0 for n in names}}
+    zero = {**kwargs, **{n: 0 for n in names}}
+    if timed:
+        zero.update(fmax=None, family=None)
+    return zero
 
 
 def prove_core(spec, kwargs, *, build, equiv=False, backpressure=False, **kw):

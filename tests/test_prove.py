@@ -225,6 +225,16 @@ def test_pipelined_nmprune_equivalent_under_backpressure(tmp_path):
     assert "under backpressure" in r.summary()
 
 
+def test_clock_directed_nmprune_equivalent_under_backpressure(tmp_path):
+    """``--fmax`` places registers inside the selection network (the sorting
+    network's comparator levels, the keys): still the unpipelined core's results."""
+    spec, full = _kwargs("nmprune", n=3, m=6, fmt="e4m3", selection="sortnet", fmax=150)
+    r = prove_core(spec, full, build=tmp_path, equiv=True, backpressure=True)
+    assert r.ok, r.summary()
+    assert r.summary().startswith("PASS: nmprune_3of6_e4m3_g1_sn_f150ecp5 equivalent "
+                                  "to nmprune_3of6_e4m3_g1_sn_s0 under backpressure")
+
+
 def test_different_cores_are_not_equivalent(tmp_path):
     """RTZ against RNE: same ports, different results: the miter finds an input."""
     v1, j1 = _generate(tmp_path, "fma", a_fmt="e2m1", b_fmt="e2m1", acc_fmt="bf16",
@@ -333,6 +343,10 @@ EQUIV = [
     ("fma", dict(a_fmt="e4m3", b_fmt="e4m3", stages=7)),
     ("nmprune", dict(n=2, m=4, fmt="bf16", stages=2)),
     ("mxquant", dict(elem_fmt="e4m3", stages=1)),
+    # clock-directed: registers inside the blocks, compared with stages 0
+    ("nmprune", dict(n=4, m=8, fmt="e4m3", fmax=150)),
+    ("dot", dict(a_fmt="e2m1", b_fmt="e2m1", out_fmt="bf16", lanes=2, max_terms=16,
+                 fmax=120)),
 ]
 
 

@@ -11,6 +11,8 @@ from lpcores.errors import ParamError
 from lpcores.hdl import Convert, Dot, sidecar
 from lpcores.hdl.base import _place_cuts
 from lpcores.hdl.fma import FMA
+from lpcores.hdl.mxquant import MXQuant
+from lpcores.hdl.nm import NMDot, NMPrune, SparseLinear
 from lpcores.hdl.timing import FAMILIES, fabric
 from lpcores.sim import runner
 
@@ -139,6 +141,46 @@ FMAX_CASES = [
     (Convert, dict(in_fmt="e4m3", out_fmt="fp32", fmax=160), "lpcores.sim.convert", {}),
     (Convert, dict(in_fmt="bf16", out_fmt="e2m1", saturate=True, fmax=120),
      "lpcores.sim.convert", {}),
+    # MXQuant: fine cuts in every lane (LZC, shifter, maximum tree, each element's
+    # rounder), the buffer of a multi-beat block between them
+    (MXQuant, dict(in_fmt="fp32", elem_fmt="e4m3", lanes=8, fmax=150),
+     "lpcores.sim.mxquant", {"blocks": 300}),
+    (MXQuant, dict(in_fmt="bf16", elem_fmt="int8", lanes=4, rounding="away", fmax=100),
+     "lpcores.sim.mxquant", {"blocks": 300}),
+    (MXQuant, dict(in_fmt="fp32", elem_fmt="e2m1", lanes=32, fmax=140),
+     "lpcores.sim.mxquant", {"blocks": 300}),
+    (MXQuant, dict(in_fmt="fp32", elem_fmt="e5m2", lanes=2, rounding="away", fmax=45,
+                   family="ice40"), "lpcores.sim.mxquant", {"blocks": 200}),
+    # NMPrune: cuts between the keys and the comparators, inside the popcounts and
+    # the positions' prefix sums (m > 5), between the sorting network's levels, inside
+    # the scaled score (product, LZC, shifter)
+    (NMPrune, dict(n=2, m=4, fmt="e4m3", groups=8, fmax=200), "lpcores.sim.nmprune",
+     {"mode": "exhaustive"}),
+    (NMPrune, dict(n=8, m=16, fmt="e5m2", fmax=150), "lpcores.sim.nmprune", {}),
+    (NMPrune, dict(n=4, m=8, fmt="bf16", scaled=True, channels=16, fmax=100),
+     "lpcores.sim.nmprune", {}),
+    (NMPrune, dict(n=3, m=6, fmt="bf16", groups=2, selection="sortnet", fmax=150),
+     "lpcores.sim.nmprune", {}),
+    (NMPrune, dict(n=3, m=5, fmt="int8", groups=2, scaled=True, channels=30,
+                   selection="sortnet", fmax=120), "lpcores.sim.nmprune", {"beats": 800}),
+    (NMPrune, dict(n=4, m=8, fmt="e4m3", groups=2, fmax=60, family="ice40"),
+     "lpcores.sim.nmprune", {}),
+    # a narrow accumulator (max_terms 16, 13 bits) beside bf16's emin: the emin
+    # clamp's `top - emin` once wrapped around (every result 2**9 off)
+    (Dot, dict(a_fmt="e2m1", b_fmt="e2m1", out_fmt="bf16", lanes=2, max_terms=16,
+               fmax=120), "lpcores.sim.dot", {}),
+    # NMDot and SparseLinear: Dot's plan, the gather's register row in front of it
+    (NMDot, dict(n=2, m=4, a_fmt="e4m3", b_fmt="e4m3", groups=2, addend=True,
+                 max_terms=64, fmax=110), "lpcores.sim.nmdot", {}),
+    (NMDot, dict(n=4, m=8, a_fmt="int8", b_fmt="int8", groups=2, addend=True,
+                 max_terms=128, fmax=100), "lpcores.sim.nmdot", {}),
+    (NMDot, dict(n=3, m=5, a_fmt="e5m2", b_fmt="e4m3", out_fmt="bf16", groups=2,
+                 max_terms=48, fmax=30, family="ice40"), "lpcores.sim.nmdot", {}),
+    (SparseLinear, dict(n=2, m=4, x_fmt="e4m3", w_fmt="e4m3", groups=2, addend=True,
+                        max_terms=64, fmax=110), "lpcores.sim.nmlinear", {}),
+    (SparseLinear, dict(n=4, m=8, x_fmt="int8", w_fmt="int8", groups=2, scaled=True,
+                        channels=48, addend=True, max_terms=128, fmax=40,
+                        family="ice40"), "lpcores.sim.nmlinear", {}),
 ]
 
 
@@ -225,3 +267,95 @@ def test_dot_fp_accumulation_takes_stages_only():
     assert Dot(a_fmt="e4m3", b_fmt="e4m3", accumulate="fp", stages=1).timing is None
     # with stages, Dot keeps the netlist of its named cut points and records no model
     assert Dot(a_fmt="e4m3", b_fmt="e4m3", stages=2).timing is None
+
+
+# -- MXQuant and NMPrune ---------------------------------------------------------------
+
+@pytest.mark.parametrize("build,name", [
+    (lambda **kw: MXQuant(elem_fmt="e4m3", lanes=8, **kw), "mxquant_fp32_e4m3_l8"),
+    (lambda **kw: NMPrune(n=8, m=16, fmt="e5m2", **kw), "nmprune_8of16_e5m2_g1"),
+    (lambda **kw: NMPrune(n=3, m=6, fmt="bf16", selection="sortnet", **kw),
+     "nmprune_3of6_bf16_g1_sn"),
+], ids=["mxquant", "nmprune", "nmprune-sortnet"])
+def test_more_cores_take_fmax(build, name):
+    for fmax, family in ((100, "ecp5"), (140, "ecp5"), (40, "ice40")):
+        core = build(fmax=fmax, family=family)
+        t = core.timing
+        assert core.module_name == f"{name}_f{fmax}{family}"
+        assert core.latency == core.stages + 1 == len(t["stage_ns"])
+        assert len(t["cuts"]) == core.stages and max(t["stage_ns"]) <= 1000 / fmax
+        assert sidecar(core)["timing"] == t and sidecar(core)["params"]["fmax"] == fmax
+        # fewest registers for the chain of segments the probe measured
+        assert _min_cuts(core.segments, 1000 / fmax - fabric(family).reg) == core.stages
+    # stages: the named cut points, today's netlist, no model
+    core = build(stages=1)
+    assert core.timing is None and core.module_name == f"{name}_s1"
+    assert "fmax" not in core.params and core.latency == 2
+
+
+@pytest.mark.parametrize("build,name,extra", [
+    (lambda **kw: NMDot(n=2, m=4, a_fmt="e4m3", b_fmt="e4m3", groups=2, **kw),
+     "nmdot_2of4_e4m3_e4m3_fp32_g2_exact_t1024", 1),
+    (lambda **kw: SparseLinear(n=2, m=4, x_fmt="e4m3", w_fmt="e4m3", groups=2, **kw),
+     "sparselinear_2of4_e4m3_e4m3_fp32_g2_exact_t1024", None),
+], ids=["nmdot", "sparselinear"])
+def test_dot_wrappers_take_fmax(build, name, extra):
+    core = build(fmax=110)
+    t = core.timing
+    assert core.module_name == f"{name}_f110ecp5" and t["family"] == "ecp5"
+    assert core.latency == len(t["stage_ns"]) == len(t["cuts"]) + 1
+    assert max(t["stage_ns"]) <= 1000 / 110 and sidecar(core)["timing"] == t
+    if extra:           # NMDot: Dot's plan and the gather's row in front of it
+        assert t["cuts"][0] == "gather" and core.latency == core.dot.latency + 1
+    core = build(stages=1)
+    assert core.timing is None and core.module_name.endswith("_s1")
+
+
+def test_more_cores_bad_fmax():
+    with pytest.raises(ParamError) as e:
+        MXQuant(elem_fmt="e4m3", fmax=120, stages=1)
+    assert str(e.value) == ("fmax=120 and stages=1 are alternatives (a clock to meet, "
+                            "or a register count): give one")
+    with pytest.raises(ParamError) as e:
+        NMPrune(n=2, m=4, fmt="bf16", fmax=500)
+    assert str(e.value).startswith("fmax=500 MHz is beyond what the delay model reaches "
+                                   "for this nmprune on ecp5: the fastest is about ")
+
+
+@pytest.mark.parametrize("core,args", [
+    ("mxquant", ["--elem-fmt", "e4m3", "--lanes", "8"]),
+    ("nmprune", ["--n", "2", "--m", "4", "--fmt", "bf16"]),
+])
+def test_cli_more_cores_fmax(core, args, tmp_path, capsys):
+    assert main(["generate", core, *args, "--fmax", "900", "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith(f"lpcores: error: --fmax=900 MHz is beyond what the delay "
+                              f"model reaches for this {core} on ecp5: the fastest is "
+                              f"about ") and err[-1].endswith(" stages")
+    assert not any("Traceback" in line for line in err)
+    assert main(["generate", core, *args, "--fmax", "90", "--stages", "1",
+                 "--out", str(tmp_path)]) == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        "lpcores: error: --fmax=90.0 and --stages=1 are alternatives (a clock to meet, "
+        "or a register count): give one")
+    assert main(["generate", core, *args, "--fmax", "45", "--family", "ice40",
+                 "--out", str(tmp_path)]) == 0
+    sc = json.loads(next(tmp_path.glob(f"{core}_*_f45ice40.json")).read_text())
+    assert sc["timing"]["family"] == "ice40" and sc["latency"] == len(
+        sc["timing"]["cuts"]) + 1
+
+
+def test_dot_wrappers_bad_fmax():
+    with pytest.raises(ParamError) as e:
+        NMDot(n=2, m=4, a_fmt="e4m3", b_fmt="e4m3", fmax=400)
+    assert str(e.value).startswith("fmax=400 MHz is beyond what the delay model reaches "
+                                   "for this nmdot's dot engine on ecp5: the fastest is ")
+    with pytest.raises(ParamError) as e:
+        SparseLinear(n=2, m=4, x_fmt="e4m3", w_fmt="e4m3", fmax=100, prune_stages=1)
+    assert str(e.value) == ("fmax=100 and prune_stages=1 are alternatives (a clock to "
+                            "meet, or a register count): give one")
+    with pytest.raises(ParamError) as e:
+        NMDot(n=8, m=16, a_fmt="e4m3", b_fmt="e4m3", fmax=145)
+    assert str(e.value).startswith("fmax=145 MHz is beyond what the delay model reaches "
+                                   "for this nmdot on ecp5: the fastest is about ")
+    assert "(its gather stage), with " in str(e.value)
