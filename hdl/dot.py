@@ -30,7 +30,11 @@ Pipelining (``stages``): cut points, in the order taken,
 * exact: ``acc`` (after the accumulator, before the final rounding), ``beat``
   (after the lane adder tree), ``round`` (before packing), ``mul`` (after the
   multipliers), ``add`` (after adding c, with ``addend``).
-* fp: ``beat``, ``mul``: the accumulate-and-round loop is one cycle by nature.
+* fp: ``beat``, ``mul``: the accumulate-and-round loop is one cycle deep; with
+  ``contexts`` and ``fmax`` it may be up to ``contexts`` deep (docs/contexts.md).
+
+``contexts`` k: k dot products interleaved beat by beat (the j-th beat since reset
+belongs to context ``j mod k``), each with the semantics above.
 
 Latency: ``stages + 1`` cycles from the beat carrying ``last`` to the result.
 Throughput: one beat a cycle, back-to-back dot products included.
@@ -82,13 +86,15 @@ class Dot(StreamCore):
         ``"rne"`` or ``"rtz"``.
     stages : int
         Pipeline registers besides the output register.
+    contexts : int
+        Dot products interleaved beat by beat, 1..64 (docs/contexts.md).
     fmax, family : float, str
-        Instead of ``stages`` (exact and int8 accumulation): the clock (MHz) to meet
-        on ``family`` (default ``ecp5``); registers go where the delay model says,
-        also between the levels of the lanes' alignment shifters and adder tree and
-        inside the final normalize/round (docs/timing.md). The accumulator's own
-        loop (one add) stays one cycle. ``accumulate="fp"`` has a one-cycle
-        round-per-beat loop and takes ``stages`` only.
+        Instead of ``stages``: the clock (MHz) to meet on ``family`` (default
+        ``ecp5``); registers go where the delay model says, also between the levels
+        of the lanes' alignment shifters and adder tree and inside the final
+        normalize/round (docs/timing.md). The exact accumulator's own loop (one add)
+        stays one cycle; the fp round-per-beat loop may hold up to ``contexts - 1``
+        registers (a clock that needs more is refused, naming the contexts needed).
     """
 
     def __init__(self, *, a_fmt, b_fmt, out_fmt=None, lanes=8, accumulate=None,

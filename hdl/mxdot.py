@@ -31,7 +31,8 @@ otherwise an Inf element, or a scaled block sum beyond fp32, gives ±Inf.
 Pipelining (``stages``), cut points in the order taken: ``block`` (after the block
 sum and its scale, before the fp32 accumulate loop), ``beat`` (after the lane
 adder tree), ``mul`` (after the multipliers). The accumulate-and-round loop is one
-cycle by nature. Latency: ``stages + 1`` cycles from the beat carrying ``last`` to
+cycle deep; with ``contexts`` k (k dot products interleaved beat by beat) and
+``fmax`` it may be up to k deep (:mod:`.accum`, docs/contexts.md). Latency: ``stages + 1`` cycles from the beat carrying ``last`` to
 the result. Throughput: one beat a cycle; with ``lanes=32`` one block a cycle.
 """
 
