@@ -353,12 +353,30 @@ def kept_bits_timed(m, ge, M, n, name="r", pipe=None):
     return kept
 
 
+def _slots(m, kept, pos, xs, n, name):
+    """Slot k takes the kept element whose position ``pos`` is k (it lies in
+    k .. k + (m - n)): a position compare and AND per candidate, then an OR tree."""
+    M, IB = len(kept), index_bits(len(kept))
+    vals, idxs = [], []
+    for k in range(n):
+        v = Signal(len(Value.cast(xs[0])), name=f"{name}_v{k}")
+        ix = Signal(IB, name=f"{name}_i{k}")
+        sel_v, sel_i = Const(0, len(v)), Const(0, IB)
+        for i in range(k, k + M - n + 1):
+            hit = kept[i] & (pos[i] == k)
+            sel_v = sel_v | Mux(hit, xs[i], 0)
+            sel_i = sel_i | Mux(hit, i, 0)
+        m.d.comb += [v.eq(sel_v), ix.eq(sel_i)]
+        vals.append(v)
+        idxs.append(ix)
+    return vals, idxs
+
+
 def compact_timed(m, kept, xs, n, name="s", pipe=None):
     """:func:`compact` for clock-directed pipelining: the positions (kept elements
     below i) as LUT tables when m <= 7, else a log-depth prefix sum cuttable between
     its levels (``name_pos.k``), then per slot an AND-OR mux of m - n + 1 inputs."""
     M = len(kept)
-    IB = index_bits(M)
     W = M.bit_length()
     if M - 1 <= 6:
         pos = [Const(0, 1)] + [_table(m, kept[:i], lambda c: c, f"{name}_pos{i}")
@@ -386,18 +404,7 @@ def compact_timed(m, kept, xs, n, name="s", pipe=None):
                 pre = list(pipe.cut(f"{name}_pos.{lvl}", *pre, None))[:-1]
             kept, xs = (list(v) for v in c.values)
         pos = [Const(0, 1)] + pre[:M - 1]
-    vals, idxs = [], []
-    for k in range(n):
-        v = Signal(len(Value.cast(xs[0])), name=f"{name}_v{k}")
-        ix = Signal(IB, name=f"{name}_i{k}")
-        sel_v, sel_i = Const(0, len(v)), Const(0, IB)
-        for i in range(k, k + M - n + 1):
-            hit = kept[i] & (pos[i] == k)
-            sel_v = sel_v | Mux(hit, xs[i], 0)
-            sel_i = sel_i | Mux(hit, i, 0)
-        m.d.comb += [v.eq(sel_v), ix.eq(sel_i)]
-        vals.append(v)
-        idxs.append(ix)
+    vals, idxs = _slots(m, kept, pos, xs, n, name)
     # the hit decode (position compare, AND), then the OR tree
     pipe.charge(pipe.fab.luts(1) + pipe.fab.reduce(2 * (M - n + 1)))
     return vals, idxs, kept, xs
@@ -410,24 +417,12 @@ def compact(m, kept, xs, n, name="s"):
     pos_i == k, which lies in k .. k + (m - n) (n - k - 1 more are kept above it).
     """
     M = len(kept)
-    IB = index_bits(M)
     pos = [Const(0, 1)]
     for i in range(1, M):
         p = Signal(range(i + 1), name=f"{name}_pos{i}")
         m.d.comb += p.eq(pos[-1] + kept[i - 1])
         pos.append(p)
-    vals, idxs = [], []
-    for k in range(n):
-        v = Signal(len(Value.cast(xs[0])), name=f"{name}_v{k}")
-        ix = Signal(IB, name=f"{name}_i{k}")
-        sel_v, sel_i = Const(0, len(v)), Const(0, IB)
-        for i in range(k, k + M - n + 1):
-            hit = kept[i] & (pos[i] == k)
-            sel_v = sel_v | Mux(hit, xs[i], 0)
-            sel_i = sel_i | Mux(hit, i, 0)
-        m.d.comb += [v.eq(sel_v), ix.eq(sel_i)]
-        vals.append(v)
-        idxs.append(ix)
+    vals, idxs = _slots(m, kept, pos, xs, n, name)
     return vals, idxs
 
 
