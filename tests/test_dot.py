@@ -92,11 +92,11 @@ def test_dot_rtl(kw, opts, on_icarus, sim, build_root, icarus_subset):
     (dict(a_fmt="e4m3", b_fmt="e4m3", lanes=1, accumulate="fp", contexts=8, fmax=125),
      "contexts=8 is too few for fmax=125 MHz on ecp5: the accumulate loop of this dot "
      "is 9 cycles deep at that clock and needs contexts >= 9; with contexts=8 the "
-     "delay model reaches about 108 MHz"),
+     "delay model reaches about 114 MHz"),
     (dict(a_fmt="e4m3", b_fmt="e4m3", lanes=1, accumulate="fp", fmax=50),
      "contexts=1 is too few for fmax=50 MHz on ecp5: the accumulate loop of this dot "
      "is 3 cycles deep at that clock and needs contexts >= 3; with contexts=1 the "
-     "delay model reaches about 20 MHz"),
+     "delay model reaches about 19 MHz"),
 ])
 def test_dot_bad_params(kwargs, msg):
     with pytest.raises(ParamError) as e:

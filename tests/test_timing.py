@@ -258,12 +258,17 @@ def test_synth_report_shows_estimate_asked_and_achieved():
             "104.2 MHz, asked 100 MHz, achieved 97.5 MHz.") in text
 
 
-def test_dot_fp_accumulation_takes_stages_only():
+def test_dot_fp_accumulation_needs_contexts_for_fmax():
+    """The fp accumulator rounds in a loop: one context keeps it one cycle deep, so
+    a clock that needs it deeper names the contexts it needs (docs/contexts.md)."""
     with pytest.raises(ParamError) as e:
         Dot(a_fmt="e4m3", b_fmt="e4m3", accumulate="fp", fmax=100)
-    assert str(e.value) == ("fmax needs accumulate='exact' (the fp accumulator rounds in "
-                            "a one-cycle loop; use stages), got fmax=100 with "
-                            "accumulate='fp'")
+    assert str(e.value) == ("contexts=1 is too few for fmax=100 MHz on ecp5: the "
+                            "accumulate loop of this dot is 8 cycles deep at that clock "
+                            "and needs contexts >= 8; with contexts=1 the delay model "
+                            "reaches about 17 MHz")
+    assert Dot(a_fmt="e4m3", b_fmt="e4m3", accumulate="fp", fmax=100,
+               contexts=8).loop_cycles <= 8
     assert Dot(a_fmt="e4m3", b_fmt="e4m3", accumulate="fp", stages=1).timing is None
     # with stages, Dot keeps the netlist of its named cut points and records no model
     assert Dot(a_fmt="e4m3", b_fmt="e4m3", stages=2).timing is None
