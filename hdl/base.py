@@ -145,9 +145,9 @@ def plan_pipeline(core, cuts, *, stages=None, fmax=None, family=None, name=None)
         fmax = check_fmax(fmax)
         # a core whose accumulate loop closes at the output places from the back:
         # as few registers as anywhere, and the fewest inside the loop
-        core._place = _place_cuts_back if getattr(core, "_loop_entry", None) is not None \
+        place = _place_cuts_back if getattr(core, "_loop_entry", None) is not None \
             else _place_cuts
-        selected = core._place(segs, 1000.0 / fmax - fab.reg)
+        selected = place(segs, 1000.0 / fmax - fab.reg)
         if selected is None:
             best = _place_cuts(segs, max(d for _, d in segs))
             est = 1000.0 / (fab.reg + max(d for _, d in segs))
