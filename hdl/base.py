@@ -401,9 +401,14 @@ class Pipeline:
 class _CtxReg:
     """One register per context (see :class:`Contexts`)."""
 
-    def __init__(self, regs, index):
-        self.regs = regs
+    def __init__(self, m, regs, index, step):
+        self.m, self.regs, self.step = m, regs, step
         self.now = regs[0] if index is None else Array(regs)[index]
+
+    def set(self, value):
+        """The current context's new value, written when the beat steps."""
+        with self.m.If(self.step):
+            self.m.d.sync += self.now.eq(value)
 
     def at(self, index):
         """The register of context ``index`` (a value carried down the pipe)."""
@@ -448,11 +453,12 @@ class Contexts:
 
     def reg(self, shape, *, init=0, name):
         """A register per context; ``.now`` reads/writes the current beat's,
-        ``.at(i)`` context ``i``'s."""
+        ``.at(i)`` context ``i``'s, ``.set(v)`` writes the current beat's when it
+        steps (as :meth:`ring`'s)."""
         if self.k == 1:
-            return _CtxReg([Signal(shape, init=init, name=name)], None)
-        return _CtxReg([Signal(shape, init=init, name=f"{name}_x{j}")
-                        for j in range(self.k)], self.index)
+            return _CtxReg(self.m, [Signal(shape, init=init, name=name)], None, self.step)
+        return _CtxReg(self.m, [Signal(shape, init=init, name=f"{name}_x{j}")
+                                for j in range(self.k)], self.index, self.step)
 
     def ring(self, shape, *, init=0, name):
         """For state read and written at this stage by every beat (k > 1): the

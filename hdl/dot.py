@@ -49,15 +49,11 @@ from .base import (Contexts, Field, Pipeline, StreamCore, check_loop_depth,
                    name_pipelined, plan_pipeline)
 from .fp import (ROUNDINGS, Fixed, add_aligned, align, align_add, counted_to_unpacked,
                  fixed_from_signed, fixed_lzc, fixed_to_unpacked, kulisch_width,
-                 multiply, pack, round_apply, round_decide, round_sig, sum_tree,
+                 lane_products, multiply, pack, round_apply, round_decide, round_sig, sum_tree,
                  to_fixed, to_fixed_lanes, unpack, window_exp_min)
 from .fp import _carry as _carry_opt
 from .accum import fp_accumulate
 
-
-def _parallel(pipe):
-    import contextlib
-    return pipe.parallel() if pipe is not None else contextlib.nullcontext()
 
 __all__ = ["Dot"]
 
@@ -205,19 +201,8 @@ class Dot(StreamCore):
                 ub = unpack(m, b, self.fb, name=f"b{k}")
                 prods.append(multiply(m, ua, self.fa, ub, self.fb, name=f"p{k}"))
             return prods
-        us = []
-        with _parallel(pipe):
-            for k in range(self.lanes):
-                a, b = getattr(pl, f"a{k}"), getattr(pl, f"b{k}")
-                us.append((unpack(m, a, self.fa, name=f"a{k}", pipe=pipe),
-                           unpack(m, b, self.fb, name=f"b{k}", pipe=pipe)))
-        if pipe is not None:
-            us = pipe.cut("mul.u", tuple(us))
-        with _parallel(pipe):
-            for k, (ua, ub) in enumerate(us):
-                prods.append(multiply(m, ua, self.fa, ub, self.fb, name=f"p{k}",
-                                      pipe=pipe))
-        return prods
+        return lane_products(m, [(getattr(pl, f"a{k}"), getattr(pl, f"b{k}"))
+                                 for k in range(self.lanes)], self.fa, self.fb, pipe)
 
     def _beat(self, m, prods, pipe=None):
         """The exact sum of one beat's products and the beat's class flags."""
@@ -253,9 +238,12 @@ class Dot(StreamCore):
     def _count(self, m, pipe, ctx, first, last, ring=False):
         """Terms counter; overflow once a dot product has more than max_terms."""
         top = self.max_terms + self.lanes
-        if ring:                 # the context's counter without a read mux
-            cnt_r = ctx.ring(range(top + 1), name="terms")
-            ovf_r = ctx.ring(1, name="terms_ovf")
+        if ctx.k > 1:
+            # through the context's read (a ring, or a mux): the compare on the value
+            # read, beside the add (cnt saturates at max_terms + 1, so
+            # cnt + lanes > max_terms is cnt > max_terms - lanes)
+            make = ctx.ring if ring else ctx.reg
+            cnt_r, ovf_r = make(range(top + 1), name="terms"), make(1, name="terms_ovf")
             cnt, ovf = cnt_r.now, ovf_r.now
             sat = Signal(name="terms_sat")
             m.d.comb += sat.eq(cnt > self.max_terms - self.lanes)
@@ -267,20 +255,6 @@ class Dot(StreamCore):
             return ovf_t
         cnt = ctx.reg(range(top + 1), name="terms").now
         ovf = ctx.reg(1, name="terms_ovf").now
-        if ctx.k > 1:
-            # through the context read: the compare on the value read, beside the
-            # add (cnt saturates at max_terms + 1, so cnt + lanes > max_terms is
-            # cnt > max_terms - lanes)
-            sat = Signal(name="terms_sat")
-            m.d.comb += sat.eq(cnt > self.max_terms - self.lanes)
-            ovf_t = Signal(name="ovf_next")
-            m.d.comb += ovf_t.eq(Mux(first, self.lanes > self.max_terms, ovf | sat))
-            with m.If(pipe.advance & pipe.valid):
-                m.d.sync += [
-                    cnt.eq(Mux(first, min(self.lanes, self.max_terms + 1),
-                               Mux(sat, self.max_terms + 1, cnt + self.lanes))),
-                    ovf.eq(ovf_t)]
-            return ovf_t
         cnt_t = Signal(range(top + 1), name="terms_next")
         m.d.comb += cnt_t.eq(Mux(first, 0, cnt) + self.lanes)
         ovf_t = Signal(name="ovf_next")
@@ -439,11 +413,7 @@ class Dot(StreamCore):
             init, first_ = c, first
         else:                           # -0, the IEEE additive identity
             init, first_ = Const((1 << (fo.bits - 1)), fo.bits), None
-            if ctx.k > 1:                              # for the terms counter
-                first.set(last)
-            else:
-                with m.If(pipe.advance & pipe.valid):
-                    m.d.sync += first.now.eq(last)
+            first.set(last)                            # for the terms counter
         code, last, (ovf,) = fp_accumulate(m, pipe, ctx, make_x, fo, first=first_,
                                            index=ctx.index, init=init, last=last,
                                            carried=(ovf,), rounding=self.rounding)

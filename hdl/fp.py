@@ -56,7 +56,7 @@ def _carry(pipe, *values):
 __all__ = ["Unpacked", "Rounded", "Fixed", "Aligned", "Counted", "exp_shape", "unpack",
            "lzc", "normalize", "normalize_shift", "round_sig", "round_decide",
            "round_apply", "pack", "round_pack", "shift_levels",
-           "multiply", "align_add", "align", "add_aligned", "fixed_lzc", "AlignPre",
+           "multiply", "lane_products", "align_add", "align", "add_aligned", "fixed_lzc", "AlignPre",
            "align_pre", "align_packed",
            "counted_to_unpacked",
            "fixed_to_unpacked", "kulisch_width", "to_fixed", "sum_tree",
@@ -483,6 +483,24 @@ def multiply(m, ua, fa, ub, fb, name="p", pipe=None, lut=None):
     is_nan = ua.is_nan | ub.is_nan | (ua.is_inf & ub.is_zero) | (ua.is_zero & ub.is_inf)
     return Fixed(ua.sign ^ ub.sign, mag, exp0, ua.is_zero | ub.is_zero,
                  ua.is_inf | ub.is_inf, is_nan)
+
+
+def lane_products(m, pairs, fa, fb, pipe, unpack_fn=None):
+    """Exact products of lanes ``(a_code, b_code)`` side by side on ``pipe``: the
+    lanes' unpacking, a fine cut point (``mul.u``), their :func:`multiply`.
+    ``unpack_fn`` (default :func:`unpack`) takes ``(m, code, fmt, name=, pipe=)``."""
+    unpack_fn = unpack_fn or unpack
+    us = []
+    with pipe.parallel():
+        for k, (a, b) in enumerate(pairs):
+            us.append((unpack_fn(m, a, fa, name=f"a{k}", pipe=pipe),
+                       unpack_fn(m, b, fb, name=f"b{k}", pipe=pipe)))
+    us = pipe.cut("mul.u", tuple(us))
+    prods = []
+    with pipe.parallel():
+        for k, (ua, ub) in enumerate(us):
+            prods.append(multiply(m, ua, fa, ub, fb, name=f"p{k}", pipe=pipe))
+    return prods
 
 
 def align_add(m, p, c, fc, name="s", pipe=None):

@@ -38,7 +38,7 @@ the result. Throughput: one beat a cycle; with ``lanes=32`` one block a cycle.
 
 import dataclasses
 
-from amaranth.hdl import Const, Module, Mux, Signal, Value, signed
+from amaranth.hdl import Const, Module, Mux, Signal, signed
 
 from lpcores.errors import ParamError, check_int
 from lpcores.formats import get_format
@@ -46,8 +46,8 @@ from lpcores.formats import get_format
 from .base import (Contexts, Field, Pipeline, StreamCore, check_loop_depth,
                    name_pipelined, plan_pipeline)
 from .accum import fp_accumulate
-from .fp import (align_add, fixed_from_signed, fixed_to_unpacked, multiply, pack,
-                 round_sig, sum_tree, to_fixed, to_fixed_lanes, unpack)
+from .fp import (align_add, fixed_from_signed, fixed_to_unpacked, lane_products,
+                 multiply, pack, round_sig, sum_tree, to_fixed, to_fixed_lanes, unpack)
 from .mxarith import BLOCK, MX_ELEM_FORMATS, mx_block_width, unpack_elem
 
 __all__ = ["MXDot"]
@@ -164,18 +164,9 @@ class MXDot(StreamCore):
                 prods.append(multiply(m, ua, self.fa, ub, self.fb, name=f"p{k}"))
         else:
             with tp.carry(sa, sb, last) as cl:
-                us = []
-                with tp.parallel():              # the lanes work side by side
-                    for k in range(L):
-                        us.append((unpack_elem(m, getattr(pl, f"a{k}"), self.fa,
-                                               name=f"a{k}", pipe=tp),
-                                   unpack_elem(m, getattr(pl, f"b{k}"), self.fb,
-                                               name=f"b{k}", pipe=tp)))
-                us = tp.cut("mul.u", tuple(us))
-                with tp.parallel():
-                    for k, (ua, ub) in enumerate(us):
-                        prods.append(multiply(m, ua, self.fa, ub, self.fb, name=f"p{k}",
-                                              pipe=tp))
+                prods = lane_products(m, [(getattr(pl, f"a{k}"), getattr(pl, f"b{k}"))
+                                          for k in range(L)], self.fa, self.fb, tp,
+                                      unpack_fn=unpack_elem)
             sa, sb, last = cl.values
         prods, sa, sb, last = pipe.cut("mul", tuple(prods), sa, sb, last)
         beat, flags, (sa, sb, last) = self._beat(m, prods, tp, (sa, sb, last))
