@@ -697,18 +697,11 @@ def align_packed(m, p, code, fc, pre, name="s", pipe=None, emin=None, p_bounds=N
     L, dmax = CW + 3, PW + 3
     T = L + dmax + CW + 1
     top = L + dmax + CW
-    code = Value.cast(code)
-    efield, mfield, sign = code[M:M + E], code[:M], code[fc.bits - 1]
-    sub = efield == 0
-    ef1 = Cat(efield[0] | sub, efield[1:])
-    all_ones = efield == (1 << E) - 1
-    if fc.specials == "ieee":
-        is_inf, is_nan = all_ones & (mfield == 0), all_ones & (mfield != 0)
-    elif fc.specials == "fn":
-        is_inf, is_nan = Const(0), all_ones & (mfield == (1 << M) - 1)
-    else:
-        is_inf = is_nan = Const(0)
-    c = Unpacked(sign, None, Cat(mfield, ~sub), sub & (mfield == 0), is_inf, is_nan)
+    # unpack's sign, significand and class flags; its exponent (a subtract) is not
+    # used: the exponent field enters the chains below directly
+    c = unpack(m, code, fc, name=name + "_c")
+    efield = Value.cast(code)[M:M + E]
+    ef1 = Cat(efield[0] | (efield == 0), efield[1:])
     ws = max(len(Value.cast(pre.a)), E + 2) + 1
     sh_raw = Signal(signed(ws), name=f"{name}_shraw")
     big = Signal(signed(ws), name=f"{name}_big")
