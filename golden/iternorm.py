@@ -187,18 +187,23 @@ def _tree(t):
     return t[..., 0]
 
 
-def _lane_sum(vals, lanes, square):
-    """Per-lane FX accumulation over beats, then the tree. vals: (n, d) float64."""
+def _lane_sum(vals, lanes, square, partials=1):
+    """Per-lane FX accumulation over beats, then the tree. vals: (n, d) float64.
+
+    With ``partials`` P > 1 each lane keeps P sums, beat ``j`` going to sum
+    ``j % P``; the P x lanes sums are then one pairwise tree, context-major (the
+    lanes of sum 0, then of sum 1, ...): the first ``log2(lanes)`` levels add the
+    lanes of each sum, the rest the P sums. P = 1 is the single-sum order."""
     n, d = vals.shape
     beats = vals.reshape(n, d // lanes, lanes)
-    acc = np.zeros((n, lanes))
+    acc = np.zeros((n, partials, lanes))
     for j in range(d // lanes):
         v = beats[:, j, :]
-        acc = fx_fma(v, v if square else 1.0, acc)
-    return _tree(acc)
+        acc[:, j % partials] = fx_fma(v, v if square else 1.0, acc[:, j % partials])
+    return _tree(acc.reshape(n, partials * lanes))
 
 
-def _norm(x, fmt, mode, iters, lam, gamma, beta, lanes, start, trace):
+def _norm(x, fmt, mode, iters, lam, gamma, beta, lanes, start, trace, partials=1):
     f = get_format(fmt, param="fmt", allowed=IO_FORMATS)
     check_choice("mode", mode, MODES)
     check_int("iters", iters, lo=1, hi=64)
@@ -206,6 +211,10 @@ def _norm(x, fmt, mode, iters, lam, gamma, beta, lanes, start, trace):
     check_int("lanes", lanes, lo=1)
     if lanes & (lanes - 1):
         raise ParamError(f"lanes must be a power of two, got lanes={lanes}")
+    check_int("partials", partials, lo=1, hi=64)
+    if partials & (partials - 1):
+        raise ParamError(f"partials must be a power of two in 1..64, got "
+                         f"partials={partials}")
     codes = np.asarray(x)
     if codes.ndim == 0:
         raise ParamError("x must hold at least one vector of codes, got a scalar")
@@ -223,7 +232,7 @@ def _norm(x, fmt, mode, iters, lam, gamma, beta, lanes, start, trace):
     xv = np.where(np.isfinite(xv), xv, 0.0)
     info = {}
     if mode == "layernorm":
-        tot = _lane_sum(xv, lanes, square=False)
+        tot = _lane_sum(xv, lanes, square=False, partials=partials)
         mean = fx_fma(tot, inv_rn(d), -0.0)
         # a constant vector (all elements equal, +0 == -0): the mean is x0 exactly,
         # RNE_FX(x0 + 0) (+0 for a zero vector, like the computed mean), so every
@@ -236,7 +245,7 @@ def _norm(x, fmt, mode, iters, lam, gamma, beta, lanes, start, trace):
         info["same"] = same
     else:
         y = xv
-    s = _lane_sum(y, lanes, square=True)
+    s = _lane_sum(y, lanes, square=True, partials=partials)
     zero = s == 0
     s1 = np.where(zero, 1.0, s)
     a = a0_iter(s1) if start == "iter" else a0_fisr(s1)
@@ -271,7 +280,7 @@ def _norm(x, fmt, mode, iters, lam, gamma, beta, lanes, start, trace):
 
 
 def iternorm(x, fmt, mode="l2", iters=5, lam=0.5, gamma=None, beta=None, lanes=16,
-             *, trace=False):
+             *, partials=1, trace=False):
     """IterNorm of vectors ``x`` (codes of ``fmt``, ``fp32`` or ``bf16``; the last axis
     is the vector, its length ``d`` a multiple of ``lanes``) -> codes of ``fmt``.
 
@@ -280,15 +289,18 @@ def iternorm(x, fmt, mode="l2", iters=5, lam=0.5, gamma=None, beta=None, lanes=1
     ``fmt`` broadcastable to ``x`` (affine). ``trace=True`` also returns a dict with
     ``s``, ``a`` (the list a_0..a_K), ``c`` (the final scale), ``mean`` and
     ``same`` (constant vectors; layernorm only), ``bad`` (NaN/Inf vectors) and
-    ``zero`` (s == 0).
+    ``zero`` (s == 0). ``partials``: the sums of squares (and of x) kept per lane
+    (:func:`_lane_sum`; the hardware's ``fmax`` build, docs/iternorm.md).
     """
-    return _norm(x, fmt, mode, iters, lam, gamma, beta, lanes, "iter", trace)
+    return _norm(x, fmt, mode, iters, lam, gamma, beta, lanes, "iter", trace,
+                 partials)
 
 
 def fisrnorm(x, fmt, mode="l2", iters=5, lam=0.5, gamma=None, beta=None, lanes=16,
-             *, trace=False):
+             *, partials=1, trace=False):
     """FisrNorm: :func:`iternorm` started from the fast inverse square root."""
-    return _norm(x, fmt, mode, iters, lam, gamma, beta, lanes, "fisr", trace)
+    return _norm(x, fmt, mode, iters, lam, gamma, beta, lanes, "fisr", trace,
+                 partials)
 
 
 def reference(x, fmt, mode="l2", gamma=None, beta=None):

@@ -1,3 +1,6 @@
+# amaranth: UnusedElaboratable=no
+# (the fmax build tries lane sums of 1, 2, 4, ... partials until one meets the clock:
+# the refused ones are never elaborated)
 """``IterNorm`` and ``FisrNorm``: vector normalization without a divider or a square
 root (SPEC §4.4), bit-exact to ``golden.iternorm`` / ``golden.fisrnorm``.
 
@@ -46,15 +49,18 @@ not during its ``~3K`` scalar cycles (nor, in layernorm, its second pass).
 """
 
 import math
+import re
 
 from amaranth.hdl import Cat, Const, Module, Mux, ResetSignal, Signal, Value
+from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.memory import Memory
 
 from lpcores.errors import ParamError, check_choice, check_int
 from lpcores.formats import get_format
 from lpcores.golden.iternorm import FX, MAGIC, check_lam, inv_rn, sqrt_rn
 
-from .base import Field, StreamCore
+from .base import Field, StreamCore, timing_suffix
+from .timing import check_fmax
 from .fp import Fixed, align_add, fixed_to_unpacked, multiply, round_pack, unpack
 from .fparith import add, as_fixed, fma, mul
 
@@ -80,7 +86,7 @@ class _Norm(StreamCore):
     core_name = None
 
     def __init__(self, *, fmt="bf16", lanes=16, max_d=1024, mode="l2", iters=5,
-                 lam=0.5, affine=False):
+                 lam=0.5, affine=False, fmax=None, family=None, partials=None):
         self.f = get_format(fmt, param="fmt", allowed=IO_FORMATS)
         self.lanes = check_int("lanes", lanes, lo=1, hi=64)
         if lanes & (lanes - 1):
@@ -95,6 +101,22 @@ class _Norm(StreamCore):
         if not isinstance(affine, bool):
             raise ParamError(f"affine must be True or False, not {affine!r}")
         self.affine = affine
+        self.fmax = fmax
+        if fmax is None:
+            if family is not None or partials is not None:
+                raise ParamError(f"{'family' if family is not None else 'partials'} "
+                                 f"applies to the fmax build only (give fmax too), got "
+                                 f"{'family' if family is not None else 'partials'}="
+                                 f"{family if family is not None else partials!r}")
+            self.partials = 1
+        else:
+            fmax = check_fmax(fmax)
+            family = family or "ecp5"
+            if mode == "layernorm" or affine:
+                raise ParamError(
+                    f"fmax applies to modes l2 and rmsnorm without affine for now, got "
+                    f"{'mode=layernorm' if mode == 'layernorm' else 'affine=True'} "
+                    f"(leave fmax out for the one-cycle build)")
         L = lanes
         self.n_max = max_d // L
         self.n_min = 64 // L
@@ -104,6 +126,9 @@ class _Norm(StreamCore):
         self.module_name = (f"{self.core_name}_{self.f.name}_l{L}_d{max_d}_{mode}_k{iters}"
                             f"{'' if lam == 0.5 else f'_lam{-self.lam_log2}'}"
                             f"{'_affine' if affine else ''}")
+        if fmax is not None:
+            self._plan_fast(fmax, family, partials)
+            return
         B = self.f.bits
         self.in_fields = [Field(f"x{k}", B, self.f.name) for k in range(L)]
         if affine:
@@ -134,9 +159,126 @@ class _Norm(StreamCore):
     def latency_of(self, d):
         return self.passes * d // self.lanes + self.const
 
+    # -- the fmax build: three units on pipelined sub-cores -------------------------------
+
+    def _plan_fast(self, fmax, family, partials):
+        """Plan the ``fmax`` build (module doc, "The fmax build"): the lanes' sums on
+        :class:`.dot.Dot` (fp, ``contexts = partials``), the scalar unit's one FX
+        :class:`.fma.FMA` and the output lanes' FMAs, each planned for the clock by
+        its own delay model; the scalar program's static schedule; the latency."""
+        from .dot import Dot
+        from .fma import FMA
+        f, L, K = self.f, self.lanes, self.iters
+        NB = self.n_max
+
+        def sub(build, what):
+            # a sub-core's refusal, in the words of this core's parameters
+            try:
+                return build()
+            except ParamError as e:
+                msg = str(e)
+                mo = re.search(r"needs contexts >= (\d+); with contexts=(\d+) the delay "
+                               r"model reaches about (\d+) MHz", msg)
+                if mo:
+                    raise ParamError(
+                        f"partials={mo.group(2)} is too few for fmax={fmax:g} MHz on "
+                        f"{family}: the lane sums' accumulate loop is {mo.group(1)} "
+                        f"cycles deep at that clock and needs partials >= "
+                        f"{mo.group(1)}; with partials={mo.group(2)} the delay model "
+                        f"reaches about {mo.group(3)} MHz") from None
+                raise ParamError(re.sub(r"for this (dot|fma)", f"for this "
+                                        f"{self.core_name}'s {what}", msg)) from None
+
+        def lane_dot(P):
+            return sub(lambda: Dot(a_fmt=f.name, b_fmt=f.name, out_fmt=FX, lanes=1,
+                                   accumulate="fp", max_terms=NB + 2 * P, contexts=P,
+                                   fmax=fmax, family=family), "lane sums")
+        if partials is None:
+            # the fewest sums per lane (a power of two) the accumulate loop needs
+            P = 1
+            while True:
+                try:
+                    dots = [lane_dot(P)]
+                    break
+                except ParamError as e:
+                    if P >= 64 or not str(e).startswith("partials="):
+                        raise
+                    P *= 2
+        else:
+            P = check_int("partials", partials, lo=1, hi=64)
+            if P & (P - 1):
+                raise ParamError(f"partials must be a power of two in 1..64, got "
+                                 f"partials={P}")
+            dots = [lane_dot(P)]
+        dots += [lane_dot(P) for _ in range(L - 1)]
+        self.partials = P
+        self.dots = dots
+        self.upd = sub(lambda: FMA(a_fmt=FX, b_fmt=FX, acc_fmt=FX, fmax=fmax,
+                                   family=family), "FX multiply-add")
+        self.outs = [sub(lambda: FMA(a_fmt=FX, b_fmt=f.name, acc_fmt=f.name, fmax=fmax,
+                                     family=family), "output multiply")
+                     for _ in range(L)]
+        for c in [*self.dots, self.upd, *self.outs]:
+            c._MustUse__used = True
+        self.family = family
+        # the scalar program: the tree over the P*L sums (context-major), the start,
+        # K updates, the scale; each FMA op issues once its operands are written
+        Lf = self.upd.latency
+        prog, n = [], P * L
+        while n > 1:
+            prog += [(("t", 2 * i), "one", ("t", 2 * i + 1), ("t", i))
+                     for i in range(n // 2)]
+            n //= 2
+        prog.append("start")
+        for _ in range(K):
+            prog += [("a", "a", "negzero", "u"), ("negs", "u", "one", "v"),
+                     ("a", "lamv", "a", "a")]
+        if self.mode == "rmsnorm":
+            prog.append(("a", "sqrt", "negzero", "c"))
+        ready, t, sched = {}, -1, []
+        for op in prog:
+            if op == "start":                       # s, a0 <- t[0], registered
+                t = max(t + 1, ready.get(("t", 0), 0))
+                ready["s"] = ready["negs"] = ready["a"] = t + 1
+                sched.append((t, op))
+                continue
+            srcs = [x for x in op[:3] if x not in ("one", "negzero", "sqrt")]
+            srcs = ["v" if x == "lamv" else x for x in srcs]
+            t = max([t + 1] + [ready.get(x, 0) for x in srcs])
+            ready[op[3]] = t + Lf + 1              # written at the end of t + Lf
+            sched.append((t, op))
+        self.program = sched
+        self.t_fin = max(ready.values()) - 1        # the last write
+        Ld, Lc = dots[0].latency, self.outs[0].latency
+        tim = {"family": family, "fmax_asked_mhz": fmax, "partials": P,
+               "lane_dot": dots[0].timing, "scalar_fma": self.upd.timing,
+               "out_fma": self.outs[0].timing,
+               "estimate_mhz": min(c.timing["estimate_mhz"]
+                                   for c in (dots[0], self.upd, self.outs[0]))}
+        self.timing = tim
+        self.params.update(fmax=fmax, family=family, partials=P)
+        self.module_name += f"_p{P}" + timing_suffix(None, fmax, family)
+        B = f.bits
+        self.in_fields = [Field(f"x{k}", B, f.name) for k in range(L)]
+        self.in_fields.append(Field("last", 1))
+        self.out_fields = [Field(f"y{k}", B, f.name) for k in range(L)]
+        self.out_fields += [Field("last", 1), Field("err", 1)]
+        self.passes = 2
+        self.const = P + Ld + self.t_fin + Lc + 3
+        self.latency = self.latency_of(self.max_d)
+        self.latency_formula = (
+            f"first input beat to last output beat: 2*d/{L} + {self.const} cycles (= "
+            f"2*d/lanes + partials + the lane sum's latency {Ld} + the scalar program "
+            f"{self.t_fin} + the output FMA's latency {Lc} + 3); 'latency' is its value "
+            f"at d = max_d")
+        self.beats_per_result = "d/lanes input beats give d/lanes output beats"
+        StreamCore.__init__(self)
+
     # -- the datapath ---------------------------------------------------------------
 
     def elaborate(self, platform):
+        if self.fmax is not None:
+            return self._elaborate_fast()
         m = Module()
         f, L, K = self.f, self.lanes, self.iters
         ln = self.mode == "layernorm"
@@ -480,6 +622,224 @@ class _Norm(StreamCore):
                 m.d.sync += self.o.payload[f"y{k}"].eq(
                     Mux(err_, 0, Mux(bad_, f.nan_code, ys[k])))
         return m
+
+
+def _elaborate_fast(self):
+    """The fmax build (module doc): A feeds the lanes' Dots (and P pad beats with
+    ``last`` after a vector), collects their P sums each; B runs the static
+    program on one FX FMA; C streams the buffer through the lanes' output FMAs."""
+    m = Module()
+    f, L, P = self.f, self.lanes, self.partials
+    B = f.bits
+    NB = self.n_max
+    aw = max(1, (NB - 1).bit_length())
+    mem = Memory(shape=L * B, depth=2 * NB, init=[])
+    m.submodules.mem = mem
+    wp = mem.write_port()
+    rp = mem.read_port(domain="sync")
+    for k, d in enumerate(self.dots):
+        m.submodules[f"sum{k}"] = d
+    m.submodules.upd = self.upd
+    for k, o in enumerate(self.outs):
+        m.submodules[f"out{k}"] = o
+    dots, upd, outs = self.dots, self.upd, self.outs
+    pay = self.i.payload
+    xs = [pay[f"x{k}"] for k in range(L)]
+
+    # ---- A: accept, buffer, feed the lanes' sums, pad, collect ----------------------
+    wslot = Signal()
+    wcnt = Signal(range(NB + 2))                   # beats so far, saturating
+    busy = Signal(2)                               # buffer slots in use
+    b_idle = Signal()
+    a_busy = Signal()                              # a vector's sums are on their way
+    pad_left = Signal(range(P + 1))
+    pb = max(1, (P - 1).bit_length())
+    vph = Signal(pb)                               # beat index mod P in the vector
+    cap = Signal(pb)                               # the sum the next result is
+    ncap = Signal(range(P + 1))                    # results still to collect
+    slot_ok = (wcnt != 0) | ~busy.bit_select(wslot, 1)
+    lane_rdy = dots[0].i.ready
+    # the next vector streams in while B works on this one: only its sums wait (the
+    # Dots stall until B is idle)
+    m.d.comb += self.i.ready.eq(slot_ok & ~a_busy & lane_rdy & ~ResetSignal())
+    take = self.i.valid & self.i.ready
+    cnt1 = Signal(range(NB + 2))
+    m.d.comb += cnt1.eq(Mux(wcnt > NB, wcnt, wcnt + 1))
+    m.d.comb += [wp.addr.eq(Cat(wcnt[:aw], wslot) if NB > 1 else wslot),
+                 wp.data.eq(Cat(*xs)), wp.en.eq(take & (wcnt < NB))]
+    emax_field = (1 << f.exp_bits) - 1
+    beat_bad = Cat(*[x[f.man_bits:f.man_bits + f.exp_bits] == emax_field
+                     for x in xs]).any()
+    busy_set = Signal(2)
+    busy_clr = Signal(2)
+    m.d.comb += busy_set.eq(Mux(take & (wcnt == 0), Mux(wslot, 0b10, 0b01), 0))
+    m.d.sync += busy.eq((busy | busy_set) & ~busy_clr)
+    m.d.sync += [wcnt.eq(Mux(take, Mux(pay.last, 0, cnt1), wcnt)),
+                 wslot.eq(wslot ^ (take & pay.last))]
+    pad = (pad_left != 0) & lane_rdy
+    for k, d in enumerate(dots):
+        m.d.comb += [d.i.valid.eq(take | pad),
+                     d.i.payload.a0.eq(Mux(pad, 0, xs[k])),
+                     d.i.payload.b0.eq(Mux(pad, 0, xs[k])),
+                     d.i.payload.last.eq(pad),
+                     d.o.ready.eq(b_idle)]
+    vbad = Signal()
+    h_bad, h_cnt, h_slot = Signal(), Signal(range(NB + 2)), Signal()
+    nb_ = Mux(wcnt == 0, beat_bad, vbad | beat_bad)
+    with m.If(take):
+        m.d.sync += [vbad.eq(nb_), vph.eq(Mux(pay.last, 0, vph + 1) if P > 1 else 0)]
+        with m.If(pay.last):
+            # the P pads give the P sums, in the order (n + i) mod P
+            m.d.sync += [h_bad.eq(nb_), h_cnt.eq(cnt1), h_slot.eq(wslot),
+                         a_busy.eq(1), pad_left.eq(P), ncap.eq(P),
+                         cap.eq(vph + 1 if P > 1 else 0)]
+    with m.If(pad):
+        m.d.sync += pad_left.eq(pad_left - 1)
+    t = [Signal(FX.bits, name=f"t{i}") for i in range(P * L)]
+    got = dots[0].o.valid & b_idle
+    hand = Signal()                                # the last sum is in
+    m.d.comb += hand.eq(got & (ncap == 1))
+    with m.If(got):
+        m.d.sync += [ncap.eq(ncap - 1), cap.eq(cap + 1 if P > 1 else 0)]
+        for j in range(P):
+            with m.If(cap == j):
+                m.d.sync += [t[j * L + k].eq(dots[k].o.payload.r) for k in range(L)]
+    with m.If(hand):
+        m.d.sync += a_busy.eq(0)
+
+    # ---- B: the static program on one FX FMA ------------------------------------------
+    s_reg, a_reg, u_reg, v_reg, c_reg = (Signal(FX.bits, name=n_)
+                                         for n_ in ("s_reg", "a_reg", "u_reg", "v_reg",
+                                                    "c_reg"))
+    b_bad, b_err, b_slot = Signal(), Signal(), Signal()
+    b_cnt = Signal(range(NB + 2))
+    st = Signal(range(self.t_fin + 2))
+    b_run, b_done = Signal(), Signal()
+    m.d.comb += b_idle.eq(~b_run & ~b_done)
+    h_err = (h_cnt < self.n_min) | (h_cnt > NB)
+    with m.If(hand):
+        m.d.sync += [b_bad.eq(h_bad), b_err.eq(h_err), b_slot.eq(h_slot),
+                     b_cnt.eq(h_cnt), b_run.eq(~h_err), b_done.eq(h_err), st.eq(0)]
+    with m.Elif(b_run):
+        m.d.sync += st.eq(st + 1)
+    fin = b_run & (st == self.t_fin)
+    j_valid = Signal()
+    push = b_done & ~j_valid
+    with m.If(fin):
+        m.d.sync += [b_run.eq(0), b_done.eq(1)]
+    with m.Elif(push):
+        m.d.sync += b_done.eq(0)
+
+    # the start, from s = t[0]
+    s_src = t[0]
+    s_e = s_src[23:33]
+    E = Signal(range(-FX.bias - 2, FX.bias + 3))
+    m.d.comb += E.eq(s_e - FX.bias)
+    a0 = Signal(FX.bits)
+    if self.start == "iter":
+        m.d.comb += a0.eq((FX.bias - ((E + 1) >> 1)) << 23)
+    else:
+        q = Signal(range(-FX.bias, FX.bias + 1))
+        m.d.comb += q.eq(E >> 1)
+        bits = Cat(s_src[:23], E[0] + 127)
+        i_ = Signal(32)
+        m.d.comb += i_.eq(MAGIC - (bits >> 1))
+        m.d.comb += a0.eq(Cat(i_[:23], i_[23:31] - 127 - q + FX.bias))
+    sqrt_code = Signal(FX.bits)
+    with m.Switch(b_cnt):
+        for n in range(self.n_min, NB + 1):
+            with m.Case(n):
+                m.d.comb += sqrt_code.eq(_fx_code(sqrt_rn(n * L)))
+    # lam * v: v's exponent field lowered by -log2(lam) (v == 0 kept); exact, since
+    # a nonzero v = RNE(1 - s*u) is at least 2**-48 (docs/iternorm.md)
+    lamv = Signal(FX.bits)
+    k_ = -self.lam_log2
+    m.d.comb += lamv.eq(Mux((v_reg[23:33] == 0) | (k_ == 0), v_reg,
+                            v_reg - (k_ << 23)))
+    srcs = {"one": Const(FX_ONE, FX.bits), "negzero": Const(FX_NEGZERO, FX.bits),
+            "negs": s_reg ^ (1 << 33), "a": a_reg, "u": u_reg, "lamv": lamv,
+            "sqrt": sqrt_code}
+    dsts = {"u": u_reg, "v": v_reg, "a": a_reg, "c": c_reg}
+    ua, ub, uc = (Signal(FX.bits, name=f"upd_{x}") for x in "abc")
+    issue = Signal()
+    writes = {}
+    Lf = self.upd.latency
+    with m.If(b_run):
+        for when, op in self.program:
+            with m.If(st == when):
+                if op == "start":
+                    m.d.sync += [s_reg.eq(s_src), a_reg.eq(a0)]
+                    continue
+                get = [t[x[1]] if isinstance(x, tuple) else srcs[x] for x in op[:3]]
+                m.d.comb += [ua.eq(get[0]), ub.eq(get[1]), uc.eq(get[2]), issue.eq(1)]
+            writes.setdefault(op[3] if op != "start" else None, []).append(when + Lf)
+    m.d.comb += [upd.i.valid.eq(issue), upd.i.payload.a.eq(ua),
+                 upd.i.payload.b.eq(ub), upd.i.payload.c.eq(uc), upd.o.ready.eq(1)]
+    res = upd.o.payload.r
+    for dst, whens in writes.items():
+        if dst is None:
+            continue
+        reg = t[dst[1]] if isinstance(dst, tuple) else dsts[dst]
+        with m.If(b_run & Cat(*[st == w for w in whens]).any()):
+            m.d.sync += reg.eq(res)
+    c_fin = c_reg if self.mode == "rmsnorm" else a_reg
+
+    # job register B -> C
+    j_c, j_bad, j_zero, j_err, j_slot = (Signal(FX.bits), Signal(), Signal(),
+                                         Signal(), Signal())
+    j_cnt = Signal(range(NB + 2))
+    with m.If(push):
+        m.d.sync += [j_c.eq(c_fin), j_bad.eq(b_bad), j_zero.eq(s_reg[:33] == 0),
+                     j_err.eq(b_err), j_slot.eq(b_slot), j_cnt.eq(b_cnt)]
+
+    # ---- C: read the buffer, the output FMAs, emit ------------------------------------
+    c_act = Signal()
+    c_cnt = Signal(range(NB + 1))
+    c_n = Signal(range(NB + 2))
+    c_c, c_bad, c_zero, c_err, c_slot = (Signal(FX.bits), Signal(), Signal(),
+                                         Signal(), Signal())
+    c_take = ~c_act & j_valid
+    m.d.sync += j_valid.eq((j_valid & ~c_take) | push)
+    with m.If(c_take):
+        m.d.sync += [c_n.eq(j_cnt), c_c.eq(j_c), c_bad.eq(j_bad), c_zero.eq(j_zero),
+                     c_err.eq(j_err), c_slot.eq(j_slot)]
+    is_last = c_err | (c_cnt == c_n - 1)
+    r_valid, r_last, r_bad, r_zero, r_err = (Signal(), Signal(), Signal(), Signal(),
+                                             Signal())
+    r_c = Signal(FX.bits)
+    advance = ~r_valid | outs[0].i.ready
+    m.d.comb += [rp.addr.eq(Cat(c_cnt[:aw], c_slot) if NB > 1 else c_slot),
+                 rp.en.eq(advance)]
+    with m.If(advance):
+        m.d.sync += [r_valid.eq(c_act), r_last.eq(is_last), r_c.eq(c_c),
+                     r_bad.eq(c_bad), r_zero.eq(c_zero), r_err.eq(c_err)]
+    go = advance & c_act
+    done = go & is_last
+    m.d.sync += [c_act.eq(Mux(c_take, 1, c_act & ~done)),
+                 c_cnt.eq(Mux(c_take, 0, Mux(go, c_cnt + 1, c_cnt)))]
+    m.d.comb += busy_clr.eq(Mux(done, Mux(c_slot, 0b10, 0b01), 0))
+    c_val = Mux(r_zero, 0, r_c)
+    negz = 1 << (B - 1)
+    for k, o in enumerate(outs):
+        m.d.comb += [o.i.valid.eq(r_valid), o.i.payload.a.eq(c_val),
+                     o.i.payload.b.eq(rp.data[k * B:(k + 1) * B]),
+                     o.i.payload.c.eq(negz), o.o.ready.eq(self.o.ready)]
+    # the beat's flags beside the FMAs: a FIFO as deep as they hold beats
+    fl = SyncFIFOBuffered(width=3, depth=outs[0].latency + 1)
+    m.submodules.flags = fl
+    m.d.comb += [fl.w_en.eq(r_valid & outs[0].i.ready),
+                 fl.w_data.eq(Cat(r_last, r_bad, r_err)),
+                 fl.r_en.eq(outs[0].o.valid & self.o.ready)]
+    o_last, o_bad, o_err = fl.r_data[0], fl.r_data[1], fl.r_data[2]
+    m.d.comb += [self.o.valid.eq(outs[0].o.valid), self.o.payload.last.eq(o_last),
+                 self.o.payload.err.eq(o_err)]
+    for k, o in enumerate(outs):
+        m.d.comb += self.o.payload[f"y{k}"].eq(
+            Mux(o_err, 0, Mux(o_bad, f.nan_code, o.o.payload.r)))
+    return m
+
+
+_Norm._elaborate_fast = _elaborate_fast
 
 
 def _mux_fixed(sel, a, b):

@@ -133,6 +133,9 @@ def _norm_opts():
         Opt("--lam", "lam", "update step, a power of two", type=float, default=0.5),
         Opt("--affine", "affine", "stream gamma and beta beside x", type=bool,
             default=False, boolean=True),
+        *_timing_opts()[1:],
+        Opt("--partials", "partials", "sums of squares kept per lane with --fmax (a "
+            "power of two; default: the fewest the accumulate loop needs)", type=int),
     )
 
 

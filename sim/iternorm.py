@@ -146,7 +146,7 @@ def expected_beats(tb, vecs):
         x, g, b = v
         kw = dict(gamma=g, beta=b) if p["affine"] else {}
         y = fn(x[None, :], p["fmt"], mode=p["mode"], iters=p["iters"], lam=p["lam"],
-               lanes=L, **kw)[0].reshape(-1, L)
+               lanes=L, partials=p.get("partials", 1), **kw)[0].reshape(-1, L)
         nb = len(y)
         fields = {f"y{k}": y[:, k] for k in range(L)}
         fields["last"] = [int(j == nb - 1) for j in range(nb)]

@@ -39,8 +39,11 @@ def rn24(x):
     return sgn * q * ulp
 
 
-def oracle_norm(xcodes, fmt, mode, iters, lam, lanes, start):
-    """One vector, exactly as specified; returns (output codes, a_K)."""
+def oracle_norm(xcodes, fmt, mode, iters, lam, lanes, start, partials=1):
+    """One vector, exactly as specified; returns (output codes, a_K). ``partials``:
+    element j goes to lane j % lanes, beat j // lanes to that lane's sum
+    (j // lanes) % partials; the sums are added pairwise in the order sum 0's lanes,
+    sum 1's lanes, ... (docs/iternorm.md, "The fmax build")."""
     xs = []
     for c in xcodes:
         s, v = oracle.value(int(c), fmt)
@@ -48,9 +51,10 @@ def oracle_norm(xcodes, fmt, mode, iters, lam, lanes, start):
     d = len(xs)
 
     def lane_tree(vals, square):
-        acc = [Fraction(0)] * lanes
+        acc = [Fraction(0)] * (lanes * partials)
         for j, v in enumerate(vals):
-            acc[j % lanes] = rn24(acc[j % lanes] + (v * v if square else v))
+            i = ((j // lanes) % partials) * lanes + j % lanes
+            acc[i] = rn24(acc[i] + (v * v if square else v))
         while len(acc) > 1:
             acc = [rn24(acc[2 * k] + acc[2 * k + 1]) for k in range(len(acc) // 2)]
         return acc[0]
@@ -106,8 +110,9 @@ def oracle_norm(xcodes, fmt, mode, iters, lam, lanes, start):
     return out, a
 
 
-def oracle_vector(xcodes, fmt, mode="l2", iters=5, lam=0.5, lanes=4, start="iter"):
-    return oracle_norm(xcodes, fmt, mode, iters, lam, lanes, start)
+def oracle_vector(xcodes, fmt, mode="l2", iters=5, lam=0.5, lanes=4, start="iter",
+                  partials=1):
+    return oracle_norm(xcodes, fmt, mode, iters, lam, lanes, start, partials)
 
 
 # -- primitives ----------------------------------------------------------------------
@@ -194,6 +199,27 @@ def test_vectors_match_exact_model(fmt, mode, start, lanes):
             exp, a = oracle_vector(codes[v], fmt, mode, iters, lam, lanes, start)
             assert Fraction(float(info["a"][-1][v])) == a
             assert [int(g) for g in got[v]] == exp, (v, iters, lam)
+
+
+@pytest.mark.parametrize("fmt,mode,start,lanes,partials", [
+    ("fp32", "l2", "iter", 2, 8), ("fp32", "rmsnorm", "fisr", 4, 4),
+    ("bf16", "l2", "fisr", 1, 16), ("fp32", "layernorm", "iter", 2, 2)])
+def test_partials_match_exact_model(fmt, mode, start, lanes, partials):
+    """The fmax build's order of the sums (P per lane), against the exact model; and
+    it is a different order: s differs from the one-sum order on some vectors."""
+    rng = np.random.default_rng([9, lanes, partials])
+    x = rng.standard_normal((6, 128)) * np.exp2(rng.integers(-20, 20, (6, 1)))
+    x[:, 3] *= 40
+    codes = golden.encode(x, fmt)
+    fn = golden.iternorm if start == "iter" else golden.fisrnorm
+    got, info = fn(codes, fmt, mode=mode, iters=3, lanes=lanes, partials=partials,
+                   trace=True)
+    one = fn(codes, fmt, mode=mode, iters=3, lanes=lanes, trace=True)[1]
+    for v in range(len(codes)):
+        exp, a = oracle_vector(codes[v], fmt, mode, 3, 0.5, lanes, start, partials)
+        assert Fraction(float(info["a"][-1][v])) == a
+        assert [int(g) for g in got[v]] == exp, v
+    assert (info["s"] != one["s"]).any()
 
 
 # -- behaviour -------------------------------------------------------------------------

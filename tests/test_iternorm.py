@@ -33,14 +33,29 @@ SLOW = [
 ]
 
 
+# the fmax build (lane sums on Dots with P partials, the scalar program on one
+# pipelined FX FMA, output FMAs): (class, fmt, lanes, max_d, mode, iters, fmax)
+FMAX = [
+    (FisrNorm, "fp32", 4, 128, "rmsnorm", 2, 80),
+]
+FMAX_SLOW = [
+    (IterNorm, "bf16", 2, 64, "l2", 5, 100),
+    (IterNorm, "bf16", 16, 256, "rmsnorm", 3, 100),
+    (IterNorm, "bf16", 1, 64, "l2", 5, 125),
+    (FisrNorm, "bf16", 8, 128, "l2", 4, 60),
+]
+
+
 def _id(c):
     cls, fmt, lanes, d, mode, k, aff = c
-    return f"{cls.__name__}-{fmt}-l{lanes}-d{d}-{mode}-k{k}{'-aff' if aff else ''}"
+    tail = f"-f{aff}" if not isinstance(aff, bool) else "-aff" if aff else ""
+    return f"{cls.__name__}-{fmt}-l{lanes}-d{d}-{mode}-k{k}{tail}"
 
 
 def _run(case, sim, build_root, **opts):
     cls, fmt, lanes, max_d, mode, iters, affine = case
-    core = cls(fmt=fmt, lanes=lanes, max_d=max_d, mode=mode, iters=iters, affine=affine)
+    kw = dict(affine=affine) if isinstance(affine, bool) else dict(fmax=affine)
+    core = cls(fmt=fmt, lanes=lanes, max_d=max_d, mode=mode, iters=iters, **kw)
     res = runner.run(core, "lpcores.sim.iternorm", sim=sim, seed=20261123,
                      build_root=build_root, options=opts)
     runner.assert_passes(res)
@@ -58,6 +73,19 @@ def test_iternorm_rtl(case, build_root):
 @pytest.mark.parametrize("case", SLOW, ids=[_id(c) for c in SLOW])
 def test_iternorm_rtl_slow(case, build_root):
     _run(case, "verilator", build_root, vectors=60)
+
+
+@pytest.mark.sim
+@pytest.mark.parametrize("case", FMAX, ids=[_id(c) for c in FMAX])
+def test_iternorm_fmax_rtl(case, build_root):
+    _run(case, "verilator", build_root, vectors=20, b2b=6)
+
+
+@pytest.mark.sim
+@pytest.mark.slow
+@pytest.mark.parametrize("case", FMAX_SLOW, ids=[_id(c) for c in FMAX_SLOW])
+def test_iternorm_fmax_rtl_slow(case, build_root):
+    _run(case, "verilator", build_root, vectors=40)
 
 
 @pytest.mark.sim
@@ -111,12 +139,70 @@ def test_bad_params(cls, kwargs, msg):
     assert str(e.value) == msg
 
 
+@pytest.mark.parametrize("kwargs,msg", [
+    (dict(fmax=100, partials=2),
+     "partials=2 is too few for fmax=100 MHz on ecp5: the lane sums' accumulate loop is "
+     "8 cycles deep at that clock and needs partials >= 8; with partials=2 the delay "
+     "model reaches about 34 MHz"),
+    (dict(fmax=100, partials=3), "partials must be a power of two in 1..64, got partials=3"),
+    (dict(fmax=300), "fmax=300 MHz is beyond what the delay model reaches for this "
+     "{core}'s lane sums on ecp5: the fastest is about 128 MHz, with 11 stages"),
+    (dict(fmax=0), "fmax must be a positive number of MHz, got fmax=0"),
+    (dict(fmax=100, mode="layernorm"), "fmax applies to modes l2 and rmsnorm without "
+     "affine for now, got mode=layernorm (leave fmax out for the one-cycle build)"),
+    (dict(fmax=100, affine=True), "fmax applies to modes l2 and rmsnorm without affine "
+     "for now, got affine=True (leave fmax out for the one-cycle build)"),
+    (dict(partials=4), "partials applies to the fmax build only (give fmax too), got "
+     "partials=4"),
+    (dict(family="ice40"), "family applies to the fmax build only (give fmax too), got "
+     "family='ice40'"),
+])
+@pytest.mark.parametrize("cls", [IterNorm, FisrNorm])
+def test_bad_params_fmax(cls, kwargs, msg):
+    with pytest.raises(ParamError) as e:
+        cls(lanes=2, max_d=64, **kwargs)
+    assert str(e.value) == msg.format(core=cls.__name__.lower())
+
+
+def test_fmax_plan_and_sidecar():
+    """The fmax build: sub-cores planned for the clock, the fewest partials (a power
+    of two) the lane sums' loop needs, the scalar program's schedule respecting the
+    FX FMA's latency, and the latency formula from its parts."""
+    core = IterNorm(fmt="bf16", lanes=2, max_d=64, fmax=100)
+    sc = core.sidecar()
+    P = core.partials
+    assert sc["params"]["partials"] == P and sc["params"]["fmax"] == 100
+    loop = core.dots[0].loop_cycles
+    assert loop <= P < 2 * loop and P & (P - 1) == 0
+    assert core.module_name == f"iternorm_bf16_l2_d64_l2_k5_p{P}_f100ecp5"
+    Lf = core.upd.latency
+    written = {}
+    for t, op in core.program:                 # every operand written before it is read
+        if op == "start":
+            assert t >= written[("t", 0)]
+            written["a"] = written["negs"] = t + 1
+            continue
+        for src in op[:3]:
+            src = "v" if src == "lamv" else src
+            if src not in ("one", "negzero", "sqrt"):
+                assert t >= written.get(src, 0), (t, op)
+        written[op[3]] = t + Lf + 1
+    ops = [op for _, op in core.program]
+    assert len(ops) == (2 * P - 1) + 1 + 3 * 5    # tree over 2P sums, start, K updates
+    assert core.latency_of(64) == 2 * 32 + core.const
+    assert core.const == (P + core.dots[0].latency + core.t_fin
+                          + core.outs[0].latency + 3)
+    assert sc["timing"]["partials"] == P and sc["timing"]["estimate_mhz"] >= 100
+    assert f"2*d/2 + {core.const} cycles" in sc["latency_formula"]
+
+
 @pytest.mark.parametrize("cls,kw", [
     pytest.param(IterNorm, dict(fmt="bf16", lanes=16, max_d=1024, mode="rmsnorm"),
                  marks=pytest.mark.slow),
     (FisrNorm, dict(fmt="fp32", lanes=2, max_d=64, iters=2, affine=True)),
     (IterNorm, dict(fmt="bf16", lanes=2, max_d=64, mode="layernorm", iters=1,
                     affine=True)),
+    (FisrNorm, dict(fmt="bf16", lanes=4, max_d=64, mode="rmsnorm", iters=2, fmax=100)),
 ])
 def test_lint_clean_and_deterministic(cls, kw, tmp_path):
     # (tests/test_generate.py does this for every registered core once it lists a
