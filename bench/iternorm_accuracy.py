@@ -9,7 +9,8 @@ float64 reference:
 * ``ulp``: |out - ref64| in ulps of ref64 at the output format's precision.
 
 Writes docs/iternorm/accuracy.csv, accuracy.png / .svg and accuracy.md (tables),
-and prints the summary. Run: ``python bench/iternorm_accuracy.py [--vectors N]``.
+and docs/iternorm/partials.md (the fmax build's order of the sums, ``partials`` 8,
+against the one-sum order), and prints the summary. Run: ``python bench/iternorm_accuracy.py [--vectors N]``.
 """
 
 import argparse
@@ -145,6 +146,36 @@ def markdown(rows):
     return "\n".join(lines) + "\n"
 
 
+def partials_rows(n_vec, partials=(1, 8), ds=(64, 256, 1024, 4096), Ks=(3, 5),
+                  seed=2026):
+    """The fmax build's order of the sums (``partials`` P per lane, lanes 2 as in
+    its default configuration) against the one-sum order: mean ulp error."""
+    rows = []
+    for fmt in FMTS:
+        for d in ds:
+            rng = np.random.default_rng([seed, d])
+            codes = golden.encode(activations(rng, n_vec, d), fmt)
+            ref, _ = G.reference(codes, fmt, "l2")
+            for name, fn in METHODS.items():
+                for K in Ks:
+                    row = dict(fmt=fmt, d=d, method=name, K=K)
+                    for P in partials:
+                        out = fn(codes, fmt, iters=K, lanes=2, partials=P)
+                        row[f"P{P}"] = float(ulps(out, ref, fmt).mean())
+                    rows.append(row)
+    return rows
+
+
+def partials_markdown(rows, partials=(1, 8)):
+    head = " | ".join(f"P={p}" for p in partials)
+    lines = [f"| fmt | d | method | K | {head} |",
+             "|---|---|---|---|" + "---|" * len(partials)]
+    for r in rows:
+        cells = " | ".join(f"{r[f'P{p}']:.3g}" for p in partials)
+        lines.append(f"| {r['fmt']} | {r['d']} | {r['method']} | {r['K']} | {cells} |")
+    return "\n".join(lines) + "\n"
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--vectors", type=int, default=32, help="vectors per (fmt, d)")
@@ -160,6 +191,9 @@ def main(argv=None):
     (args.out / "accuracy.md").write_text(md)
     plot(rows, args.out / "accuracy")
     print(md)
+    pmd = partials_markdown(partials_rows(args.vectors))
+    (args.out / "partials.md").write_text(pmd)
+    print(pmd)
 
 
 if __name__ == "__main__":

@@ -126,6 +126,7 @@ def plan_pipeline(core, cuts, *, stages=None, fmax=None, family=None, name=None)
     family = family or "ecp5"
     fab = fabric(family)
     core.family = family
+    core._pipe_fmax = fmax               # blocks built only for a clock read it
     core._pipe_selected = frozenset()
     core._pipe_segments = None
     if not hasattr(core, "stages"):

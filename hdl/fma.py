@@ -98,8 +98,9 @@ class FMA(StreamCore):
             ub = unpack(m, pl.b, fb, name="b", pipe=pipe)
             uc = unpack(m, pl.c, fc, name="c", pipe=pipe)
         ua, ub, uc = pipe.cut("unpack", ua, ub, uc)
-        p = multiply(m, ua, fa, ub, fb, name="p", pipe=pipe)
-        p, uc = pipe.cut("mul", p, uc)
+        with pipe.carry(uc) as cu:               # across a wide product's fine cut
+            p = multiply(m, ua, fa, ub, fb, name="p", pipe=pipe, dsp_cut=True)
+        p, uc = pipe.cut("mul", p, *cu.values)
         al = align(m, p, uc, fc, name="s", pipe=pipe, emin=fc.emin,
                    p_bounds=fa.emin + fb.emin - fa.man_bits - fb.man_bits)
         al = pipe.cut("align", al)

@@ -442,9 +442,10 @@ class Fixed:
 
 
 LUT_MUL_MAX = 5     # significands up to 5 x 5 bits multiply in LUTs (FABRIC.md)
+DSP_WIDTH = 18      # one MULT18X18D (ECP5; Gowin's and Xilinx's take at least as much)
 
 
-def multiply(m, ua, fa, ub, fb, name="p", pipe=None, lut=None):
+def multiply(m, ua, fa, ub, fb, name="p", pipe=None, lut=None, dsp_cut=False):
     """Exact product of two unpacked floats (significands not normalized).
 
     ``mag`` has ``(Ma + 1) + (Mb + 1)`` bits; ``exp0 = ea + eb - Ma - Mb``. Specials:
@@ -455,6 +456,10 @@ def multiply(m, ua, fa, ub, fb, name="p", pipe=None, lut=None):
     both significands have at most ``LUT_MUL_MAX`` bits (a 4x4 LUT product is faster
     than a fabric-registered MULT18X18D and costs about 60 LUTs), or when the
     family has no DSP blocks.
+
+    ``dsp_cut``: on a pipe planned for a clock, a product wider than one DSP is
+    built from partial products with a fine cut after them (``name.pp``,
+    :func:`_multiply_wide`); the caller carries what crosses it.
     """
     fa, fb = get_format(fa), get_format(fb)
     ea, eb = Value.cast(ua.exp), Value.cast(ub.exp)
@@ -466,6 +471,9 @@ def multiply(m, ua, fa, ub, fb, name="p", pipe=None, lut=None):
     if lut is None:
         lut = max(len(sa), len(sb)) <= LUT_MUL_MAX or (
             pipe is not None and not pipe.fab.has_dsp)
+    if (dsp_cut and not lut and pipe is not None and max(len(sa), len(sb)) > DSP_WIDTH
+            and getattr(pipe.core, "_pipe_fmax", None) is not None):
+        return _multiply_wide(m, ua, ub, fa, fb, sa, sb, exp0, mag, name, pipe)
     if lut:
         # shift-and-add over the narrower operand: no $mul cell, so no DSP
         if len(sb) > len(sa):
@@ -483,6 +491,33 @@ def multiply(m, ua, fa, ub, fb, name="p", pipe=None, lut=None):
     is_nan = ua.is_nan | ub.is_nan | (ua.is_inf & ub.is_zero) | (ua.is_zero & ub.is_inf)
     return Fixed(ua.sign ^ ub.sign, mag, exp0, ua.is_zero | ub.is_zero,
                  ua.is_inf | ub.is_inf, is_nan)
+
+
+def _multiply_wide(m, ua, ub, fa, fb, sa, sb, exp0, mag, name, pipe):
+    """:func:`multiply` of significands wider than one DSP, on a pipe: the partial
+    products of ``DSP_WIDTH``-bit chunks, each its own inferred DSP, a fine cut after
+    them (``name.pp``), then their sum, cuttable between levels. Inferred whole, the
+    DSPs' combining adder would sit unregistered behind them (24x24 on ECP5:
+    11.4 ns, FABRIC.md)."""
+    w = DSP_WIDTH
+    m.d.comb += exp0.eq(Value.cast(ua.exp) + Value.cast(ub.exp)
+                        - (fa.man_bits + fb.man_bits))
+    is_nan = ua.is_nan | ub.is_nan | (ua.is_inf & ub.is_zero) | (ua.is_zero & ub.is_inf)
+    flags = (ua.sign ^ ub.sign, ua.is_zero | ub.is_zero, ua.is_inf | ub.is_inf, is_nan)
+    pps = []
+    for i in range(0, len(sa), w):
+        for j in range(0, len(sb), w):
+            x, y = sa[i:i + w], sb[j:j + w]
+            pp = Signal(len(x) + len(y), name=f"{name}_pp{i}_{j}")
+            m.d.comb += pp.eq(x * y)
+            pps.append(Cat(Const(0, i + j), pp) if i + j else pp)
+    pipe.charge(max(pipe.fab.dsp_mul, pipe.fab.carry(len(exp0))))
+    pps, exp0_, flags = pipe.cut(f"{name}.pp", tuple(pps), exp0, flags)
+    with pipe.carry(exp0_, *flags) as cc:           # across the sum's level cuts
+        m.d.comb += mag.eq(sum_tree(m, list(pps), len(mag), name=f"{name}_ps",
+                                    signed_=False, pipe=pipe))
+    exp0_, *flags = cc.values
+    return Fixed(flags[0], mag, exp0_, *flags[1:])
 
 
 def lane_products(m, pairs, fa, fb, pipe, unpack_fn=None):

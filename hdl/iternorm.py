@@ -40,6 +40,30 @@ C. **Emit**: reads the buffer and writes ``RNE_fmt(c*y)`` (with affine
 FX is fp32's significand with a 10-bit exponent (golden/iternorm.py): ``s`` can
 neither overflow nor underflow for fp32 or bf16 inputs, so no pre-scaling pass.
 
+**The fmax build** (``fmax=``, modes ``l2`` and ``rmsnorm``, no affine): the same
+three units built from the project's pipelined stream cores, each planned for the
+clock by its own delay model, so no loop is one cycle:
+
+A. each lane's squares accumulate on a :class:`.dot.Dot` (``accumulate="fp"``,
+   ``lanes=1``, result format FX) with ``contexts = partials`` (P): beat j of a
+   vector goes to the lane's sum ``j mod P``, so the accumulate loop may be P
+   cycles deep. After the vector's last beat A feeds P pad beats (``+0``, each
+   ``last`` for one sum): they emit the P sums, in the order ``(n + i) mod P``, into
+   B's registers ``t[(j)*lanes + k]``. The next vector streams in meanwhile (only its
+   sums wait until B is idle: the Dots stall).
+B. a static program on one FX :class:`.fma.FMA`: the pairwise tree over the
+   ``P*lanes`` sums (context-major: the lanes of each sum first), the start, ``K``
+   updates (``lam*v`` by lowering v's exponent field: exact, a nonzero
+   ``v = RNE(1 - s*u)`` is at least 2**-48), the scale; each op issues as soon as
+   its operands are written (the FMA's latency apart when dependent), the schedule
+   computed here and decoded from a step counter.
+C. the buffer streams through one :class:`.fma.FMA` a lane, ``RNE_fmt(c*x + -0)``
+   (which is ``RNE_fmt(c*x)``), the beats' flags in a FIFO beside them.
+
+The golden model takes the same ``partials`` (P = 1 is the order above).
+Latency: ``2*d/lanes + P + Ld + T + Lc + 3`` (Ld, Lc: the lane Dot's and the output
+FMA's latency, T: the program's last write), in the sidecar.
+
 Latency (first input beat to last output beat, ``o.ready`` high, unit idle):
 ``2*d/lanes + log2(lanes) + 3*K + R + 6`` cycles, ``R = 1`` for rmsnorm, else 0;
 layernorm ``3*d/lanes + 2*log2(lanes) + 3*K + 11`` (``affine`` adds 1 to either).

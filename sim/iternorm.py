@@ -178,8 +178,13 @@ async def run_and_check(tb, vecs, *, what, rng, p_valid=1.0, p_ready=1.0,
         if e:
             vec_of_end[i] = k
             k += 1
+    # a vector occupies the scalar unit for about its latency's constant (the fmax
+    # build: hundreds of cycles), so the time budget grows with the vectors
+    slack = 1.0 / max(min(p_valid, p_ready), 0.05)
+    budget = (int((len(beats) + 50) * slack * 4) + 1000
+              + (len(vecs) + 20) * (tb.sidecar["latency"] + 50))
     tr = await tb.stream(beats, rng=rng, ends=ends, p_valid=p_valid, p_ready=p_ready,
-                         reset_at=reset_at)
+                         reset_at=reset_at, max_cycles=budget)
     checked = 0
     for si, seg in enumerate(tr.segments):
         groups = groups_of(seg.accepted, ends)

@@ -117,6 +117,20 @@ def test_unreachable_fmax_names_the_fastest_clock_and_its_stages():
     assert core.stages <= stages
 
 
+def test_wide_product_is_cut_after_its_partial_products():
+    """Significands wider than one DSP (fp32's 24 bits): with fmax the product is
+    built from 18-bit partial products with a fine cut after them; with stages (or
+    no pipeline) it stays one inferred multiply (the netlist unchanged)."""
+    core = FMA(a_fmt="fp32", b_fmt="fp32", fmax=100)
+    assert "p.pp" in [p for p, _ in core.segments]
+    assert "p.pp" in core.timing["cuts"]
+    assert {"p.pp", "p_ps.1"} <= set(FMA(a_fmt="fp32", b_fmt="fp32", fmax=120).timing["cuts"])
+    assert "p.pp" not in [p for p, _ in FMA(a_fmt="bf16", b_fmt="bf16",
+                                             fmax=100).segments]
+    from lpcores.hdl.base import verilog_text
+    assert "p_pp0_18" not in verilog_text(FMA(a_fmt="fp32", b_fmt="fp32", stages=3))
+
+
 # -- the regression of fmax configurations on the generated Verilog -----------------
 
 FMAX_CASES = [
@@ -130,6 +144,10 @@ FMAX_CASES = [
      {"random": 20000}),
     (FMA, dict(a_fmt="e5m2", b_fmt="e5m2", acc_fmt="bf16", fmax=30, family="ice40"),
      "lpcores.sim.fma", {}),
+    # a 24x24 significand product: DSP-wide partial products, a cut, their sum (and a
+    # cut inside the sum: p.pp and p_ps.1 at 120 MHz)
+    (FMA, dict(a_fmt="fp32", b_fmt="fp32", fmax=120), "lpcores.sim.fma",
+     {"random": 20000}),
     (Convert, dict(in_fmt="fp32", out_fmt="e4m3", fmax=150), "lpcores.sim.convert", {}),
     (Dot, dict(a_fmt="e4m3", b_fmt="e4m3", lanes=8, fmax=125), "lpcores.sim.dot", {}),
     (Dot, dict(a_fmt="e4m3", b_fmt="e4m3", lanes=4, max_terms=64, addend=True,
