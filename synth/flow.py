@@ -399,8 +399,17 @@ def report_markdown(r):
     if tm:
         asked = tm.get("fmax_asked_mhz")
         got = r.get("fmax_mhz")
-        lines += [f"Pipelining: {len(tm['cuts'])} registers besides the output "
-                  f"({', '.join(tm['cuts']) or 'none'}); delay model ({tm['family']}): "
+        if "cuts" in tm:
+            how = (f"{len(tm['cuts'])} registers besides the output "
+                   f"({', '.join(tm['cuts']) or 'none'})")
+        else:
+            # a core built from sub-cores, each planned for the clock (IterNorm)
+            subs = {k: v for k, v in tm.items() if isinstance(v, dict) and "cuts" in v}
+            how = ("sub-cores planned for the clock ("
+                   + ", ".join(f"{k}: {len(v['cuts'])} registers, model "
+                               f"{v['estimate_mhz']} MHz" for k, v in subs.items())
+                   + (f"; partials {tm['partials']}" if "partials" in tm else "") + ")")
+        lines += [f"Pipelining: {how}; delay model ({tm['family']}): "
                   f"{tm['estimate_mhz']} MHz"
                   + (f", asked {asked:g} MHz" if asked else "")
                   + (f", achieved {got:.1f} MHz" if got is not None else "") + ".", ""]

@@ -276,6 +276,26 @@ def test_synth_report_shows_estimate_asked_and_achieved():
             "104.2 MHz, asked 100 MHz, achieved 97.5 MHz.") in text
 
 
+def test_synth_report_of_a_core_built_from_sub_cores():
+    """IterNorm's fmax build records each sub-core's plan (no top-level cut list):
+    the report names them instead of failing (a KeyError once)."""
+    from lpcores.hdl.iternorm import IterNorm
+    from lpcores.synth.flow import report_markdown
+    core = IterNorm(fmt="bf16", lanes=2, max_d=64, fmax=100)
+    rep = {"module": "m", "target": "ecp5", "device": "25k", "resources": {
+        "luts": 1, "ffs": 1, "dsps": 0, "brams": 0, "carries": 0, "latches": 0},
+        "wrapper": {"ffs": 1, "luts": 1}, "cells": {}, "tools": {}, "latency": 3,
+        "fmax_mhz": 97.5, "seed": 1, "timing": core.sidecar()["timing"]}
+    t = core.timing
+    text = report_markdown(rep)
+    assert (f"Pipelining: sub-cores planned for the clock (lane_dot: "
+            f"{len(t['lane_dot']['cuts'])} registers, model "
+            f"{t['lane_dot']['estimate_mhz']} MHz, scalar_fma: "
+            f"{len(t['scalar_fma']['cuts'])} registers") in text
+    assert (f"partials {core.partials}); delay model (ecp5): {t['estimate_mhz']} MHz, "
+            f"asked 100 MHz, achieved 97.5 MHz.") in text
+
+
 def test_dot_fp_accumulation_needs_contexts_for_fmax():
     """The fp accumulator rounds in a loop: one context keeps it one cycle deep, so
     a clock that needs it deeper names the contexts it needs (docs/contexts.md)."""
