@@ -338,19 +338,8 @@ class _Norm(StreamCore):
         if self.affine:
             word = Cat(word, *[pay[f"g{k}"] for k in range(L)],
                        *[pay[f"b{k}"] for k in range(L)])
-        cnt1 = Signal(range(NB + 2))
-        m.d.comb += cnt1.eq(Mux(wcnt > NB, wcnt, wcnt + 1))
-        m.d.comb += [wp.addr.eq(Cat(wcnt[:aw], wslot) if NB > 1 else wslot),
-                     wp.data.eq(word), wp.en.eq(take & (wcnt < NB))]
-        emax_field = (1 << f.exp_bits) - 1
-        beat_bad = Cat(*[x[f.man_bits:f.man_bits + f.exp_bits] == emax_field
-                         for x in xs]).any()
-        busy_set = Signal(2)
-        busy_clr = Signal(2)
-        m.d.comb += busy_set.eq(Mux(take & (wcnt == 0), Mux(wslot, 0b10, 0b01), 0))
-        m.d.sync += busy.eq((busy | busy_set) & ~busy_clr)
-        m.d.sync += [wcnt.eq(Mux(take, Mux(pay.last, 0, cnt1), wcnt)),
-                     wslot.eq(wslot ^ (take & pay.last))]
+        cnt1, beat_bad, busy_clr = _buffer_in(m, f, xs, word, take, pay.last, NB, aw,
+                                               wp, wcnt, wslot, busy)
         # layernorm's second pass (driven by B, below) feeds the same stage
         p_src2 = Signal()                              # stage holds a pass-2 beat
         r2_valid, r2_first, r2_last = Signal(), Signal(), Signal()
@@ -459,19 +448,7 @@ class _Norm(StreamCore):
 
         # the start, from s = t[0] (an FX value, positive, MSB set unless zero)
         s_src = t[0]
-        s_e = s_src[23:33]                             # biased exponent
-        E = Signal(range(-FX.bias - 2, FX.bias + 3))
-        m.d.comb += E.eq(s_e - FX.bias)
-        a0 = Signal(FX.bits)
-        if self.start == "iter":
-            m.d.comb += a0.eq((FX.bias - ((E + 1) >> 1)) << 23)
-        else:
-            q = Signal(range(-FX.bias, FX.bias + 1))
-            m.d.comb += q.eq(E >> 1)
-            bits = Cat(s_src[:23], E[0] + 127)         # fp32 bits of s * 4**-q
-            i_ = Signal(32)
-            m.d.comb += i_.eq(MAGIC - (bits >> 1))
-            m.d.comb += a0.eq(Cat(i_[:23], i_[23:31] - 127 - q + FX.bias))
+        a0 = _start_a0(m, s_src, self.start)
 
         # the one FX fused multiply-add of the updates
         fa_sel = Signal(FX.bits)
@@ -648,6 +625,47 @@ class _Norm(StreamCore):
         return m
 
 
+def _buffer_in(m, f, xs, word, take, last, NB, aw, wp, wcnt, wslot, busy):
+    """A's side of the two-slot vector buffer: write the accepted beat (``word``)
+    at its slot and beat count (saturating past ``max_d``), mark the slot busy at a
+    vector's first beat. Returns the count after the beat, whether the beat holds
+    a NaN/Inf element, and the slots-to-free signal (C drives it)."""
+    cnt1 = Signal(range(NB + 2))
+    m.d.comb += cnt1.eq(Mux(wcnt > NB, wcnt, wcnt + 1))
+    m.d.comb += [wp.addr.eq(Cat(wcnt[:aw], wslot) if NB > 1 else wslot),
+                 wp.data.eq(word), wp.en.eq(take & (wcnt < NB))]
+    emax_field = (1 << f.exp_bits) - 1
+    beat_bad = Cat(*[x[f.man_bits:f.man_bits + f.exp_bits] == emax_field
+                     for x in xs]).any()
+    busy_set = Signal(2)
+    busy_clr = Signal(2)
+    m.d.comb += busy_set.eq(Mux(take & (wcnt == 0), Mux(wslot, 0b10, 0b01), 0))
+    m.d.sync += busy.eq((busy | busy_set) & ~busy_clr)
+    m.d.sync += [wcnt.eq(Mux(take, Mux(last, 0, cnt1), wcnt)),
+                 wslot.eq(wslot ^ (take & last))]
+    return cnt1, beat_bad, busy_clr
+
+
+def _start_a0(m, s_src, start):
+    """The start ``a0`` from ``s`` (an FX code, positive): IterNorm's
+    ``2**-ceil(E/2)``, or FisrNorm's magic constant on the fp32 bits of ``s*4**-q``
+    scaled by ``2**-q`` (golden ``a0_iter`` / ``a0_fisr``)."""
+    s_e = s_src[23:33]                             # biased exponent
+    E = Signal(range(-FX.bias - 2, FX.bias + 3))
+    m.d.comb += E.eq(s_e - FX.bias)
+    a0 = Signal(FX.bits)
+    if start == "iter":
+        m.d.comb += a0.eq((FX.bias - ((E + 1) >> 1)) << 23)
+    else:
+        q = Signal(range(-FX.bias, FX.bias + 1))
+        m.d.comb += q.eq(E >> 1)
+        bits = Cat(s_src[:23], E[0] + 127)         # fp32 bits of s * 4**-q
+        i_ = Signal(32)
+        m.d.comb += i_.eq(MAGIC - (bits >> 1))
+        m.d.comb += a0.eq(Cat(i_[:23], i_[23:31] - 127 - q + FX.bias))
+    return a0
+
+
 def _elaborate_fast(self):
     """The fmax build (module doc): A feeds the lanes' Dots (and P pad beats with
     ``last`` after a vector), collects their P sums each; B runs the static
@@ -687,19 +705,8 @@ def _elaborate_fast(self):
     # Dots stall until B is idle)
     m.d.comb += self.i.ready.eq(slot_ok & ~a_busy & lane_rdy & ~ResetSignal())
     take = self.i.valid & self.i.ready
-    cnt1 = Signal(range(NB + 2))
-    m.d.comb += cnt1.eq(Mux(wcnt > NB, wcnt, wcnt + 1))
-    m.d.comb += [wp.addr.eq(Cat(wcnt[:aw], wslot) if NB > 1 else wslot),
-                 wp.data.eq(Cat(*xs)), wp.en.eq(take & (wcnt < NB))]
-    emax_field = (1 << f.exp_bits) - 1
-    beat_bad = Cat(*[x[f.man_bits:f.man_bits + f.exp_bits] == emax_field
-                     for x in xs]).any()
-    busy_set = Signal(2)
-    busy_clr = Signal(2)
-    m.d.comb += busy_set.eq(Mux(take & (wcnt == 0), Mux(wslot, 0b10, 0b01), 0))
-    m.d.sync += busy.eq((busy | busy_set) & ~busy_clr)
-    m.d.sync += [wcnt.eq(Mux(take, Mux(pay.last, 0, cnt1), wcnt)),
-                 wslot.eq(wslot ^ (take & pay.last))]
+    cnt1, beat_bad, busy_clr = _buffer_in(m, f, xs, Cat(*xs), take, pay.last, NB, aw,
+                                           wp, wcnt, wslot, busy)
     pad = (pad_left != 0) & lane_rdy
     for k, d in enumerate(dots):
         m.d.comb += [d.i.valid.eq(take | pad),
@@ -756,19 +763,7 @@ def _elaborate_fast(self):
 
     # the start, from s = t[0]
     s_src = t[0]
-    s_e = s_src[23:33]
-    E = Signal(range(-FX.bias - 2, FX.bias + 3))
-    m.d.comb += E.eq(s_e - FX.bias)
-    a0 = Signal(FX.bits)
-    if self.start == "iter":
-        m.d.comb += a0.eq((FX.bias - ((E + 1) >> 1)) << 23)
-    else:
-        q = Signal(range(-FX.bias, FX.bias + 1))
-        m.d.comb += q.eq(E >> 1)
-        bits = Cat(s_src[:23], E[0] + 127)
-        i_ = Signal(32)
-        m.d.comb += i_.eq(MAGIC - (bits >> 1))
-        m.d.comb += a0.eq(Cat(i_[:23], i_[23:31] - 127 - q + FX.bias))
+    a0 = _start_a0(m, s_src, self.start)
     sqrt_code = Signal(FX.bits)
     with m.Switch(b_cnt):
         for n in range(self.n_min, NB + 1):
