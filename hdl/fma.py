@@ -36,7 +36,7 @@ from lpcores.formats import FLOAT_FORMATS, get_format
 
 from .base import Field, Pipeline, StreamCore, name_pipelined, plan_pipeline
 from .fp import (ROUNDINGS, add_aligned, align, counted_to_unpacked, fixed_lzc,
-                 multiply, pack, round_apply, round_decide, unpack,
+                 floor_marker, multiply, pack, round_apply, round_decide, unpack,
                  window_exp_min)
 
 __all__ = ["FMA", "ACC_FORMATS"]
@@ -102,9 +102,11 @@ class FMA(StreamCore):
             p = multiply(m, ua, fa, ub, fb, name="p", pipe=pipe, dsp_cut=True)
         p, uc = pipe.cut("mul", p, *cu.values)
         al = align(m, p, uc, fc, name="s", pipe=pipe, emin=fc.emin,
-                   p_bounds=fa.emin + fb.emin - fa.man_bits - fb.man_bits)
+                   p_bounds=fa.emin + fb.emin - fa.man_bits - fb.man_bits,
+                   floor_room=True)
         al = pipe.cut("align", al)
-        with pipe.carry(al.floor) as c:          # across the adder's fine cut
+        # the LZC's floor marker decoded from its room beside the adder's chains
+        with pipe.carry(floor_marker(m, al)) as c:   # across the adder's fine cut
             s = add_aligned(m, al, name="s", pipe=pipe)
         s, floor = pipe.cut("add", s, *c.values)
         cx = pipe.cut("lzc", fixed_lzc(s, m=m, floor=floor, pipe=pipe, name="n"))

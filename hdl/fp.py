@@ -14,6 +14,7 @@ plus the class flags ``is_zero``, ``is_inf``, ``is_nan``.
 """
 
 import contextlib
+import dataclasses
 from dataclasses import dataclass
 
 from amaranth.hdl import Cat, Const, Mux, Signal, Value, signed, unsigned
@@ -57,7 +58,7 @@ __all__ = ["Unpacked", "Rounded", "Fixed", "Aligned", "Counted", "exp_shape", "u
            "lzc", "normalize", "normalize_shift", "round_sig", "round_decide",
            "round_apply", "pack", "round_pack", "shift_levels",
            "multiply", "lane_products", "align_add", "align", "add_aligned", "fixed_lzc", "AlignPre",
-           "align_pre", "align_packed",
+           "align_pre", "align_packed", "floor_marker",
            "counted_to_unpacked",
            "fixed_to_unpacked", "kulisch_width", "to_fixed", "sum_tree",
            "fixed_from_signed", "ROUNDINGS"]
@@ -592,9 +593,11 @@ class Aligned:
     p_nan: Value
     c_nan: Value
     floor: Value = None     # lzc_floor's marker of the sum's window, when asked for
+    room: Value = None      # or its room, not yet decoded (align's floor_room)
+    room_lo: int = None     # the lowest value the room takes (None: unknown)
 
 
-def align(m, p, c, fc, name="s", pipe=None, emin=None, p_bounds=None):
+def align(m, p, c, fc, name="s", pipe=None, emin=None, p_bounds=None, floor_room=False):
     """The first half of :func:`align_add`: place ``p`` and ``c`` in the window.
 
     Timing: the exponent difference and the shift clamp (two short carry chains),
@@ -604,7 +607,11 @@ def align(m, p, c, fc, name="s", pipe=None, emin=None, p_bounds=None):
     ``emin``: also build :func:`lzc_floor`'s marker of the sum (``floor``) here,
     from the exponents, beside the shift clamp and off the adder's path;
     ``p_bounds``, the lowest ``p.exp0`` (a Python int), lets it drop the decode
-    that can never fire (None: assume any)."""
+    that can never fire (None: assume any). ``floor_room``: return the marker's
+    room instead (``room``, ``room_lo``: the addend's or the product's, chosen here,
+    12 bits or so to register instead of the window-wide marker), for
+    :func:`floor_marker` to decode later, beside the adder; the clamp's stage then
+    holds no window-wide mux steered by ``p_sticky``."""
     fc = get_format(fc)
     PW = len(Value.cast(p.mag))
     CW = fc.man_bits + 1
@@ -643,7 +650,12 @@ def align(m, p, c, fc, name="s", pipe=None, emin=None, p_bounds=None):
     with m.Else():
         m.d.comb += sh.eq(dmax - delta)
     floor = None
-    if emin is not None:
+    if emin is not None and floor_room:
+        (rc, lo_c), (rp, lo_p) = rooms
+        floor = Signal(signed(len(rc)), name=f"{name}_room")
+        m.d.comb += floor.eq(Mux(p_sticky, rc, rp))
+        room_lo = None if lo_p is None else min(lo_c, lo_p)
+    elif emin is not None:
         (rc, lo_c), (rp, lo_p) = rooms
         floor = Signal(T, name=f"{name}_floor")
         m.d.comb += floor.eq(Mux(p_sticky, _floor_marker(m, rc, T, f"{name}_c", lo_c),
@@ -653,7 +665,18 @@ def align(m, p, c, fc, name="s", pipe=None, emin=None, p_bounds=None):
     _charge(pipe, lambda fab: fab.carry(len(delta)) + fab.luts(2))
     with _carry(pipe, p, c, ec0, p_sticky, floor) as cc:
         sh = _cut(pipe, f"{name}_al.sh", sh)
-    return _align_place(m, *cc.values, sh, fc, name, pipe)
+    al = _align_place(m, *cc.values, sh, fc, name, pipe)
+    if floor_room and emin is not None:
+        al = dataclasses.replace(al, floor=None, room=al.floor, room_lo=room_lo)
+    return al
+
+
+def floor_marker(m, al, name="s"):
+    """Decode the floor marker (:func:`lzc_floor`) of an :class:`Aligned` built with
+    ``floor_room``: one equality decode a window bit, two LUT levels, off the
+    adder's carry chains when built beside them."""
+    T = len(Value.cast(al.pwin))
+    return _floor_marker(m, al.room, T, f"{name}_f", al.room_lo)
 
 
 def _align_place(m, p, c, ec0, p_sticky, floor, sh, fc, name, pipe):
@@ -815,10 +838,13 @@ def add_aligned(m, a, name="s", pipe=None):
         pwin, cwin = Value.cast(a.pwin), Value.cast(a.cwin)
         ph, ch = pwin[h:], cwin[h:]
         d_hi = Signal(signed(T - h + 1), name=f"{name}_dhi")
+        # x - y - borrow as one carry chain: the borrow enters as the LSB of the
+        # subtrahend under a zero LSB of the minuend ((2x - 2y - b) >> 1), so
+        # synthesis maps no second (decrement) chain behind the first
         m.d.comb += [
-            d_hi.eq(ph - ch - lo_d[h]),
+            d_hi.eq((Cat(Const(0, 1), ph) - Cat(lo_d[h], ch))[1:]),
             diff.eq(Cat(lo_d[:h], d_hi)),
-            rdiff.eq(Cat(lo_r[:h], ch - ph - lo_r[h])),
+            rdiff.eq(Cat(lo_r[:h], (Cat(Const(0, 1), ch) - Cat(lo_r[h], ph))[1:])),
             total.eq(Cat(lo_t[:h], ph + ch + lo_t[h])),
         ]
         pipe.charge(pipe.fab.carry(T - h + 1) + pipe.fab.luts(2))
