@@ -35,9 +35,9 @@ from lpcores.errors import ParamError, check_choice
 from lpcores.formats import FLOAT_FORMATS, get_format
 
 from .base import Field, Pipeline, StreamCore, name_pipelined, plan_pipeline
-from .fp import (ROUNDINGS, add_aligned, align, counted_to_unpacked, fixed_lzc,
-                 floor_marker, multiply, pack, round_apply, round_decide, unpack,
-                 window_exp_min)
+from .fp import (ROUNDINGS, add_aligned, align, align_exps, counted_to_unpacked,
+                 fixed_lzc, floor_marker, multiply, pack, round_apply, round_decide,
+                 unpack, window_exp_min)
 
 __all__ = ["FMA", "ACC_FORMATS"]
 
@@ -103,10 +103,14 @@ class FMA(StreamCore):
         ua, ub, uc = pipe.cut("unpack", ua, ub, uc)
         with pipe.carry(uc) as cu:               # across a wide product's fine cut
             p = multiply(m, ua, fa, ub, fb, name="p", pipe=pipe, dsp_cut=True)
-        p, uc = pipe.cut("mul", p, *cu.values)
+        (uc,) = cu.values
+        # the addend's exponent terms of the alignment, beside the multiply (one
+        # short carry chain, as the product's exponent the multiply charges)
+        pre = align_exps(m, uc, fc, (fa.man_bits + 1) + (fb.man_bits + 1), name="s")
+        p, uc, pre = pipe.cut("mul", p, uc, pre)
         al = align(m, p, uc, fc, name="s", pipe=pipe, emin=fc.emin,
                    p_bounds=fa.emin + fb.emin - fa.man_bits - fb.man_bits,
-                   floor_room=True)
+                   floor_room=True, pre=pre)
         al = pipe.cut("align", al)
         # the LZC's floor marker decoded from its room beside the adder's chains
         with pipe.carry(floor_marker(m, al)) as c:   # across the adder's fine cut

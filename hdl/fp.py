@@ -58,7 +58,7 @@ __all__ = ["Unpacked", "Rounded", "Fixed", "Aligned", "Counted", "exp_shape", "u
            "lzc", "normalize", "normalize_shift", "round_sig", "round_decide",
            "round_apply", "pack", "round_pack", "shift_levels",
            "multiply", "lane_products", "align_add", "align", "add_aligned", "fixed_lzc", "AlignPre",
-           "align_pre", "align_packed", "floor_marker",
+           "align_pre", "align_packed", "floor_marker", "align_exps",
            "counted_to_unpacked",
            "fixed_to_unpacked", "kulisch_width", "to_fixed", "sum_tree",
            "fixed_from_signed", "ROUNDINGS"]
@@ -597,7 +597,23 @@ class Aligned:
     room_lo: int = None     # the lowest value the room takes (None: unknown)
 
 
-def align(m, p, c, fc, name="s", pipe=None, emin=None, p_bounds=None, floor_room=False):
+def align_exps(m, c, fc, PW, name="s", pipe=None):
+    """The addend's exponent terms of :func:`align` for a product of ``PW`` bits,
+    built ahead of it (beside the multiply): ``ec0 = c.exp - M`` and ``ec0 - (dmax
+    + 1)``, so that :func:`align` (given them as ``pre``) decides ``p_sticky`` with
+    a compare side by side with its exponent difference, and registers it there."""
+    fc = get_format(fc)
+    dmax = PW + 3
+    e = Value.cast(c.exp)
+    ec0 = Signal(signed(len(e) + 2), name=f"{name}_ec0")
+    ec0k = Signal(signed(len(e) + 3), name=f"{name}_ec0k")
+    m.d.comb += [ec0.eq(e - fc.man_bits), ec0k.eq(e - (fc.man_bits + dmax + 1))]
+    _charge(pipe, lambda fab: fab.carry(len(ec0k)))
+    return ec0, ec0k
+
+
+def align(m, p, c, fc, name="s", pipe=None, emin=None, p_bounds=None, floor_room=False,
+          pre=None):
     """The first half of :func:`align_add`: place ``p`` and ``c`` in the window.
 
     Timing: the exponent difference and the shift clamp (two short carry chains),
@@ -611,7 +627,9 @@ def align(m, p, c, fc, name="s", pipe=None, emin=None, p_bounds=None, floor_room
     room instead (``room``, ``room_lo``: the addend's or the product's, chosen here,
     12 bits or so to register instead of the window-wide marker), for
     :func:`floor_marker` to decode later, beside the adder; the clamp's stage then
-    holds no window-wide mux steered by ``p_sticky``."""
+    holds no window-wide mux steered by ``p_sticky``. ``pre``: :func:`align_exps`'s
+    terms (then ``p_sticky`` is decided beside the exponent difference, before its
+    fine cut point, and the clamp's stage starts from it registered)."""
     fc = get_format(fc)
     PW = len(Value.cast(p.mag))
     CW = fc.man_bits + 1
@@ -620,9 +638,15 @@ def align(m, p, c, fc, name="s", pipe=None, emin=None, p_bounds=None, floor_room
     T = L + dmax + CW + 1                         # + carry bit
     top = L + dmax + CW                           # shift at which c is all sticky
 
-    ec0 = Value.cast(c.exp) - fc.man_bits
+    ec0, ec0k = (Value.cast(c.exp) - fc.man_bits, None) if pre is None else pre
     delta = Signal(signed(max(len(Value.cast(p.exp0)), len(ec0)) + 2), name=f"{name}_delta")
     m.d.comb += delta.eq(ec0 - p.exp0)
+    early = None
+    if ec0k is not None:
+        # p_sticky (below) beside delta: delta > dmax is ec0k - p.exp0 >= 0
+        gt = Signal(signed(len(delta) + 1), name=f"{name}_gt")
+        early = Signal(name=f"{name}_psticky")
+        m.d.comb += [gt.eq(ec0k - p.exp0), early.eq(~gt[-1] | p.is_zero)]
     rooms = (None, None)
     if emin is not None:
         # lzc_floor's room (window MSB weight - emin) of either anchoring, beside
@@ -635,13 +659,14 @@ def align(m, p, c, fc, name="s", pipe=None, emin=None, p_bounds=None, floor_room
         lo_c = (fc.emin - fc.man_bits) + (T - 1 - L - dmax - emin)
         lo_p = None if p_bounds is None else p_bounds + (T - 1 - L - emin)
         rooms = ((rc, lo_c), (rp, lo_p))
-    _charge(pipe, lambda fab: fab.carry(len(delta)))
-    with _carry(pipe, p, c, ec0, rooms) as cc:
+    _charge(pipe, lambda fab: fab.carry(len(delta)) + (0 if early is None else fab.lut))
+    with _carry(pipe, p, c, ec0, rooms, early) as cc:
         delta = _cut(pipe, f"{name}_al.d", delta)
-    p, c, ec0, rooms = cc.values
-    # a zero product must not anchor the window either: then c alone is placed
-    p_sticky = Signal(name=f"{name}_psticky")
-    m.d.comb += p_sticky.eq((delta > dmax) | p.is_zero)
+    p, c, ec0, rooms, p_sticky = cc.values
+    if p_sticky is None:
+        # a zero product must not anchor the window either: then c alone is placed
+        p_sticky = Signal(name=f"{name}_psticky")
+        m.d.comb += p_sticky.eq((delta > dmax) | p.is_zero)
     sh = Signal(range(top + 1), name=f"{name}_sh")
     with m.If(p_sticky):
         m.d.comb += sh.eq(0)
