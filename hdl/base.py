@@ -278,6 +278,9 @@ class Pipeline:
         self.unknown = set()
         self._cuts = list(cuts)
         self.fab = fabric(getattr(core, "family", None) or "ecp5")
+        # the core asks for the wide-datapath derate of its shifter and LZC levels
+        # (timing.Fabric.wide)
+        self.wide = bool(getattr(core, "wide_derate", False))
         self.t = 0.0                # delay accumulated since the last register
         self._par = None
         self.segments = []          # (cut point, delay of the logic before it)
@@ -504,6 +507,7 @@ class _LanePipe(Pipeline):
 
     def __init__(self, outer, t0, tag, alias):      # noqa: no Pipeline.__init__
         self.m, self.core, self.fab = outer.m, outer.core, outer.fab
+        self.wide = outer.wide
         self.selected, self._cuts = outer.selected, outer._cuts
         self.advance, self.valid = outer.advance, None
         self.t, self._par, self.segments, self._carried = t0, None, [], []

@@ -35,9 +35,9 @@ from lpcores.errors import ParamError, check_choice
 from lpcores.formats import FLOAT_FORMATS, get_format
 
 from .base import Field, Pipeline, StreamCore, name_pipelined, plan_pipeline
-from .fp import (ROUNDINGS, add_aligned, align, counted_to_unpacked, fixed_lzc,
-                 multiply, pack, round_apply, round_decide, unpack,
-                 window_exp_min)
+from .fp import (ROUNDINGS, add_aligned, align, align_exps, counted_to_unpacked,
+                 fixed_lzc, floor_marker, multiply, pack, round_apply, round_decide,
+                 unpack, window_exp_min)
 
 __all__ = ["FMA", "ACC_FORMATS"]
 
@@ -81,6 +81,9 @@ class FMA(StreamCore):
                           Field("c", self.fc.bits, self.fc.name)]
         self.out_fields = [Field("r", self.fc.bits, self.fc.name)]
         super().__init__()
+        # its 63-bit window and 86-bit alignment shifter: the wide-datapath derate
+        # of the delay model (measured on this core's paths, docs/timing.md)
+        self.wide_derate = True
         self.stages, self.timing = plan_pipeline(self, CUTS, stages=stages, fmax=fmax,
                                                  family=family, name="fma")
         name_pipelined(self, f"fma_{self.fa.name}_{self.fb.name}_{self.fc.name}"
@@ -100,11 +103,17 @@ class FMA(StreamCore):
         ua, ub, uc = pipe.cut("unpack", ua, ub, uc)
         with pipe.carry(uc) as cu:               # across a wide product's fine cut
             p = multiply(m, ua, fa, ub, fb, name="p", pipe=pipe, dsp_cut=True)
-        p, uc = pipe.cut("mul", p, *cu.values)
+        (uc,) = cu.values
+        # the addend's exponent terms of the alignment, beside the multiply (one
+        # short carry chain, as the product's exponent the multiply charges)
+        pre = align_exps(m, uc, fc, (fa.man_bits + 1) + (fb.man_bits + 1), name="s")
+        p, uc, pre = pipe.cut("mul", p, uc, pre)
         al = align(m, p, uc, fc, name="s", pipe=pipe, emin=fc.emin,
-                   p_bounds=fa.emin + fb.emin - fa.man_bits - fb.man_bits)
+                   p_bounds=fa.emin + fb.emin - fa.man_bits - fb.man_bits,
+                   floor_room=True, pre=pre)
         al = pipe.cut("align", al)
-        with pipe.carry(al.floor) as c:          # across the adder's fine cut
+        # the LZC's floor marker decoded from its room beside the adder's chains
+        with pipe.carry(floor_marker(m, al)) as c:   # across the adder's fine cut
             s = add_aligned(m, al, name="s", pipe=pipe)
         s, floor = pipe.cut("add", s, *c.values)
         cx = pipe.cut("lzc", fixed_lzc(s, m=m, floor=floor, pipe=pipe, name="n"))

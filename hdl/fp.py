@@ -14,6 +14,7 @@ plus the class flags ``is_zero``, ``is_inf``, ``is_nan``.
 """
 
 import contextlib
+import dataclasses
 from dataclasses import dataclass
 
 from amaranth.hdl import Cat, Const, Mux, Signal, Value, signed, unsigned
@@ -57,7 +58,7 @@ __all__ = ["Unpacked", "Rounded", "Fixed", "Aligned", "Counted", "exp_shape", "u
            "lzc", "normalize", "normalize_shift", "round_sig", "round_decide",
            "round_apply", "pack", "round_pack", "shift_levels",
            "multiply", "lane_products", "align_add", "align", "add_aligned", "fixed_lzc", "AlignPre",
-           "align_pre", "align_packed",
+           "align_pre", "align_packed", "floor_marker", "align_exps",
            "counted_to_unpacked",
            "fixed_to_unpacked", "kulisch_width", "to_fixed", "sum_tree",
            "fixed_from_signed", "ROUNDINGS"]
@@ -161,7 +162,7 @@ def lzc(value, pipe=None, name="lzc", m=None):
             nxt.append((node[-1], node[:-1]))
         nodes = nxt
         k += 1
-        pipe.charge(pipe.fab.lzc_level())
+        pipe.charge(pipe.fab.lzc_level(w if pipe.wide else None))
         if len(nodes) > 1:
             nodes = list(pipe.cut(f"{name}.{k}", *[Cat(c, z) if len(c) else z
                                                     for z, c in nodes]))
@@ -187,7 +188,7 @@ def shift_levels(m, value, amount, *, left, pipe=None, name="sh"):
         m.d.comb += level.eq(Mux(amount[k], moved, value))     # tree blow-up
         value = level
         if pipe is not None:
-            pipe.charge(pipe.fab.shift_level())
+            pipe.charge(pipe.fab.shift_level(w if pipe.wide else None))
             if k + 1 < len(amount):
                 value, rest = pipe.cut(f"{name}.{k + 1}", value, amount[k + 1:])
                 amount = Cat(Const(0, k + 1), rest)
@@ -592,9 +593,27 @@ class Aligned:
     p_nan: Value
     c_nan: Value
     floor: Value = None     # lzc_floor's marker of the sum's window, when asked for
+    room: Value = None      # or its room, not yet decoded (align's floor_room)
+    room_lo: int = None     # the lowest value the room takes (None: unknown)
 
 
-def align(m, p, c, fc, name="s", pipe=None, emin=None, p_bounds=None):
+def align_exps(m, c, fc, PW, name="s", pipe=None):
+    """The addend's exponent terms of :func:`align` for a product of ``PW`` bits,
+    built ahead of it (beside the multiply): ``ec0 = c.exp - M`` and ``ec0 - (dmax
+    + 1)``, so that :func:`align` (given them as ``pre``) decides ``p_sticky`` with
+    a compare side by side with its exponent difference, and registers it there."""
+    fc = get_format(fc)
+    dmax = PW + 3
+    e = Value.cast(c.exp)
+    ec0 = Signal(signed(len(e) + 2), name=f"{name}_ec0")
+    ec0k = Signal(signed(len(e) + 3), name=f"{name}_ec0k")
+    m.d.comb += [ec0.eq(e - fc.man_bits), ec0k.eq(e - (fc.man_bits + dmax + 1))]
+    _charge(pipe, lambda fab: fab.carry(len(ec0k)))
+    return ec0, ec0k
+
+
+def align(m, p, c, fc, name="s", pipe=None, emin=None, p_bounds=None, floor_room=False,
+          pre=None):
     """The first half of :func:`align_add`: place ``p`` and ``c`` in the window.
 
     Timing: the exponent difference and the shift clamp (two short carry chains),
@@ -604,7 +623,13 @@ def align(m, p, c, fc, name="s", pipe=None, emin=None, p_bounds=None):
     ``emin``: also build :func:`lzc_floor`'s marker of the sum (``floor``) here,
     from the exponents, beside the shift clamp and off the adder's path;
     ``p_bounds``, the lowest ``p.exp0`` (a Python int), lets it drop the decode
-    that can never fire (None: assume any)."""
+    that can never fire (None: assume any). ``floor_room``: return the marker's
+    room instead (``room``, ``room_lo``: the addend's or the product's, chosen here,
+    12 bits or so to register instead of the window-wide marker), for
+    :func:`floor_marker` to decode later, beside the adder; the clamp's stage then
+    holds no window-wide mux steered by ``p_sticky``. ``pre``: :func:`align_exps`'s
+    terms (then ``p_sticky`` is decided beside the exponent difference, before its
+    fine cut point, and the clamp's stage starts from it registered)."""
     fc = get_format(fc)
     PW = len(Value.cast(p.mag))
     CW = fc.man_bits + 1
@@ -613,9 +638,15 @@ def align(m, p, c, fc, name="s", pipe=None, emin=None, p_bounds=None):
     T = L + dmax + CW + 1                         # + carry bit
     top = L + dmax + CW                           # shift at which c is all sticky
 
-    ec0 = Value.cast(c.exp) - fc.man_bits
+    ec0, ec0k = (Value.cast(c.exp) - fc.man_bits, None) if pre is None else pre
     delta = Signal(signed(max(len(Value.cast(p.exp0)), len(ec0)) + 2), name=f"{name}_delta")
     m.d.comb += delta.eq(ec0 - p.exp0)
+    early = None
+    if ec0k is not None:
+        # p_sticky (below) beside delta: delta > dmax is ec0k - p.exp0 >= 0
+        gt = Signal(signed(len(delta) + 1), name=f"{name}_gt")
+        early = Signal(name=f"{name}_psticky")
+        m.d.comb += [gt.eq(ec0k - p.exp0), early.eq(~gt[-1] | p.is_zero)]
     rooms = (None, None)
     if emin is not None:
         # lzc_floor's room (window MSB weight - emin) of either anchoring, beside
@@ -628,13 +659,14 @@ def align(m, p, c, fc, name="s", pipe=None, emin=None, p_bounds=None):
         lo_c = (fc.emin - fc.man_bits) + (T - 1 - L - dmax - emin)
         lo_p = None if p_bounds is None else p_bounds + (T - 1 - L - emin)
         rooms = ((rc, lo_c), (rp, lo_p))
-    _charge(pipe, lambda fab: fab.carry(len(delta)))
-    with _carry(pipe, p, c, ec0, rooms) as cc:
+    _charge(pipe, lambda fab: fab.carry(len(delta)) + (0 if early is None else fab.lut))
+    with _carry(pipe, p, c, ec0, rooms, early) as cc:
         delta = _cut(pipe, f"{name}_al.d", delta)
-    p, c, ec0, rooms = cc.values
-    # a zero product must not anchor the window either: then c alone is placed
-    p_sticky = Signal(name=f"{name}_psticky")
-    m.d.comb += p_sticky.eq((delta > dmax) | p.is_zero)
+    p, c, ec0, rooms, p_sticky = cc.values
+    if p_sticky is None:
+        # a zero product must not anchor the window either: then c alone is placed
+        p_sticky = Signal(name=f"{name}_psticky")
+        m.d.comb += p_sticky.eq((delta > dmax) | p.is_zero)
     sh = Signal(range(top + 1), name=f"{name}_sh")
     with m.If(p_sticky):
         m.d.comb += sh.eq(0)
@@ -643,7 +675,12 @@ def align(m, p, c, fc, name="s", pipe=None, emin=None, p_bounds=None):
     with m.Else():
         m.d.comb += sh.eq(dmax - delta)
     floor = None
-    if emin is not None:
+    if emin is not None and floor_room:
+        (rc, lo_c), (rp, lo_p) = rooms
+        floor = Signal(signed(len(rc)), name=f"{name}_room")
+        m.d.comb += floor.eq(Mux(p_sticky, rc, rp))
+        room_lo = None if lo_p is None else min(lo_c, lo_p)
+    elif emin is not None:
         (rc, lo_c), (rp, lo_p) = rooms
         floor = Signal(T, name=f"{name}_floor")
         m.d.comb += floor.eq(Mux(p_sticky, _floor_marker(m, rc, T, f"{name}_c", lo_c),
@@ -653,7 +690,18 @@ def align(m, p, c, fc, name="s", pipe=None, emin=None, p_bounds=None):
     _charge(pipe, lambda fab: fab.carry(len(delta)) + fab.luts(2))
     with _carry(pipe, p, c, ec0, p_sticky, floor) as cc:
         sh = _cut(pipe, f"{name}_al.sh", sh)
-    return _align_place(m, *cc.values, sh, fc, name, pipe)
+    al = _align_place(m, *cc.values, sh, fc, name, pipe)
+    if floor_room and emin is not None:
+        al = dataclasses.replace(al, floor=None, room=al.floor, room_lo=room_lo)
+    return al
+
+
+def floor_marker(m, al, name="s"):
+    """Decode the floor marker (:func:`lzc_floor`) of an :class:`Aligned` built with
+    ``floor_room``: one equality decode a window bit, two LUT levels, off the
+    adder's carry chains when built beside them."""
+    T = len(Value.cast(al.pwin))
+    return _floor_marker(m, al.room, T, f"{name}_f", al.room_lo)
 
 
 def _align_place(m, p, c, ec0, p_sticky, floor, sh, fc, name, pipe):
@@ -815,10 +863,13 @@ def add_aligned(m, a, name="s", pipe=None):
         pwin, cwin = Value.cast(a.pwin), Value.cast(a.cwin)
         ph, ch = pwin[h:], cwin[h:]
         d_hi = Signal(signed(T - h + 1), name=f"{name}_dhi")
+        # x - y - borrow as one carry chain: the borrow enters as the LSB of the
+        # subtrahend under a zero LSB of the minuend ((2x - 2y - b) >> 1), so
+        # synthesis maps no second (decrement) chain behind the first
         m.d.comb += [
-            d_hi.eq(ph - ch - lo_d[h]),
+            d_hi.eq((Cat(Const(0, 1), ph) - Cat(lo_d[h], ch))[1:]),
             diff.eq(Cat(lo_d[:h], d_hi)),
-            rdiff.eq(Cat(lo_r[:h], ch - ph - lo_r[h])),
+            rdiff.eq(Cat(lo_r[:h], (Cat(Const(0, 1), ch) - Cat(lo_r[h], ph))[1:])),
             total.eq(Cat(lo_t[:h], ph + ch + lo_t[h])),
         ]
         pipe.charge(pipe.fab.carry(T - h + 1) + pipe.fab.luts(2))

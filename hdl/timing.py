@@ -43,6 +43,13 @@ class Fabric:
     dsp_mul: float      # an inferred multiplier, fabric registers around it
     lzc_node: float = None  # one LZC tree level (default: a LUT level)
     has_dsp: bool = True
+    # a datapath wider than ``wide_bits`` (the FMA's 63-bit window, its 86-bit
+    # alignment shifter): each shifter or LZC level costs ``wide`` more, the
+    # routing of selects that fan out across the width and of a placement spread
+    # over many slices (measured on the FMA; charged where a core asks for it,
+    # Pipeline.wide)
+    wide_bits: int = None
+    wide: float = 0.0
 
     # -- primitives ---------------------------------------------------------------
     def luts(self, levels):
@@ -62,14 +69,19 @@ class Fabric:
         merge two levels into about one and a half)."""
         return self.lut * _clog(max(2, ways), 2) * 0.75
 
-    def shift_level(self):
-        """One level of a barrel shifter (a 2:1 mux a bit)."""
-        return self.lut
+    def _wide(self, width):
+        return self.wide if width and self.wide_bits and width > self.wide_bits else 0.0
 
-    def lzc_level(self):
+    def shift_level(self, width=None):
+        """One level of a barrel shifter (a 2:1 mux a bit); ``width``: the
+        shifter's, for the wide-datapath derate."""
+        return self.lut + self._wide(width)
+
+    def lzc_level(self, width=None):
         """One level of a leading-zero-count tree (its count muxes are steered by
-        the upper half's all-zero flag: more than a LUT level on ECP5)."""
-        return self.lzc_node or self.lut
+        the upper half's all-zero flag: more than a LUT level on ECP5); ``width``:
+        the counted word's, for the wide-datapath derate."""
+        return (self.lzc_node or self.lut) + self._wide(width)
 
     def mul_lut(self, wa, wb):
         """A ``wa`` x ``wb`` multiply in LUTs: partial products, then an adder tree of
@@ -98,7 +110,7 @@ def _clog(n, base):
 # LUT level inside its shifters 0.95.
 FABRICS = {
     "ecp5": Fabric("ecp5", reg=1.2, lut=0.95, carry_base=2.1, carry_bit=0.045,
-                   dsp_mul=5.8, lzc_node=1.3),
+                   dsp_mul=5.8, lzc_node=1.3, wide_bits=48, wide=0.2),
     "ice40": Fabric("ice40", reg=2.0, lut=2.3, carry_base=2.2, carry_bit=0.30,
                     dsp_mul=11.0),
     "xilinx": Fabric("xilinx", reg=0.9, lut=0.75, carry_base=0.9, carry_bit=0.02,

@@ -402,3 +402,20 @@ def test_dot_wrappers_bad_fmax():
     assert str(e.value).startswith("fmax=145 MHz is beyond what the delay model reaches "
                                    "for this nmdot on ecp5: the fastest is about ")
     assert "(its gather stage), with " in str(e.value)
+
+
+def test_wide_datapath_derate_is_ecp5s_and_the_fmas():
+    # a shifter or LZC level of a word wider than 48 bits costs more on ECP5
+    # (measured on the FMA); narrower words, other families and cores that do not
+    # ask for it are charged as before
+    fab = fabric("ecp5")
+    assert fab.shift_level(86) == pytest.approx(fab.shift_level() + 0.2)
+    assert fab.lzc_level(63) == pytest.approx(fab.lzc_level() + 0.2)
+    assert fab.shift_level(48) == fab.shift_level() and fab.lzc_level(48) == fab.lzc_level()
+    for family in FAMILIES:
+        if family != "ecp5":
+            assert fabric(family).shift_level(86) == fabric(family).shift_level()
+            assert fabric(family).lzc_level(63) == fabric(family).lzc_level()
+    assert _fma(fmax=150).wide_derate
+    assert not getattr(Convert(in_fmt="fp32", out_fmt="e4m3", fmax=150), "wide_derate",
+                       False)
