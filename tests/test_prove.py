@@ -18,6 +18,7 @@ import pytest
 
 from lpcores.cores import CORES
 from lpcores.hdl import generate
+from lpcores.errors import ParamError
 from lpcores.prove import load_design, prove, prove_core, solvers
 
 pytestmark = pytest.mark.skipif(not solvers(), reason="no SMT solver installed "
@@ -252,6 +253,81 @@ def test_lost_beat_fails_equivalence(tmp_path):
     v0, j0 = _generate(tmp_path, "convert", **kw)
     r = prove(d, load_design(v0, j0), workdir=tmp_path / "proof")
     _assert_fails_with(r, "dut_keeps_up")
+
+
+# -- IterNorm / FisrNorm: the control, with the datapath cut -----------------------------
+
+# the smallest vector buffer (max_d 64) in 4 beats of 16 lanes, one Newton update:
+# latency 21, depth 27
+NORM = dict(lanes=16, max_d=64, iters=1)
+# the output register: o__payload <= { err, last, y15, ..., y0 } under `advance`
+OUT_REG = r"else if \(advance\) o__payload <= \{ (\S+) , (\S+) , "
+
+
+@pytest.mark.parametrize("core", ["iternorm", "fisrnorm"])
+def test_norm_control_holds_with_datapath_cut(core, tmp_path):
+    spec, full = _kwargs(core, **NORM)
+    r = prove_core(spec, full, build=tmp_path)
+    assert r.ok, r.summary()
+    assert "(control; datapath cut)" in r.summary()
+    # the arithmetic and the vector buffer are gone, the control registers stay
+    assert "0 memories" in r.abstraction, r.abstraction
+    il = (r.workdir.parent / (r.workdir.name + "_abs") / "abstract.il").read_text()
+    assert "$anyseq" in il and "$mem" not in il and "$mul" not in il
+
+
+def _norm_mutant(tmp, name, edit):
+    """IterNorm with ``edit(text, err, last)`` applied to its Verilog (err and last:
+    the output register's next-value signals)."""
+    v, j = _generate(tmp, "iternorm", **NORM)
+    text = v.read_text()
+    mo = re.search(OUT_REG, text)
+    assert mo, f"output register not found in {v.name}"
+    new = edit(text, re.escape(mo.group(1)), re.escape(mo.group(2)))
+    assert new != text, f"mutation {name} did not apply"
+    d = tmp / name
+    d.mkdir()
+    (d / v.name).write_text(new)
+    return load_design(d / v.name, j)
+
+
+def _sub1(pat, rep):
+    def edit(text, err, last):
+        out, n = re.subn(pat.format(err=err, last=last), rep, text, count=1)
+        assert n == 1, pat
+        return out
+    return edit
+
+
+NORM_MUTANTS = {
+    # acknowledges beats during reset
+    "ready_tied_high": (_sub1(READY, "assign i__ready = 1'b1;"), "ready_low_in_reset"),
+    # the output register loads while stalled
+    "payload_without_enable": (_sub1(r"else if \(advance\) o__payload <=", "else o__payload <="),
+                               "stall_keeps_payload"),
+    # every output beat flagged last: more vectors out than in
+    "last_stuck": (_sub1(r"(o__payload <= \{ \S+ , )\S+ ,", r"\1 1'b1 ,"),
+                   "no_output_without_input"),
+    # a vector's last beat is never valid: the vector is lost
+    "last_valid_dropped": (_sub1(r"(else if \(advance\) o__valid <= )(\S+) ;",
+                                 r"\1\2 & ~{last} ;"), "vector_not_late"),
+}
+
+
+@pytest.mark.parametrize("name", NORM_MUTANTS)
+def test_norm_control_defect_fails(name, tmp_path):
+    edit, prop = NORM_MUTANTS[name]
+    d = _norm_mutant(tmp_path, name, edit)
+    r = prove(d, workdir=tmp_path / "proof")
+    assert r.abstraction
+    _assert_fails_with(r, prop)
+
+
+def test_datapath_cut_only_for_the_stream_contract(tmp_path):
+    v, j = _generate(tmp_path, "iternorm", **NORM)
+    d = load_design(v, j)
+    with pytest.raises(ParamError, match="datapath abstraction"):
+        prove(d, backpressure=True, abstract=True, workdir=tmp_path / "p")
 
 
 # -- bad input: one sentence ------------------------------------------------------------
