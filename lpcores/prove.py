@@ -45,8 +45,13 @@ NMDot (``bad_index``)
     the result's ``bad_index`` equals the OR over the dot product's beats of "some
     group's indices are not strictly ascending or not below m".
 
-Everything is bounded: the proofs hold for every input sequence up to the depth
-(default: a few cycles past the latency), not beyond it.
+The proofs are bounded: they hold for every input sequence up to the depth (default: a
+few cycles past the latency), not beyond it. The exception: cores with output vectors
+(IterNorm, FisrNorm), whose stream contract is proven without a bound (ABC's PDR) on
+the generated file with the datapath outside the control cone cut
+(:func:`abstract_datapath`), with ``vector_not_late`` (a vector's last output beat
+within the sidecar's latency plus stalls of its last input beat) and
+``inflight_bounded`` in place of the latency checks.
 """
 
 import json
@@ -1167,8 +1172,8 @@ def cli(args, cores, core_kwargs):
         if args.verilog or args.sidecar or args.ref_verilog or args.ref_sidecar:
             raise ParamError("give either a core or --verilog/--sidecar, not both")
         spec = cores[args.core]
-        print(f"lpcores prove: generating {spec.name} and running a bounded model "
-              f"check ...", file=sys.stderr, flush=True)
+        print(f"lpcores prove: generating {spec.name} and proving ...", file=sys.stderr,
+              flush=True)
         r = prove_core(spec, core_kwargs(spec, args), build=args.build,
                        equiv=args.equiv, **kw)
     print(r.summary())
@@ -1177,4 +1182,4 @@ def cli(args, cores, core_kwargs):
 
 def _say(dut, ref):
     what = f"{dut.module} against {ref.module}" if ref else dut.module
-    print(f"lpcores prove: {what}: bounded model check ...", file=sys.stderr, flush=True)
+    print(f"lpcores prove: {what}: proving ...", file=sys.stderr, flush=True)
