@@ -61,7 +61,7 @@ C. the buffer streams through one :class:`.fma.FMA` a lane, ``RNE_fmt(c*x + -0)`
    (which is ``RNE_fmt(c*x)``), the beats' flags in a FIFO beside them.
 
 The golden model takes the same ``partials`` (P = 1 is the order above).
-Latency: ``2*d/lanes + P + Ld + T + Lc + 3`` (Ld, Lc: the lane Dot's and the output
+Latency: ``2*d/lanes + P + Ld + T + Lc + 4`` (Ld, Lc: the lane Dot's and the output
 FMA's latency, T: the program's last write), in the sidecar.
 
 Latency (first input beat to last output beat, ``o.ready`` high, unit idle):
@@ -288,12 +288,12 @@ class _Norm(StreamCore):
         self.out_fields = [Field(f"y{k}", B, f.name) for k in range(L)]
         self.out_fields += [Field("last", 1), Field("err", 1)]
         self.passes = 2
-        self.const = P + Ld + self.t_fin + Lc + 3
+        self.const = P + Ld + self.t_fin + Lc + 4
         self.latency = self.latency_of(self.max_d)
         self.latency_formula = (
             f"first input beat to last output beat: 2*d/{L} + {self.const} cycles (= "
             f"2*d/lanes + partials + the lane sum's latency {Ld} + the scalar program "
-            f"{self.t_fin} + the output FMA's latency {Lc} + 3); 'latency' is its value "
+            f"{self.t_fin} + the output FMA's latency {Lc} + 4); 'latency' is its value "
             f"at d = max_d")
         self.beats_per_result = "d/lanes input beats give d/lanes output beats"
         StreamCore.__init__(self)
@@ -826,7 +826,16 @@ def _elaborate_fast(self):
     r_valid, r_last, r_bad, r_zero, r_err = (Signal(), Signal(), Signal(), Signal(),
                                              Signal())
     r_c = Signal(FX.bits)
-    advance = ~r_valid | outs[0].i.ready
+    # stage Q: the memory's data registered before the FMAs (a block RAM's output
+    # is slow: it was the critical path into the FMAs' unpacking)
+    q_valid, q_last, q_bad, q_err = Signal(), Signal(), Signal(), Signal()
+    q_c = Signal(FX.bits)
+    q_x = Signal(L * B)
+    q_adv = ~q_valid | outs[0].i.ready
+    advance = ~r_valid | q_adv
+    with m.If(q_adv):
+        m.d.sync += [q_valid.eq(r_valid), q_last.eq(r_last), q_bad.eq(r_bad),
+                     q_err.eq(r_err), q_c.eq(Mux(r_zero, 0, r_c)), q_x.eq(rp.data)]
     m.d.comb += [rp.addr.eq(Cat(c_cnt[:aw], c_slot) if NB > 1 else c_slot),
                  rp.en.eq(advance)]
     with m.If(advance):
@@ -837,17 +846,16 @@ def _elaborate_fast(self):
     m.d.sync += [c_act.eq(Mux(c_take, 1, c_act & ~done)),
                  c_cnt.eq(Mux(c_take, 0, Mux(go, c_cnt + 1, c_cnt)))]
     m.d.comb += busy_clr.eq(Mux(done, Mux(c_slot, 0b10, 0b01), 0))
-    c_val = Mux(r_zero, 0, r_c)
     negz = 1 << (B - 1)
     for k, o in enumerate(outs):
-        m.d.comb += [o.i.valid.eq(r_valid), o.i.payload.a.eq(c_val),
-                     o.i.payload.b.eq(rp.data[k * B:(k + 1) * B]),
+        m.d.comb += [o.i.valid.eq(q_valid), o.i.payload.a.eq(q_c),
+                     o.i.payload.b.eq(q_x[k * B:(k + 1) * B]),
                      o.i.payload.c.eq(negz), o.o.ready.eq(self.o.ready)]
     # the beat's flags beside the FMAs: a FIFO as deep as they hold beats
     fl = SyncFIFOBuffered(width=3, depth=outs[0].latency + 1)
     m.submodules.flags = fl
-    m.d.comb += [fl.w_en.eq(r_valid & outs[0].i.ready),
-                 fl.w_data.eq(Cat(r_last, r_bad, r_err)),
+    m.d.comb += [fl.w_en.eq(q_valid & outs[0].i.ready),
+                 fl.w_data.eq(Cat(q_last, q_bad, q_err)),
                  fl.r_en.eq(outs[0].o.valid & self.o.ready)]
     o_last, o_bad, o_err = fl.r_data[0], fl.r_data[1], fl.r_data[2]
     m.d.comb += [self.o.valid.eq(outs[0].o.valid), self.o.payload.last.eq(o_last),

@@ -191,7 +191,7 @@ def test_fmax_plan_and_sidecar():
     assert len(ops) == (2 * P - 1) + 1 + 3 * 5    # tree over 2P sums, start, K updates
     assert core.latency_of(64) == 2 * 32 + core.const
     assert core.const == (P + core.dots[0].latency + core.t_fin
-                          + core.outs[0].latency + 3)
+                          + core.outs[0].latency + 4)
     assert sc["timing"]["partials"] == P and sc["timing"]["estimate_mhz"] >= 100
     assert f"2*d/2 + {core.const} cycles" in sc["latency_formula"]
 
