@@ -175,7 +175,7 @@ def test_fmax_plan_and_sidecar():
     loop = core.dots[0].loop_cycles
     assert loop <= P < 2 * loop and P & (P - 1) == 0
     assert core.module_name == f"iternorm_bf16_l2_d64_l2_k5_p{P}_f100ecp5"
-    Lf = core.upd.latency
+    Lf = core.upd.latency + 1                  # the operands are registered first
     written = {}
     for t, op in core.program:                 # every operand written before it is read
         if op == "start":
