@@ -249,7 +249,7 @@ class _Norm(StreamCore):
         # K updates, the scale; each FMA op issues once its operands are written
         # (its operands are registered first: the step counter's decode and the
         # operand muxes get their own cycle, so one more than the FMA's latency)
-        Lf = self.upd.latency + 1
+        self.prog_lf = Lf = self.upd.latency + 1
         prog, n = [], P * L
         while n > 1:
             prog += [(("t", 2 * i), "one", ("t", 2 * i + 1), ("t", i))
@@ -784,7 +784,7 @@ def _elaborate_fast(self):
     ua, ub, uc = (Signal(FX.bits, name=f"upd_{x}") for x in "abc")
     issue = Signal()
     writes = {}
-    Lf = self.upd.latency + 1                      # with the operand registers
+    Lf = self.prog_lf                              # with the operand registers
     with m.If(b_run):
         for when, op in self.program:
             with m.If(st == when):
@@ -793,7 +793,7 @@ def _elaborate_fast(self):
                     continue
                 get = [t[x[1]] if isinstance(x, tuple) else srcs[x] for x in op[:3]]
                 m.d.comb += [ua.eq(get[0]), ub.eq(get[1]), uc.eq(get[2]), issue.eq(1)]
-            writes.setdefault(op[3] if op != "start" else None, []).append(when + Lf)
+            writes.setdefault(op[3], []).append(when + Lf)
     ua_r, ub_r, uc_r = (Signal(FX.bits, name=f"upd_{x}_r") for x in "abc")
     issue_r = Signal()
     m.d.sync += [ua_r.eq(ua), ub_r.eq(ub), uc_r.eq(uc), issue_r.eq(issue)]
@@ -801,8 +801,6 @@ def _elaborate_fast(self):
                  upd.i.payload.b.eq(ub_r), upd.i.payload.c.eq(uc_r), upd.o.ready.eq(1)]
     res = upd.o.payload.r
     for dst, whens in writes.items():
-        if dst is None:
-            continue
         reg = t[dst[1]] if isinstance(dst, tuple) else dsts[dst]
         with m.If(b_run & Cat(*[st == w for w in whens]).any()):
             m.d.sync += reg.eq(res)
