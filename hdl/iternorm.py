@@ -79,7 +79,7 @@ from amaranth.hdl import Cat, Const, Module, Mux, ResetSignal, Signal, Value
 from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.memory import Memory
 
-from lpcores.errors import ParamError, check_choice, check_int
+from lpcores.errors import FmaxError, ParamError, check_choice, check_int
 from lpcores.formats import get_format
 from lpcores.golden.iternorm import FX, MAGIC, check_lam, inv_rn, sqrt_rn
 
@@ -199,19 +199,17 @@ class _Norm(StreamCore):
             # a sub-core's refusal, in the words of this core's parameters
             try:
                 return build()
-            except ParamError as e:
-                msg = str(e)
-                mo = re.search(r"needs contexts >= (\d+); with contexts=(\d+) the delay "
-                               r"model reaches about (\d+) MHz", msg)
-                if mo:
-                    raise ParamError(
-                        f"partials={mo.group(2)} is too few for fmax={fmax:g} MHz on "
-                        f"{family}: the lane sums' accumulate loop is {mo.group(1)} "
-                        f"cycles deep at that clock and needs partials >= "
-                        f"{mo.group(1)}; with partials={mo.group(2)} the delay model "
-                        f"reaches about {mo.group(3)} MHz") from None
-                raise ParamError(re.sub(r"for this (dot|fma)", f"for this "
-                                        f"{self.core_name}'s {what}", msg)) from None
+            except FmaxError as e:
+                if e.loop is not None:
+                    depth, have = e.loop
+                    raise e.reworded(
+                        f"partials={have} is too few for fmax={fmax:g} MHz on "
+                        f"{family}: the lane sums' accumulate loop is {depth} "
+                        f"cycles deep at that clock and needs partials >= {depth}; "
+                        f"with partials={have} the delay model reaches about "
+                        f"{e.fastest_mhz:.0f} MHz") from None
+                raise e.reworded(re.sub(r"for this (dot|fma)", f"for this "
+                                        f"{self.core_name}'s {what}", str(e))) from None
 
         def lane_dot(P):
             return sub(lambda: Dot(a_fmt=f.name, b_fmt=f.name, out_fmt=FX, lanes=1,
@@ -224,8 +222,8 @@ class _Norm(StreamCore):
                 try:
                     dots = [lane_dot(P)]
                     break
-                except ParamError as e:
-                    if P >= 64 or not str(e).startswith("partials="):
+                except FmaxError as e:
+                    if P >= 64 or e.loop is None:
                         raise
                     P *= 2
         else:
