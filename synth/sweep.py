@@ -50,6 +50,11 @@ the same cache (the client keeps it), the same report.
 Failures (a bad parameter, a core that does not synthesize) are reported naming the
 section and the entry; the sweep goes on with the others, lists every failure at the
 end, marks the page, and exits with status 1.
+
+A clock the delay model refuses (``fmax`` beyond the model for that core and
+target: :class:`lpcores.errors.FmaxError`) is a result, not a failure: the row says
+``refused`` with the model's fastest clock, and nothing is synthesized for it. A
+section whose rows ask for ``fmax`` gets a *met* column (achieved >= asked).
 """
 
 import csv
