@@ -231,8 +231,10 @@ class Dot(StreamCore):
             return s, sig
         # the flags ride along the fine cuts of the shifters and the adder tree
         with pipe.carry(flags_tuple(sig)) as c:
-            fx = to_fixed_lanes(m, prods, blsb, bw, name="k", pipe=pipe)
-            s = sum_tree(m, fx, bw, name="t", pipe=pipe)
+            # negative lanes in ones' complement, their +1s the tree's carry-ins
+            fx, cins = to_fixed_lanes(m, prods, blsb, bw, name="k", pipe=pipe,
+                                      carries=True)
+            s = sum_tree(m, fx, bw, name="t", pipe=pipe, carries=cins)
         return s, flags_dict(c.values[0])
 
     def _count(self, m, pipe, ctx, first, last, ring=False):

@@ -1015,10 +1015,17 @@ def to_fixed(m, p, lsb, width, name="k"):
     return out
 
 
-def to_fixed_lanes(m, prods, lsb, width, name="k", pipe=None):
+def to_fixed_lanes(m, prods, lsb, width, name="k", pipe=None, carries=False):
     """:func:`to_fixed` of several lanes side by side, built level by level so a
     pipeline may cut between the levels of their shifters (``name.k``) and before
-    the negation (``name.neg``), one register row across all lanes."""
+    the negation (``name.neg``), one register row across all lanes.
+
+    ``carries``: lanes 1.. come out in ones' complement (a negative lane is ``~mag``,
+    an XOR the LUTs after the shifter absorb, instead of a carry chain each) and
+    the +1 each owes is returned as a carry bit, for :func:`sum_tree` to take as its
+    adders' carry-ins (exact: ``~mag + 1 == -mag`` in ``width`` bits, and a lane-sum
+    tree of L lanes has L - 1 adders for the L - 1 carries). Returns ``(outs,
+    carries)`` then; lane 0 negates as before."""
     live, sign, shs, mags = [], [], [], []
     for k, p in enumerate(prods):
         sh = Signal(range(max(2, width)), name=f"{name}{k}_sh")
@@ -1044,31 +1051,42 @@ def to_fixed_lanes(m, prods, lsb, width, name="k", pipe=None):
             point = f"{name}.{j + 1}" if j + 1 < nbits else f"{name}.neg"
             mags, shs, live, sign = (list(x) for x in pipe.cut(
                 point, tuple(mags), tuple(shs), tuple(live), tuple(sign)))
-    outs = []
+    outs, cins = [], []
     for k, v in enumerate(mags):
         mag = Mux(live[k], v, 0)
         out = Signal(signed(width), name=f"{name}{k}_fx")
-        m.d.comb += out.eq(Mux(sign[k], -mag, mag))
+        if carries and k > 0:
+            neg = Signal(name=f"{name}{k}_cin")
+            m.d.comb += [neg.eq(sign[k] & live[k]),
+                         out.eq(mag ^ neg.replicate(width))]
+            cins.append(neg)
+        else:
+            m.d.comb += out.eq(Mux(sign[k], -mag, mag))
         outs.append(out)
-    _charge(pipe, lambda fab: fab.carry(width) + fab.lut)
+    _charge(pipe, lambda fab: fab.carry(width) + fab.lut)      # lane 0's negation
     if pipe is not None:
-        outs = list(pipe.cut(f"{name}.out", *outs)) if len(outs) > 1 else \
-            [pipe.cut(f"{name}.out", outs[0])]
-    return outs
+        cut = pipe.cut(f"{name}.out", *outs, *cins)
+        cut = list(cut) if len(outs) + len(cins) > 1 else [cut]
+        outs, cins = cut[:len(outs)], cut[len(outs):]
+    return (outs, cins) if carries else outs
 
 
-def sum_tree(m, values, width, name="t", signed_=True, pipe=None):
+def sum_tree(m, values, width, name="t", signed_=True, pipe=None, carries=()):
     """Balanced adder tree of signed ``values`` into ``width`` bits (the caller sizes
     ``width`` so nothing overflows). With ``pipe`` it may be cut between its levels
-    (``name.k``)."""
+    (``name.k``). ``carries``: one-bit values added as the adders' carry-ins (one
+    per adder, in the same carry chain; at most ``len(values) - 1``)."""
     level = [Value.cast(v) for v in values]
+    pool = [Value.cast(c) for c in carries]
+    assert len(pool) <= max(0, len(level) - 1), "more carries than adders"
     shape = signed(width) if signed_ else unsigned(width)
     k = 0
     while len(level) > 1:
         nxt = []
         for i in range(0, len(level) - 1, 2):
             s = Signal(shape, name=f"{name}{k}_{i // 2}")
-            m.d.comb += s.eq(level[i] + level[i + 1])
+            m.d.comb += s.eq(level[i] + level[i + 1] + pool.pop(0) if pool
+                             else level[i] + level[i + 1])
             nxt.append(s)
         if len(level) % 2:
             nxt.append(level[-1])
@@ -1077,7 +1095,8 @@ def sum_tree(m, values, width, name="t", signed_=True, pipe=None):
         if pipe is not None:
             pipe.charge(pipe.fab.carry(width))
             if len(level) > 1:
-                level = list(pipe.cut(f"{name}.{k}", *level))
+                cut = list(pipe.cut(f"{name}.{k}", *level, *pool))
+                level, pool = cut[:len(level)], cut[len(level):]
     out = Signal(shape, name=f"{name}_sum")
     m.d.comb += out.eq(level[0])
     return out
