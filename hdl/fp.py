@@ -207,25 +207,42 @@ def normalize(m, sig, exp, name="n"):
     return (*normalize_shift(m, sig, exp, count, name=name), zero)
 
 
-def normalize_shift(m, sig, exp, count, name="n", pipe=None):
+def normalize_shift(m, sig, exp, count, name="n", pipe=None, round_emin=None):
     """The second half of :func:`normalize`: shift by a leading-zero ``count``;
-    returns ``(sig_n, exp_n)``."""
+    returns ``(sig_n, exp_n)``.
+
+    ``round_emin`` (with ``pipe``; an int, the ``emin`` of the format the result is
+    rounded to next): also return the rounder's exponent bases ``exp_n - emin`` and
+    ``exp_n - emin + 1``, each computed from ``exp`` and ``count`` in one carry chain
+    beside ``exp_n``'s (off the rounder's path: :func:`round_decide`'s ``ebase``);
+    returns ``(sig_n, exp_n, ebase)`` then."""
     sig = Value.cast(sig)
     w = len(sig)
     ew = len(Value.cast(exp)) + max(1, w.bit_length())
     sig_n = Signal(w, name=f"{name}_sig")
     exp_n = Signal(signed(ew), name=f"{name}_exp")
+    ebase = None
     if pipe is None:
         m.d.comb += sig_n.eq((sig << count)[:w])
     else:
         exp_d = Signal(signed(ew), name=f"{name}_expd")
         m.d.comb += exp_d.eq(exp - count)    # beside the first shifter level
-        with pipe.carry(exp_d) as c:     # the exponent rides along the shifter's cuts
+        carried = [exp_d]
+        if round_emin is not None:
+            # the same form as exp_d (exp's constant part folded), chains in parallel
+            eb0 = Signal(signed(ew + 2), name=f"{name}_eb0")
+            eb1 = Signal(signed(ew + 2), name=f"{name}_eb1")
+            m.d.comb += [eb0.eq(exp - round_emin - count),
+                         eb1.eq(exp - round_emin + 1 - count)]
+            carried += [eb0, eb1]
+        with pipe.carry(*carried) as c:  # the exponent rides along the shifter's cuts
             m.d.comb += sig_n.eq(shift_levels(m, sig, count, left=True, pipe=pipe,
                                               name=name))
         exp = c.values[0]
+        if round_emin is not None:
+            ebase = tuple(c.values[1:])
     m.d.comb += exp_n.eq(exp - count if pipe is None else exp)
-    return sig_n, exp_n
+    return (sig_n, exp_n) if round_emin is None else (sig_n, exp_n, ebase)
 
 
 @dataclass
@@ -271,8 +288,13 @@ class Decided:
 
 
 def round_decide(m, fmt, u, sticky=Const(0, 1), *, rounding="rne", exp_min=None,
-                 name="r", pipe=None):
+                 name="r", pipe=None, ebase=None):
     """The first half of :func:`round_sig`.
+
+    ``ebase``: ``(u.exp - emin, u.exp - emin + 1)`` built earlier (beside the
+    normalizing shift: :func:`counted_to_unpacked`'s ``round_fmt``), for a rounder
+    without the subnormal shifter (``exp_min >= emin``): the exponent's carry chains
+    are then off this stage, which keeps only their compares and muxes.
 
     Derivation. With ``M = man_bits`` the result's LSB has weight
     ``2**(max(exp, emin) - M)``. When ``exp < emin`` is possible, ``sig`` is first
@@ -335,6 +357,15 @@ def round_decide(m, fmt, u, sticky=Const(0, 1), *, rounding="rne", exp_min=None,
                                                 name=f"{name}_sh"))
         epart, sticky, u = c.values
         top = W + dmax
+        e_path = lambda fab: fab.luts(2)                            # noqa: E731
+    elif ebase is not None:
+        pad = max(0, M + 2 - W)
+        shifted, top = Cat(Const(0, pad), sig), W + pad
+        eb0, eb1 = ebase
+        e0 = Signal(ew, name=f"{name}_e0")
+        e1 = Signal(ew, name=f"{name}_e1")
+        m.d.comb += [e0.eq(eb0), e1.eq(eb1)]
+        epart = (e0, e1, eb0 > emax_field, eb0 == emax_field, eb0 == emax_field - 1)
         e_path = lambda fab: fab.luts(2)                            # noqa: E731
     else:
         pad = max(0, M + 2 - W)
@@ -968,15 +999,23 @@ def fixed_lzc(x, *, m=None, emin=None, floor=None, pipe=None, name="u"):
     return Counted(c.values[0], count)
 
 
-def counted_to_unpacked(m, cx, name="u", pipe=None):
-    """Second half of :func:`fixed_to_unpacked`: the normalizing shift."""
+def counted_to_unpacked(m, cx, name="u", pipe=None, round_fmt=None):
+    """Second half of :func:`fixed_to_unpacked`: the normalizing shift.
+
+    ``round_fmt`` (with ``pipe``): also build the rounder's exponent bases beside the
+    shift (:func:`normalize_shift`'s ``round_emin``) and return ``(u, ebase)``, for
+    :func:`round_decide`'s ``ebase``."""
     x = cx.x
     mag = Value.cast(x.mag)
     W = len(mag)
+    emin = None if round_fmt is None or pipe is None else get_format(round_fmt).emin
     with _carry(pipe, x.sign, x.is_zero, x.is_inf, x.is_nan) as c:
-        sig, exp = normalize_shift(m, mag, x.exp0 + (W - 1), cx.count, name=name,
-                                   pipe=pipe)
-    return Unpacked(*c.values[:1], exp, sig, *c.values[1:])
+        out = normalize_shift(m, mag, x.exp0 + (W - 1), cx.count, name=name,
+                              pipe=pipe, round_emin=emin)
+    u = Unpacked(*c.values[:1], out[1], out[0], *c.values[1:])
+    if round_fmt is None:
+        return u
+    return u, (out[2] if emin is not None else None)
 
 
 def kulisch_width(fa, fb, max_terms):
@@ -1026,15 +1065,17 @@ def to_fixed_lanes(m, prods, lsb, width, name="k", pipe=None, carries=False):
     adders' carry-ins (exact: ``~mag + 1 == -mag`` in ``width`` bits, and a lane-sum
     tree of L lanes has L - 1 adders for the L - 1 carries). Returns ``(outs,
     carries)`` then; lane 0 negates as before."""
-    live, sign, shs, mags = [], [], [], []
+    sign, shs, mags = [], [], []
     for k, p in enumerate(prods):
         sh = Signal(range(max(2, width)), name=f"{name}{k}_sh")
         m.d.comb += sh.eq(Value.cast(p.exp0) - lsb)
         shs.append(sh)
-        live.append(~(p.is_inf | p.is_nan))
-        sign.append(p.sign)
-        mags.append(Cat(Value.cast(p.mag), Const(0, max(0, width - len(Value.cast(p.mag)))))
-                    [:width])
+        # Inf and NaN products contribute 0: gated on the narrow product, before the
+        # shifter (the sign too), not on the shifted word
+        ok = ~(p.is_inf | p.is_nan)
+        sign.append(p.sign & ok)
+        mag = Mux(ok, Value.cast(p.mag), 0)
+        mags.append(Cat(mag, Const(0, max(0, width - len(mag))))[:width])
     _charge(pipe, lambda fab: fab.carry(len(Value.cast(prods[0].exp0)) + 1))
     nbits = len(shs[0])
     for j in range(nbits):
@@ -1049,15 +1090,14 @@ def to_fixed_lanes(m, prods, lsb, width, name="k", pipe=None, carries=False):
         if pipe is not None:
             pipe.charge(pipe.fab.shift_level())
             point = f"{name}.{j + 1}" if j + 1 < nbits else f"{name}.neg"
-            mags, shs, live, sign = (list(x) for x in pipe.cut(
-                point, tuple(mags), tuple(shs), tuple(live), tuple(sign)))
+            mags, shs, sign = (list(x) for x in pipe.cut(
+                point, tuple(mags), tuple(shs), tuple(sign)))
     outs, cins = [], []
-    for k, v in enumerate(mags):
-        mag = Mux(live[k], v, 0)
+    for k, mag in enumerate(mags):
         out = Signal(signed(width), name=f"{name}{k}_fx")
         if carries and k > 0:
             neg = Signal(name=f"{name}{k}_cin")
-            m.d.comb += [neg.eq(sign[k] & live[k]),
+            m.d.comb += [neg.eq(sign[k]),
                          out.eq(mag ^ neg.replicate(width))]
             cins.append(neg)
         else:
