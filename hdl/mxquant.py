@@ -49,8 +49,9 @@ from lpcores.errors import ParamError, check_choice, check_int
 from lpcores.formats import get_format
 
 from .base import Field, Pipeline, StreamCore, name_pipelined, plan_pipeline
-from .fp import Unpacked, lzc, normalize, normalize_shift, unpack
-from .mxarith import (BLOCK, EMAX_ELEM, MX_ELEM_FORMATS, MX_ROUNDINGS, quantize_elem)
+from .fp import Unpacked, less, lzc, normalize, normalize_shift, unpack
+from .mxarith import (BLOCK, EMAX_ELEM, MX_ELEM_FORMATS, MX_ROUNDINGS, quantize_compress,
+                      quantize_elem)
 
 __all__ = ["MXQuant"]
 
@@ -71,14 +72,20 @@ def _max_tree(m, values, name, pipe=None):
         for i in range(0, len(level) - 1, 2):
             s = Signal(EXP, name=f"{name}{k}_{i // 2}")
             a, b = level[i], level[i + 1]
-            m.d.comb += s.eq(Mux(a > b, a, b))
+            if pipe is None:
+                m.d.comb += s.eq(Mux(a > b, a, b))
+            else:
+                # the compare as the sign of a difference (fp.less): a sum output
+                # of the chain steers the select, no carry-out feed-out cell
+                m.d.comb += s.eq(Mux(less(m, b, a, name=f"{name}{k}_{i // 2}_lt"), a, b))
             nxt.append(s)
         if len(level) % 2:
             nxt.append(level[-1])
         level = nxt
         k += 1
         if pipe is not None:
-            pipe.charge(pipe.fab.carry(EXP.width) + pipe.fab.lut)
+            # the compare, then the select
+            pipe.charge(pipe.fab.compare(EXP.width) + pipe.fab.lut)
             level = list(pipe.cut(f"{name}.{k}", *level, None))[:-1]
     return level[0]
 
@@ -156,17 +163,19 @@ class MXQuant(StreamCore):
         (u,) = c.values
         exp = Signal(EXP, name=f"x{k}_e")
         m.d.comb += exp.eq(exp_n)
-        key = Signal(EXP, name=f"x{k}_key")
-        m.d.comb += key.eq(Mux(u.is_zero, ZERO_KEY, exp))
-        pipe.charge(pipe.fab.lut)
-        return (u.sign, exp, sig, u.is_zero), key, u.is_inf | u.is_nan
+        # the normalized exponent is its own key: a zero's is emin minus the LZC of
+        # zero (2**k - 1 >= W - 1), at most the smallest subnormal's, so it never
+        # raises a block's maximum, and an all-zero block's shared exponent still
+        # clamps to -127 (emin - M - emax_elem < -127): no zero-key mux in front of
+        # the maximum tree's first compare
+        return (u.sign, exp, sig, u.is_zero), exp, u.is_inf | u.is_nan
 
     def _shared_of(self, m, emax, name):
         """max(emax - emax_elem, -127): a compare with a constant beside the
         subtract, then a mux."""
         shared = Signal(signed(9), name=name)
-        m.d.comb += shared.eq(Mux(emax < EMAX_ELEM[self.fe.name] - 127, -127,
-                                  emax - EMAX_ELEM[self.fe.name]))
+        low = less(m, emax, EMAX_ELEM[self.fe.name] - 127, name=f"{name}_low")
+        m.d.comb += shared.eq(Mux(low, -127, emax - EMAX_ELEM[self.fe.name]))
         return shared
 
     def elaborate(self, platform):
@@ -252,7 +261,8 @@ class MXQuant(StreamCore):
             bmax = _max_tree(m, keys, "bmax", pipe=pipe)
             # this beat's shared exponent (the block's is the largest of its beats')
             bshared = self._shared_of(m, bmax, "beat_shared")
-            pipe.charge(fab.carry(EXP.width) + fab.lut)
+            # the compare with a constant beside the subtract, then the clamp's mux
+            pipe.charge(fab.compare(EXP.width) + fab.lut)
         lanes, bbad = c.values
         lanes, bshared, bbad = pipe.cut("unpack", tuple(lanes), bshared, bbad)
 
@@ -266,11 +276,14 @@ class MXQuant(StreamCore):
             run_bad = Signal(name="run_bad")
             shared = Signal(signed(9), name="blk_shared")
             tbad = Signal(name="blk_bad")
-            prev = Signal(signed(9), name="prev_shared")
-            m.d.comb += [prev.eq(Mux(first, -127, run_max)),
-                         shared.eq(Mux(prev > bshared, prev, bshared)),
+            # the block's shared exponent so far: the first beat's is its own
+            # (bshared >= -127), later ones the larger of it and the running one;
+            # compared straight from the registers (fp.less), ``first`` folded
+            # into the select
+            run_gt = less(m, bshared, run_max, name="run_gt")
+            m.d.comb += [shared.eq(Mux(~first & run_gt, run_max, bshared)),
                          tbad.eq(bbad | (~first & run_bad))]
-            pipe.charge(fab.lut + fab.carry(9) + fab.lut)    # the loop: one cycle
+            pipe.charge(fab.compare(9) + fab.lut)    # the loop: one cycle
             buf = [[tuple(Signal.like(Value.cast(v), name=f"buf{j}_{k}_{n}")
                           for n, v in enumerate(lane))
                     for k, lane in enumerate(lanes)] for j in range(B - 1)]
@@ -288,12 +301,18 @@ class MXQuant(StreamCore):
         codes = {}
         bad_code = fe.nan_code if fe.has_nan else 0
         with pipe.carry(tbad, shared) as c:      # both read again after the lanes
-            with pipe.lanes() as group:
+            # shared fans out to every element's t = e - shared
+            with pipe.lanes(broadcast=BLOCK) as group:
                 for k, (sign, exp, sig, zero) in enumerate(elems):
                     lp = group.lane(f"q{k}", "q")
                     t = Signal(EXP, name=f"t{k}_e")
                     m.d.comb += t.eq(exp - shared)
-                    lp.charge(fab.carry(EXP.width))
+                    with lp.parallel():     # beside it, the significand compressed
+                        lp.charge(fab.carry(EXP.width))
+                        u = quantize_compress(m, Unpacked(sign, exp, sig, zero,
+                                                          Const(0, 1), Const(0, 1)),
+                                              fe, name=f"q{k}", pipe=lp)
+                    sig = u.sig
                     t, sign, sig, zero = lp.cut(f"q{k}.t", t, sign, sig, zero)
                     u = Unpacked(sign, t, sig, zero, Const(0, 1), Const(0, 1))
                     codes[f"e{k}"] = quantize_elem(m, u, fe, self.rounding, name=f"q{k}",
