@@ -17,7 +17,7 @@ import contextlib
 import dataclasses
 from dataclasses import dataclass
 
-from amaranth.hdl import Cat, Const, Mux, Signal, Value, signed, unsigned
+from amaranth.hdl import Array, Cat, Const, Mux, Signal, Value, signed, unsigned
 
 from lpcores.errors import check_choice
 from lpcores.formats import FLOAT_FORMATS, get_format
@@ -240,7 +240,7 @@ class Rounded:
 
 
 def round_sig(m, fmt, u, sticky=Const(0, 1), *, rounding="rne", exp_min=None,
-              name="r", pipe=None, exp_direct=False):
+              name="r", pipe=None, shallow=False):
     """Round an unpacked value once to the precision of ``fmt`` (SPEC §2).
 
     Precondition: ``u.sig``'s MSB is set, or ``u.exp <= fmt.emin`` (a subnormal that
@@ -253,7 +253,7 @@ def round_sig(m, fmt, u, sticky=Const(0, 1), *, rounding="rne", exp_min=None,
     then :func:`round_apply` (one increment); a pipeline may cut between them.
     """
     d = round_decide(m, fmt, u, sticky, rounding=rounding, exp_min=exp_min, name=name,
-                     pipe=pipe, exp_direct=exp_direct)
+                     pipe=pipe, shallow=shallow)
     d = _cut(pipe, f"{name}.inc", d)
     return round_apply(m, d, name=name, pipe=pipe)
 
@@ -271,7 +271,7 @@ class Decided:
 
 
 def round_decide(m, fmt, u, sticky=Const(0, 1), *, rounding="rne", exp_min=None,
-                 name="r", pipe=None, exp_direct=False):
+                 name="r", pipe=None, shallow=False):
     """The first half of :func:`round_sig`.
 
     Derivation. With ``M = man_bits`` the result's LSB has weight
@@ -289,7 +289,12 @@ def round_decide(m, fmt, u, sticky=Const(0, 1), *, rounding="rne", exp_min=None,
     ``code > max_mag_code`` or ``code == max_mag_code`` and ``up``, compared field by
     field (short exponent compares, a fraction compare against a constant).
 
-    ``exp_direct`` (with a subnormal shifter): the exponent candidates and their
+    ``shallow`` (with a subnormal shifter; a rounder built for a clock, MXQuant's
+    element rounders): the shift by ``d`` is one ``(M + 3)``-way mux a bit, and the
+    sticky of the bits it drops is picked by ``d`` from prefix ORs of ``sig`` built
+    beside the clamp (the dropped bits are ``sig[:W - M - 2 + d]``), beside the
+    shift instead of an OR tree after it; the clamp's compares are sums
+    (:func:`less`); and the exponent candidates and their
     compares are taken straight from ``exp``, side by side with the shift clamp,
     instead of from ``e_base = under ? 0 : exp - emin``: ``e0 = under ? 0 :
     exp - emin``, ``e1 = under ? 1 : exp - emin + 1``, ``e_base > K`` is
@@ -323,7 +328,7 @@ def round_decide(m, fmt, u, sticky=Const(0, 1), *, rounding="rne", exp_min=None,
 
     def exponent_direct(under):
         # exponent_part of e_base = under ? 0 : exp - emin, every term from exp
-        # (see exp_direct): the candidates' chains and the compares side by side
+        # (see shallow): the candidates' chains and the compares side by side
         x0 = Signal(signed(len(exp) + 2), name=f"{name}_x0")
         x1 = Signal(signed(len(exp) + 2), name=f"{name}_x1")
         e0 = Signal(ew, name=f"{name}_e0")
@@ -345,7 +350,7 @@ def round_decide(m, fmt, u, sticky=Const(0, 1), *, rounding="rne", exp_min=None,
         d = Signal(range(dmax + 1), name=f"{name}_d")
         # d = clamp(emin - exp, 0, dmax): the difference and both compares are taken
         # from exp side by side (three short carry chains in parallel), two muxes
-        if exp_direct:      # the compares as sums (less): no carry-out feed-out
+        if shallow:      # the compares as sums (less): no carry-out feed-out
             big = less(m, exp, f.emin - dmax, name=f"{name}_big")
             m.d.comb += under.eq(less(m, exp, f.emin, name=f"{name}_lt"))
         else:
@@ -356,24 +361,46 @@ def round_decide(m, fmt, u, sticky=Const(0, 1), *, rounding="rne", exp_min=None,
             d.eq(Mux(big, dmax, Mux(under, d_raw, 0))),
         ]
         _charge(pipe, lambda fab: fab.carry(len(exp) + 1) + fab.luts(2))
-        if exp_direct:
+        if shallow:
             epart = exponent_direct(under)
         else:
             e_base = Signal(signed(len(exp) + 2), name=f"{name}_ebase")
             m.d.comb += e_base.eq(Mux(under, 0, exp - f.emin))
             epart = exponent_part(e_base)
-        with _carry(pipe, epart, sticky, u) as c:
-            d = _cut(pipe, f"{name}_sh.0", d)
-        epart, sticky, u = c.values
-        wide = Cat(Const(0, dmax), Value.cast(u.sig))    # W + M + 2 bits, nothing lost
-        with _carry(pipe, epart, sticky, u) as c:
-            shifted = Signal(W + dmax, name=f"{name}_shifted")
-            m.d.comb += shifted.eq(shift_levels(m, wide, d, left=False, pipe=pipe,
-                                                name=f"{name}_sh"))
-        epart, sticky, u = c.values
         top = W + dmax
+        if shallow:
+            # the bits the shift drops below the round bit are sig[:W - M - 2 + d]
+            # (d <= dmax): their OR for every d, prefix ORs of sig built beside the
+            # clamp, then picked by d beside the shift
+            pre = [sig[:W - M - 2 + k].any() if W - M - 2 + k > 0 else Const(0, 1)
+                   for k in range(dmax + 1)]
+            prefix = Signal(dmax + 1, name=f"{name}_pre")
+            m.d.comb += prefix.eq(Cat(*pre))
+            with _carry(pipe, epart, sticky, u) as c:
+                d, prefix = _cut(pipe, f"{name}_sh.0", d, prefix)
+            epart, sticky, u = c.values
+            wide = Cat(Const(0, dmax), Value.cast(u.sig))
+            # the shift by d as one (dmax + 1)-way mux a bit, the sticky as another
+            shifted = Signal(W + dmax, name=f"{name}_shifted")
+            dropped = Signal(name=f"{name}_dropped")
+            m.d.comb += [shifted.eq(Array([wide >> k for k in range(dmax + 1)])[d]),
+                         dropped.eq(Array(list(prefix))[d])]
+            _charge(pipe, lambda fab: fab.mux(dmax + 1))
+            sticky = sticky | dropped
+            low = None
+        else:
+            with _carry(pipe, epart, sticky, u) as c:
+                d = _cut(pipe, f"{name}_sh.0", d)
+            epart, sticky, u = c.values
+            wide = Cat(Const(0, dmax), Value.cast(u.sig))    # W + M + 2 bits, nothing lost
+            with _carry(pipe, epart, sticky, u) as c:
+                shifted = Signal(W + dmax, name=f"{name}_shifted")
+                m.d.comb += shifted.eq(shift_levels(m, wide, d, left=False, pipe=pipe,
+                                                    name=f"{name}_sh"))
+            epart, sticky, u = c.values
         e_path = lambda fab: fab.luts(2)                            # noqa: E731
     else:
+        shallow = False
         pad = max(0, M + 2 - W)
         shifted, top = Cat(Const(0, pad), sig), W + pad
         e_base = Signal(signed(len(exp) + 2), name=f"{name}_ebase")
@@ -383,8 +410,11 @@ def round_decide(m, fmt, u, sticky=Const(0, 1), *, rounding="rne", exp_min=None,
     e0, e1, b_gt, b_eq, b_eq1 = epart
     mant = shifted[top - (M + 1):top]
     rbit = shifted[top - (M + 2)] if top >= M + 2 else Const(0, 1)
-    low = shifted[:top - (M + 2)] if top > M + 2 else Const(0, 1)
-    stk = low.any() | sticky
+    if shallow:
+        stk = sticky            # the dropped bits' OR already in
+    else:
+        low = shifted[:top - (M + 2)] if top > M + 2 else Const(0, 1)
+        stk = low.any() | sticky
     if rounding == "rne":
         up = rbit & (stk | mant[0])
     else:
@@ -403,8 +433,11 @@ def round_decide(m, fmt, u, sticky=Const(0, 1), *, rounding="rne", exp_min=None,
     overflow = Signal(name=f"{name}_ovf")
     m.d.comb += overflow.eq(e_gt | (e_eq & (frac_gt | (frac_eq & up))))
     # sticky OR tree then the round-up bit; beside it the exponent sums and compares
-    _charge(pipe, lambda fab: max(fab.reduce(max(1, top - (M + 2))) + fab.lut,
-                                  e_path(fab)))
+    if shallow:
+        _charge(pipe, lambda fab: max(fab.lut, e_path(fab)))
+    else:
+        _charge(pipe, lambda fab: max(fab.reduce(max(1, top - (M + 2))) + fab.lut,
+                                      e_path(fab)))
     return Decided(u.sign, code, up, overflow, u.is_zero, u.is_inf, u.is_nan)
 
 

@@ -98,14 +98,14 @@ def quantize_elem(m, u, fmt, rounding="rne", name="q", pipe=None):
 
     ``pipe``: charge the delays and offer the rounder's fine cut points
     (:func:`.fp.round_sig`, clock-directed pipelining); the rounder then takes its
-    exponent candidates straight from the exponent (``exp_direct``).
+    exponent candidates straight from the exponent (``shallow``).
     """
     f = get_format(fmt)
     check_choice("rounding", rounding, MX_ROUNDINGS)
     sticky = Const(1, 1) if rounding == "away" else Const(0, 1)
     if f.kind != "int":
         r = round_sig(m, f, u, sticky, rounding="rne", name=name, pipe=pipe,
-                      exp_direct=pipe is not None)
+                      shallow=pipe is not None)
         return pack(m, f, r, saturate=True, name=f"{name}_p", pipe=pipe)
     exp = Value.cast(u.exp)
     e2 = Signal(signed(len(exp) + 2), name=f"{name}_e127")
@@ -117,7 +117,7 @@ def quantize_elem(m, u, fmt, rounding="rne", name="q", pipe=None):
         (u,) = c.values
     r = round_sig(m, "bf16", Unpacked(u.sign, e2, u.sig, u.is_zero, u.is_inf, u.is_nan),
                   sticky, rounding="rne", name=name, pipe=pipe,
-                  exp_direct=pipe is not None)
+                  shallow=pipe is not None)
     if pipe is not None:
         # the compare with 127 and the negation, side by side, then the muxes
         r = pipe.cut(f"{name}_p.in", r)
