@@ -162,7 +162,7 @@ def lzc(value, pipe=None, name="lzc", m=None):
             nxt.append((node[-1], node[:-1]))
         nodes = nxt
         k += 1
-        pipe.charge(pipe.fab.lzc_level(w if pipe.wide else None))
+        pipe.charge(pipe.fab.lzc_level(w * pipe.spread if pipe.wide else None))
         if len(nodes) > 1:
             nodes = list(pipe.cut(f"{name}.{k}", *[Cat(c, z) if len(c) else z
                                                     for z, c in nodes]))
@@ -188,7 +188,7 @@ def shift_levels(m, value, amount, *, left, pipe=None, name="sh"):
         m.d.comb += level.eq(Mux(amount[k], moved, value))     # tree blow-up
         value = level
         if pipe is not None:
-            pipe.charge(pipe.fab.shift_level(w if pipe.wide else None))
+            pipe.charge(pipe.fab.shift_level(w * pipe.spread if pipe.wide else None))
             if k + 1 < len(amount):
                 value, rest = pipe.cut(f"{name}.{k + 1}", value, amount[k + 1:])
                 amount = Cat(Const(0, k + 1), rest)
