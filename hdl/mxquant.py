@@ -35,12 +35,17 @@ cycle (a block every ``32/lanes`` cycles).
 Clock-directed (``fmax``, :mod:`.timing`): the blocks charge their delays and the
 registers may also go at the fine cut points of every lane (between the levels of
 the normalizing LZC and shifter, of the beat's maximum tree, of each element's
-rounder: its subnormal shift, before the increment, before the pack), one register
-row across the lanes. The shared exponent is then taken per beat before the
-buffer (``max(e - emax_elem, -127)`` is monotonic in ``e``, so the maximum of the
-beats' shared exponents is the block's): the running maximum, a one-cycle loop,
-is one compare and two muxes. With ``stages`` the netlist is the one of the two
-named cut points.
+rounder: after ``t = e - shared``, after its shift clamp, before the increment,
+before the pack), one register row across the lanes. The shared exponent is then
+taken per beat before the buffer (``max(e - emax_elem, -127)`` is monotonic in
+``e``, so the maximum of the beats' shared exponents is the block's): the running
+maximum, a one-cycle loop, is one compare and one select. Each lane's significand
+is cut to the bits its element rounder reads and a sticky before the buffer
+(:func:`.mxarith.quantize_compress`), the element rounders are built ``shallow``
+(:func:`.fp.round_decide`), compares are the sign of a difference
+(:func:`.fp.less`), and a lane's normalized exponent is its own key (a zero's is
+below every nonzero's). With ``stages`` the netlist is the one of the two named cut
+points.
 """
 
 from amaranth.hdl import Const, Module, Mux, Signal, Value, signed
