@@ -39,7 +39,7 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.back import rtlil
 
-from lpcores.errors import ParamError, check_int
+from lpcores.errors import FmaxError, ParamError, check_int
 
 from .timing import check_fmax, fabric
 
@@ -152,10 +152,10 @@ def plan_pipeline(core, cuts, *, stages=None, fmax=None, family=None, name=None)
         if selected is None:
             best = _place_cuts(segs, max(d for _, d in segs))
             est = 1000.0 / (fab.reg + max(d for _, d in segs))
-            raise ParamError(
+            raise FmaxError(
                 f"fmax={fmax:g} MHz is beyond what the delay model reaches for this "
                 f"{name} on {family}: the fastest is about {est:.0f} MHz, with "
-                f"{len(best)} stages")
+                f"{len(best)} stages", fastest_mhz=round(est, 1), stages=len(best))
     stage_ns, t = [], 0.0
     for point, d in segs:
         t += d
@@ -193,11 +193,12 @@ def check_loop_depth(core, entry, contexts, fmax, name):
     for _ in range(40):
         mid = (lo + hi) / 2
         lo, hi = (lo, mid) if fits(mid) else (mid, hi)
-    raise ParamError(
+    fastest = 1000.0 / (fab.reg + hi)
+    raise FmaxError(
         f"contexts={contexts} is too few for fmax={fmax:g} MHz on {core.family}: the "
         f"accumulate loop of this {name} is {depth} cycles deep at that clock and needs "
         f"contexts >= {depth}; with contexts={contexts} the delay model reaches about "
-        f"{1000.0 / (fab.reg + hi):.0f} MHz")
+        f"{fastest:.0f} MHz", fastest_mhz=round(fastest, 1), loop=(depth, contexts))
 
 
 def name_pipelined(core, base, params, fmax):

@@ -231,8 +231,10 @@ class Dot(StreamCore):
             return s, sig
         # the flags ride along the fine cuts of the shifters and the adder tree
         with pipe.carry(flags_tuple(sig)) as c:
-            fx = to_fixed_lanes(m, prods, blsb, bw, name="k", pipe=pipe)
-            s = sum_tree(m, fx, bw, name="t", pipe=pipe)
+            # negative lanes in ones' complement, their +1s the tree's carry-ins
+            fx, cins = to_fixed_lanes(m, prods, blsb, bw, name="k", pipe=pipe,
+                                      carries=True)
+            s = sum_tree(m, fx, bw, name="t", pipe=pipe, carries=cins)
         return s, flags_dict(c.values[0])
 
     def _count(self, m, pipe, ctx, first, last, ring=False):
@@ -383,14 +385,21 @@ class Dot(StreamCore):
                 cx = fixed_lzc(fx, m=m, emin=fo.emin, pipe=tp, name="n")
                 top = self.acc_lsb + self.acc_width - 1
                 exp_min = fo.emin if top >= fo.emin else None
-            u = counted_to_unpacked(m, cx, name="n", pipe=tp)
+            # without a subnormal shifter in the rounder, its exponent bases are
+            # built beside the normalizing shift
+            early = exp_min is not None and exp_min >= fo.emin
+            if early:
+                u, eb = counted_to_unpacked(m, cx, name="n", pipe=tp, round_fmt=fo)
+            else:
+                u, eb = counted_to_unpacked(m, cx, name="n", pipe=tp), None
             d = round_decide(m, fo, u, rounding=self.rounding, exp_min=exp_min, name="r",
-                             pipe=tp)
+                             pipe=tp, ebase=eb)
         ovf = co.values[0]
         d, ovf = pipe.cut("round", d, ovf)
-        r = round_apply(m, d, name="r", pipe=tp)
-        pipe.output(r=pack(m, fo, r, rounding=self.rounding, name="o", pipe=tp),
-                    overflow=ovf)
+        with tp.carry(ovf) as co:           # across pack's fine point (o.in)
+            r = round_apply(m, d, name="r", pipe=tp)
+            code = pack(m, fo, r, rounding=self.rounding, name="o", pipe=tp)
+        pipe.output(r=code, overflow=co.values[0])
         return m
 
     def _fp_loop_timed(self, m, pipe, ctx, first, last, beat, flags, c, ovf):

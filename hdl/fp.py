@@ -207,25 +207,42 @@ def normalize(m, sig, exp, name="n"):
     return (*normalize_shift(m, sig, exp, count, name=name), zero)
 
 
-def normalize_shift(m, sig, exp, count, name="n", pipe=None):
+def normalize_shift(m, sig, exp, count, name="n", pipe=None, round_emin=None):
     """The second half of :func:`normalize`: shift by a leading-zero ``count``;
-    returns ``(sig_n, exp_n)``."""
+    returns ``(sig_n, exp_n)``.
+
+    ``round_emin`` (with ``pipe``; an int, the ``emin`` of the format the result is
+    rounded to next): also return the rounder's exponent bases ``exp_n - emin`` and
+    ``exp_n - emin + 1``, each computed from ``exp`` and ``count`` in one carry chain
+    beside ``exp_n``'s (off the rounder's path: :func:`round_decide`'s ``ebase``);
+    returns ``(sig_n, exp_n, ebase)`` then."""
     sig = Value.cast(sig)
     w = len(sig)
     ew = len(Value.cast(exp)) + max(1, w.bit_length())
     sig_n = Signal(w, name=f"{name}_sig")
     exp_n = Signal(signed(ew), name=f"{name}_exp")
+    ebase = None
     if pipe is None:
         m.d.comb += sig_n.eq((sig << count)[:w])
     else:
         exp_d = Signal(signed(ew), name=f"{name}_expd")
         m.d.comb += exp_d.eq(exp - count)    # beside the first shifter level
-        with pipe.carry(exp_d) as c:     # the exponent rides along the shifter's cuts
+        carried = [exp_d]
+        if round_emin is not None:
+            # the same form as exp_d (exp's constant part folded), chains in parallel
+            eb0 = Signal(signed(ew + 2), name=f"{name}_eb0")
+            eb1 = Signal(signed(ew + 2), name=f"{name}_eb1")
+            m.d.comb += [eb0.eq(exp - round_emin - count),
+                         eb1.eq(exp - round_emin + 1 - count)]
+            carried += [eb0, eb1]
+        with pipe.carry(*carried) as c:  # the exponent rides along the shifter's cuts
             m.d.comb += sig_n.eq(shift_levels(m, sig, count, left=True, pipe=pipe,
                                               name=name))
         exp = c.values[0]
+        if round_emin is not None:
+            ebase = tuple(c.values[1:])
     m.d.comb += exp_n.eq(exp - count if pipe is None else exp)
-    return sig_n, exp_n
+    return (sig_n, exp_n) if round_emin is None else (sig_n, exp_n, ebase)
 
 
 @dataclass
@@ -271,8 +288,13 @@ class Decided:
 
 
 def round_decide(m, fmt, u, sticky=Const(0, 1), *, rounding="rne", exp_min=None,
-                 name="r", pipe=None, shallow=False):
+                 name="r", pipe=None, shallow=False, ebase=None):
     """The first half of :func:`round_sig`.
+
+    ``ebase``: ``(u.exp - emin, u.exp - emin + 1)`` built earlier (beside the
+    normalizing shift: :func:`counted_to_unpacked`'s ``round_fmt``), for a rounder
+    without the subnormal shifter (``exp_min >= emin``): the exponent's carry chains
+    are then off this stage, which keeps only their compares and muxes.
 
     Derivation. With ``M = man_bits`` the result's LSB has weight
     ``2**(max(exp, emin) - M)``. When ``exp < emin`` is possible, ``sig`` is first
@@ -398,6 +420,16 @@ def round_decide(m, fmt, u, sticky=Const(0, 1), *, rounding="rne", exp_min=None,
                 m.d.comb += shifted.eq(shift_levels(m, wide, d, left=False, pipe=pipe,
                                                     name=f"{name}_sh"))
             epart, sticky, u = c.values
+        e_path = lambda fab: fab.luts(2)                            # noqa: E731
+    elif ebase is not None:
+        shallow = False
+        pad = max(0, M + 2 - W)
+        shifted, top = Cat(Const(0, pad), sig), W + pad
+        eb0, eb1 = ebase
+        e0 = Signal(ew, name=f"{name}_e0")
+        e1 = Signal(ew, name=f"{name}_e1")
+        m.d.comb += [e0.eq(eb0), e1.eq(eb1)]
+        epart = (e0, e1, eb0 > emax_field, eb0 == emax_field, eb0 == emax_field - 1)
         e_path = lambda fab: fab.luts(2)                            # noqa: E731
     else:
         shallow = False
@@ -1077,15 +1109,23 @@ def fixed_lzc(x, *, m=None, emin=None, floor=None, pipe=None, name="u"):
     return Counted(c.values[0], count)
 
 
-def counted_to_unpacked(m, cx, name="u", pipe=None):
-    """Second half of :func:`fixed_to_unpacked`: the normalizing shift."""
+def counted_to_unpacked(m, cx, name="u", pipe=None, round_fmt=None):
+    """Second half of :func:`fixed_to_unpacked`: the normalizing shift.
+
+    ``round_fmt`` (with ``pipe``): also build the rounder's exponent bases beside the
+    shift (:func:`normalize_shift`'s ``round_emin``) and return ``(u, ebase)``, for
+    :func:`round_decide`'s ``ebase``."""
     x = cx.x
     mag = Value.cast(x.mag)
     W = len(mag)
+    emin = None if round_fmt is None or pipe is None else get_format(round_fmt).emin
     with _carry(pipe, x.sign, x.is_zero, x.is_inf, x.is_nan) as c:
-        sig, exp = normalize_shift(m, mag, x.exp0 + (W - 1), cx.count, name=name,
-                                   pipe=pipe)
-    return Unpacked(*c.values[:1], exp, sig, *c.values[1:])
+        out = normalize_shift(m, mag, x.exp0 + (W - 1), cx.count, name=name,
+                              pipe=pipe, round_emin=emin)
+    u = Unpacked(*c.values[:1], out[1], out[0], *c.values[1:])
+    if round_fmt is None:
+        return u
+    return u, (out[2] if emin is not None else None)
 
 
 def kulisch_width(fa, fb, max_terms):
@@ -1124,19 +1164,28 @@ def to_fixed(m, p, lsb, width, name="k"):
     return out
 
 
-def to_fixed_lanes(m, prods, lsb, width, name="k", pipe=None):
+def to_fixed_lanes(m, prods, lsb, width, name="k", pipe=None, carries=False):
     """:func:`to_fixed` of several lanes side by side, built level by level so a
     pipeline may cut between the levels of their shifters (``name.k``) and before
-    the negation (``name.neg``), one register row across all lanes."""
-    live, sign, shs, mags = [], [], [], []
+    the negation (``name.neg``), one register row across all lanes.
+
+    ``carries``: lanes 1.. come out in ones' complement (a negative lane is ``~mag``,
+    an XOR the LUTs after the shifter absorb, instead of a carry chain each) and
+    the +1 each owes is returned as a carry bit, for :func:`sum_tree` to take as its
+    adders' carry-ins (exact: ``~mag + 1 == -mag`` in ``width`` bits, and a lane-sum
+    tree of L lanes has L - 1 adders for the L - 1 carries). Returns ``(outs,
+    carries)`` then; lane 0 negates as before."""
+    sign, shs, mags = [], [], []
     for k, p in enumerate(prods):
         sh = Signal(range(max(2, width)), name=f"{name}{k}_sh")
         m.d.comb += sh.eq(Value.cast(p.exp0) - lsb)
         shs.append(sh)
-        live.append(~(p.is_inf | p.is_nan))
-        sign.append(p.sign)
-        mags.append(Cat(Value.cast(p.mag), Const(0, max(0, width - len(Value.cast(p.mag)))))
-                    [:width])
+        # Inf and NaN products contribute 0: gated on the narrow product, before the
+        # shifter (the sign too), not on the shifted word
+        ok = ~(p.is_inf | p.is_nan)
+        sign.append(p.sign & ok)
+        mag = Mux(ok, Value.cast(p.mag), 0)
+        mags.append(Cat(mag, Const(0, max(0, width - len(mag))))[:width])
     _charge(pipe, lambda fab: fab.carry(len(Value.cast(prods[0].exp0)) + 1))
     nbits = len(shs[0])
     for j in range(nbits):
@@ -1151,33 +1200,43 @@ def to_fixed_lanes(m, prods, lsb, width, name="k", pipe=None):
         if pipe is not None:
             pipe.charge(pipe.fab.shift_level())
             point = f"{name}.{j + 1}" if j + 1 < nbits else f"{name}.neg"
-            mags, shs, live, sign = (list(x) for x in pipe.cut(
-                point, tuple(mags), tuple(shs), tuple(live), tuple(sign)))
-    outs = []
-    for k, v in enumerate(mags):
-        mag = Mux(live[k], v, 0)
+            mags, shs, sign = (list(x) for x in pipe.cut(
+                point, tuple(mags), tuple(shs), tuple(sign)))
+    outs, cins = [], []
+    for k, mag in enumerate(mags):
         out = Signal(signed(width), name=f"{name}{k}_fx")
-        m.d.comb += out.eq(Mux(sign[k], -mag, mag))
+        if carries and k > 0:
+            neg = Signal(name=f"{name}{k}_cin")
+            m.d.comb += [neg.eq(sign[k]),
+                         out.eq(mag ^ neg.replicate(width))]
+            cins.append(neg)
+        else:
+            m.d.comb += out.eq(Mux(sign[k], -mag, mag))
         outs.append(out)
-    _charge(pipe, lambda fab: fab.carry(width) + fab.lut)
+    _charge(pipe, lambda fab: fab.carry(width) + fab.lut)      # lane 0's negation
     if pipe is not None:
-        outs = list(pipe.cut(f"{name}.out", *outs)) if len(outs) > 1 else \
-            [pipe.cut(f"{name}.out", outs[0])]
-    return outs
+        cut = pipe.cut(f"{name}.out", *outs, *cins)
+        cut = list(cut) if len(outs) + len(cins) > 1 else [cut]
+        outs, cins = cut[:len(outs)], cut[len(outs):]
+    return (outs, cins) if carries else outs
 
 
-def sum_tree(m, values, width, name="t", signed_=True, pipe=None):
+def sum_tree(m, values, width, name="t", signed_=True, pipe=None, carries=()):
     """Balanced adder tree of signed ``values`` into ``width`` bits (the caller sizes
     ``width`` so nothing overflows). With ``pipe`` it may be cut between its levels
-    (``name.k``)."""
+    (``name.k``). ``carries``: one-bit values added as the adders' carry-ins (one
+    per adder, in the same carry chain; at most ``len(values) - 1``)."""
     level = [Value.cast(v) for v in values]
+    pool = [Value.cast(c) for c in carries]
+    assert len(pool) <= max(0, len(level) - 1), "more carries than adders"
     shape = signed(width) if signed_ else unsigned(width)
     k = 0
     while len(level) > 1:
         nxt = []
         for i in range(0, len(level) - 1, 2):
             s = Signal(shape, name=f"{name}{k}_{i // 2}")
-            m.d.comb += s.eq(level[i] + level[i + 1])
+            m.d.comb += s.eq(level[i] + level[i + 1] + pool.pop(0) if pool
+                             else level[i] + level[i + 1])
             nxt.append(s)
         if len(level) % 2:
             nxt.append(level[-1])
@@ -1186,7 +1245,8 @@ def sum_tree(m, values, width, name="t", signed_=True, pipe=None):
         if pipe is not None:
             pipe.charge(pipe.fab.carry(width))
             if len(level) > 1:
-                level = list(pipe.cut(f"{name}.{k}", *level))
+                cut = list(pipe.cut(f"{name}.{k}", *level, *pool))
+                level, pool = cut[:len(level)], cut[len(level):]
     out = Signal(shape, name=f"{name}_sum")
     m.d.comb += out.eq(level[0])
     return out

@@ -79,7 +79,7 @@ from amaranth.hdl import Cat, Const, Module, Mux, ResetSignal, Signal, Value
 from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.memory import Memory
 
-from lpcores.errors import ParamError, check_choice, check_int
+from lpcores.errors import FmaxError, ParamError, check_choice, check_int
 from lpcores.formats import get_format
 from lpcores.golden.iternorm import FX, MAGIC, check_lam, inv_rn, sqrt_rn
 
@@ -199,19 +199,17 @@ class _Norm(StreamCore):
             # a sub-core's refusal, in the words of this core's parameters
             try:
                 return build()
-            except ParamError as e:
-                msg = str(e)
-                mo = re.search(r"needs contexts >= (\d+); with contexts=(\d+) the delay "
-                               r"model reaches about (\d+) MHz", msg)
-                if mo:
-                    raise ParamError(
-                        f"partials={mo.group(2)} is too few for fmax={fmax:g} MHz on "
-                        f"{family}: the lane sums' accumulate loop is {mo.group(1)} "
-                        f"cycles deep at that clock and needs partials >= "
-                        f"{mo.group(1)}; with partials={mo.group(2)} the delay model "
-                        f"reaches about {mo.group(3)} MHz") from None
-                raise ParamError(re.sub(r"for this (dot|fma)", f"for this "
-                                        f"{self.core_name}'s {what}", msg)) from None
+            except FmaxError as e:
+                if e.loop is not None:
+                    depth, have = e.loop
+                    raise e.reworded(
+                        f"partials={have} is too few for fmax={fmax:g} MHz on "
+                        f"{family}: the lane sums' accumulate loop is {depth} "
+                        f"cycles deep at that clock and needs partials >= {depth}; "
+                        f"with partials={have} the delay model reaches about "
+                        f"{e.fastest_mhz:.0f} MHz") from None
+                raise e.reworded(re.sub(r"for this (dot|fma)", f"for this "
+                                        f"{self.core_name}'s {what}", str(e))) from None
 
         def lane_dot(P):
             return sub(lambda: Dot(a_fmt=f.name, b_fmt=f.name, out_fmt=FX, lanes=1,
@@ -224,8 +222,8 @@ class _Norm(StreamCore):
                 try:
                     dots = [lane_dot(P)]
                     break
-                except ParamError as e:
-                    if P >= 64 or not str(e).startswith("partials="):
+                except FmaxError as e:
+                    if P >= 64 or e.loop is None:
                         raise
                     P *= 2
         else:
@@ -781,28 +779,58 @@ def _elaborate_fast(self):
             "negs": s_reg ^ (1 << 33), "a": a_reg, "u": u_reg, "lamv": lamv,
             "sqrt": sqrt_code}
     dsts = {"u": u_reg, "v": v_reg, "a": a_reg, "c": c_reg}
-    ua, ub, uc = (Signal(FX.bits, name=f"upd_{x}") for x in "abc")
-    issue = Signal()
-    writes = {}
+    # the decode of the static program, registered a cycle ahead: ``at(w)`` is a
+    # register that is set while the step counter reads ``w`` (decoded from ``st``
+    # one step earlier, or from the hand-off for step 0), so the operand muxes are
+    # AND-ORs of registered one-hot selects, not compares of the counter
+    # (the counter's decode into the 16-way operand mux was the critical path)
+    ahead = {}
+
+    def at(whens, name):
+        whens = tuple(sorted(set(whens)))
+        if whens not in ahead:
+            r = Signal(name=name)
+            nxt = Cat(*[st == w - 1 for w in whens if w > 0]).any() \
+                if any(w > 0 for w in whens) else Const(0, 1)
+            m.d.sync += r.eq(Mux(hand, int(0 in whens), b_run & nxt))
+            ahead[whens] = r
+        return ahead[whens]
+
     Lf = self.prog_lf                              # with the operand registers
-    with m.If(b_run):
-        for when, op in self.program:
-            with m.If(st == when):
-                if op == "start":
-                    m.d.sync += [s_reg.eq(s_src), a_reg.eq(a0)]
-                    continue
-                get = [t[x[1]] if isinstance(x, tuple) else srcs[x] for x in op[:3]]
-                m.d.comb += [ua.eq(get[0]), ub.eq(get[1]), uc.eq(get[2]), issue.eq(1)]
-            writes.setdefault(op[3], []).append(when + Lf)
+    opsel = [{}, {}, {}]                           # operand -> source -> steps
+    writes = {}
+    for when, op in self.program:
+        if op == "start":
+            with m.If(at([when], "b_start")):
+                m.d.sync += [s_reg.eq(s_src), a_reg.eq(a0)]
+            continue
+        for pos in range(3):
+            opsel[pos].setdefault(op[pos], []).append(when)
+        writes.setdefault(op[3], []).append(when + Lf)
+    issue = at([w for w, op in self.program if op != "start"], "b_issue")
+    operands = []
+    for pos, srcs_ in enumerate(opsel):
+        terms = []
+        for src, whens in srcs_.items():
+            sel = at(whens, f"b_sel{'abc'[pos]}_{src[0]}{src[1]}"
+                     if isinstance(src, tuple) else f"b_sel{'abc'[pos]}_{src}")
+            val = t[src[1]] if isinstance(src, tuple) else srcs[src]
+            terms.append(Mux(sel, val, 0))
+        v = terms[0]
+        for x in terms[1:]:
+            v = v | x                               # one-hot selects: an AND-OR
+        operands.append(v)
     ua_r, ub_r, uc_r = (Signal(FX.bits, name=f"upd_{x}_r") for x in "abc")
     issue_r = Signal()
-    m.d.sync += [ua_r.eq(ua), ub_r.eq(ub), uc_r.eq(uc), issue_r.eq(issue)]
+    m.d.sync += [ua_r.eq(operands[0]), ub_r.eq(operands[1]), uc_r.eq(operands[2]),
+                 issue_r.eq(issue)]
     m.d.comb += [upd.i.valid.eq(issue_r), upd.i.payload.a.eq(ua_r),
                  upd.i.payload.b.eq(ub_r), upd.i.payload.c.eq(uc_r), upd.o.ready.eq(1)]
     res = upd.o.payload.r
     for dst, whens in writes.items():
         reg = t[dst[1]] if isinstance(dst, tuple) else dsts[dst]
-        with m.If(b_run & Cat(*[st == w for w in whens]).any()):
+        name = f"b_wr_{dst[0]}{dst[1]}" if isinstance(dst, tuple) else f"b_wr_{dst}"
+        with m.If(at(whens, name)):
             m.d.sync += reg.eq(res)
     c_fin = c_reg if self.mode == "rmsnorm" else a_reg
 

@@ -68,7 +68,7 @@ from types import SimpleNamespace
 
 from amaranth.hdl import Cat, Const, Module, Mux, Signal, Value, signed
 
-from lpcores.errors import ParamError, check_choice, check_int
+from lpcores.errors import FmaxError, ParamError, check_choice, check_int
 from lpcores.formats import get_format
 
 from .base import (Field, Pipeline, StreamCore, name_pipelined, plan_pipeline,
@@ -670,11 +670,11 @@ def _renamed(inner, outer):
     one ("for this dot on" -> "for this nmdot's dot engine on")."""
     try:
         yield
-    except ParamError as e:
+    except FmaxError as e:
         msg = str(e).replace(f"for this {inner} on", f"for this {outer} on")
         if msg == str(e):
             raise
-        raise ParamError(msg) from None
+        raise e.reworded(msg) from None
 
 
 def gather(m, idx, dense, n, name="g"):
@@ -830,10 +830,11 @@ class NMDot(StreamCore):
             with _renamed("dot", "nmdot's dot engine"):
                 d = Dot(**self._dot_kw, fmax=best, family=self.family)
             d._MustUse__silence = True
-            raise ParamError(
+            raise FmaxError(
                 f"fmax={fmax:g} MHz is beyond what the delay model reaches for this "
                 f"nmdot on {self.family}: the fastest is about {best:.0f} MHz (its "
-                f"gather stage), with {d.stages + 1} stages")
+                f"gather stage), with {d.stages + 1} stages", fastest_mhz=best,
+                stages=d.stages + 1)
         return dict(t, cuts=["gather"] + list(t["cuts"]), stage_ns=[g] + list(t["stage_ns"]),
                     estimate_mhz=round(1000.0 / max([g] + list(t["stage_ns"])), 1))
 

@@ -10,6 +10,28 @@ class ParamError(ValueError):
     """A parameter or an input value is outside what the unit supports."""
 
 
+class FmaxError(ParamError):
+    """A clock (``fmax``) the delay model does not reach for the core as asked.
+
+    Besides the sentence, the numbers a caller needs without parsing it:
+    ``fastest_mhz`` (the model's fastest clock for this core, the other parameters as
+    given), ``stages`` (its register count there, when known) and ``loop``: ``None``,
+    or ``(depth, contexts)`` when the limit is an accumulate loop that needs ``depth``
+    contexts (or partial sums) at the asked clock and has ``contexts``. A sweep lists
+    such a configuration as refused, with these numbers, rather than failing."""
+
+    def __init__(self, msg, *, fastest_mhz, stages=None, loop=None):
+        super().__init__(msg)
+        self.fastest_mhz = fastest_mhz
+        self.stages = stages
+        self.loop = loop
+
+    def reworded(self, msg):
+        """The same refusal in the words of an enclosing core."""
+        return FmaxError(msg, fastest_mhz=self.fastest_mhz, stages=self.stages,
+                         loop=self.loop)
+
+
 class ToolError(RuntimeError):
     """A tool the step needs (make, a C++ compiler, a simulator) is missing or
     failed; the message is one sentence saying which and what to do."""

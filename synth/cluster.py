@@ -103,11 +103,12 @@ def _remote_job(job, cache_root, tools):
         shutil.rmtree(build, ignore_errors=True)
 
 
-def run_jobs(client, joblist, cache, tools, hint, record):
+def run_jobs(client, joblist, cache, tools, hint, record, start=0):
     """Run ``joblist`` on the cluster; ``record(job, status, payload, vhash, i)`` as
-    each finishes (``hint(job)``: the Verilog hash the client remembers)."""
+    each finishes (``hint(job)``: the Verilog hash the client remembers; ``i``
+    counts on from ``start``)."""
     from distributed import as_completed
-    i = 0
+    i = start
     pending = []
     for job in joblist:
         h = hint(job)

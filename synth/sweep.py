@@ -50,6 +50,11 @@ the same cache (the client keeps it), the same report.
 Failures (a bad parameter, a core that does not synthesize) are reported naming the
 section and the entry; the sweep goes on with the others, lists every failure at the
 end, marks the page, and exits with status 1.
+
+A clock the delay model refuses (``fmax`` beyond the model for that core and
+target: :class:`lpcores.errors.FmaxError`) is a result, not a failure: the row says
+``refused`` with the model's fastest clock, and nothing is synthesized for it. A
+section whose rows ask for ``fmax`` gets a *met* column (achieved >= asked).
 """
 
 import csv
@@ -65,7 +70,7 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from lpcores.errors import ParamError
+from lpcores.errors import FmaxError, ParamError
 
 from .flow import DEFAULT_DEVICE, PNR_TARGETS, SynthError, check_target, run_synth, \
     tool_versions
@@ -98,6 +103,9 @@ class Job:
     pnr: bool
     seeds: int
     label: str = ""
+    # a clock the delay model refuses: (the sentence, its fastest clock, its stages);
+    # listed on the page as refused, never synthesized
+    refused: tuple = field(default=None, compare=False)
 
     @property
     def key(self):
@@ -141,7 +149,7 @@ def load_config(path):
     if not sections:
         raise SweepError(f"{path} has no [[section]] entries")
     jobs = []
-    checked = set()
+    checked = {}
     for si, sec in enumerate(sections):
         title = sec.get("title", f"#{si + 1}")
         where = f"section '{title}'"
@@ -191,24 +199,31 @@ def load_config(path):
                                      f"{', '.join(sorted(allowed))}")
                 # every job's parameters are checked now, before any job runs: the
                 # generator's own check names the key and the value
-                built = tuple(sorted(params.items()))
-                if (core, built) not in checked:
-                    try:
-                        # built to check its parameters only, never elaborated
-                        spec.build(**params)._MustUse__silence = True
-                    except ParamError as e:
-                        raise SweepError(f"{rwhere} ({core}): {e}") from None
-                    checked.add((core, built))
                 for t in targets:
                     target, _, device = t.partition(":")
                     try:
                         device = check_target(target, device or None)
                     except ParamError as e:
                         raise SweepError(f"{rwhere}: {e}") from None
+                    # the clock-directed plan depends on the target's family
+                    bparams = dict(params)
+                    if bparams.get("fmax") is not None and "family" not in bparams:
+                        bparams["family"] = target
+                    built = (core, tuple(sorted(bparams.items())))
+                    if built not in checked:
+                        try:
+                            # built to check its parameters only, never elaborated
+                            spec.build(**bparams)._MustUse__silence = True
+                            checked[built] = None
+                        except FmaxError as e:
+                            # a clock the model refuses is a result, not a config error
+                            checked[built] = (str(e), e.fastest_mhz, e.stages)
+                        except ParamError as e:
+                            raise SweepError(f"{rwhere} ({core}): {e}") from None
                     jobs.append(Job(si, f"{rwhere} ({core})", core,
                                     tuple(sorted(params.items())), target, device, dsp,
                                     pnr and target in PNR_TARGETS, seeds,
-                                    run.get("label", "")))
+                                    run.get("label", ""), checked[built]))
     return settings, sections, jobs
 
 
@@ -312,7 +327,7 @@ def run_sweep(config, *, jobs=None, out=None, progress=True, plots=True, dask=No
     n = len(joblist)
     workers = jobs or os.cpu_count() or 1
     results, failures = {}, []
-    counts = {"done": 0, "cached": 0, "failed": 0}
+    counts = {"done": 0, "cached": 0, "failed": 0, "refused": 0}
     t0 = time.monotonic()
 
     def vkey(job):
@@ -324,7 +339,8 @@ def run_sweep(config, *, jobs=None, out=None, progress=True, plots=True, dask=No
             failures.append((job, payload))
         else:
             results[job] = payload
-            cache.vmap[vkey(job)] = vhash
+            if status != "refused":
+                cache.vmap[vkey(job)] = vhash
         if progress:
             width = 30
             fill = int(width * i / n)
@@ -336,22 +352,30 @@ def run_sweep(config, *, jobs=None, out=None, progress=True, plots=True, dask=No
                 sys.stderr.write(line + "\n")
             sys.stderr.flush()
 
+    # refused clocks: recorded without a worker
+    done = 0
+    for job in [j for j in joblist if j.refused]:
+        done += 1
+        msg, fastest, stages = job.refused
+        record(job, "refused", {"refused": msg, "fastest_mhz": fastest,
+                                "stages": stages}, None, done)
+    runnable = [j for j in joblist if not j.refused]
     if client is not None:
         from .cluster import run_jobs
         try:
-            run_jobs(client, joblist, cache, tools, lambda job: cache.vmap.get(vkey(job)),
-                     record)
+            run_jobs(client, runnable, cache, tools,
+                     lambda job: cache.vmap.get(vkey(job)), record, start=done)
         finally:
             if isinstance(dask, str):
                 client.close()
     elif workers == 1:
-        for i, job in enumerate(joblist, 1):
+        for i, job in enumerate(runnable, done + 1):
             record(*_do_job(job, build, cache_root, tools, cache.vmap.get(vkey(job))), i)
     else:
         with ProcessPoolExecutor(max_workers=workers) as ex:
             futs = [ex.submit(_do_job, job, build, cache_root, tools,
-                              cache.vmap.get(vkey(job))) for job in joblist]
-            for i, fut in enumerate(as_completed(futs), 1):
+                              cache.vmap.get(vkey(job))) for job in runnable]
+            for i, fut in enumerate(as_completed(futs), done + 1):
                 record(*fut.result(), i)
     cache.save_vmap()
     if progress and sys.stderr.isatty():
@@ -372,7 +396,8 @@ def run_sweep(config, *, jobs=None, out=None, progress=True, plots=True, dask=No
     elapsed = time.monotonic() - t0
     if progress:
         print(f"{n} jobs: {counts['done']} synthesized, {counts['cached']} from cache, "
-              f"{counts['failed']} failed, in {elapsed:.1f} s; wrote {page}",
+              f"{counts['refused']} refused by the delay model, {counts['failed']} "
+              f"failed, in {elapsed:.1f} s; wrote {page}",
               file=sys.stderr)
         for job, msg in failures:
             print(f"FAILED {job.entry}, {job.describe()}: {msg}", file=sys.stderr)
@@ -380,6 +405,15 @@ def run_sweep(config, *, jobs=None, out=None, progress=True, plots=True, dask=No
 
 
 def _row(job, rep):
+    if "refused" in rep:
+        # the asked clock is beyond the delay model: no netlist; the row says so
+        r = {"section": job.section, "label": job.label, "core": job.core,
+             "module": None, "target": job.target, "device": job.device,
+             "dsp": job.dsp, **dict(job.params)}
+        stages = f", {rep['stages']} stages" if rep.get("stages") else ""
+        r["fmax_mhz"] = f"refused: model's fastest ~{rep['fastest_mhz']:.0f}{stages}"
+        r["met"] = "refused"
+        return r
     r = {"section": job.section, "label": job.label, "core": job.core,
          "module": rep["module"], "target": job.target, "device": job.device,
          "dsp": job.dsp, **dict(job.params)}
@@ -392,6 +426,9 @@ def _row(job, rep):
     r["seeds"] = rep.get("seeds", 1) if job.pnr else None
     r["est_mhz"] = (rep.get("timing") or {}).get("estimate_mhz")    # the delay model's
     r["stages_placed"] = len((rep.get("timing") or {}).get("cuts") or []) or None
+    asked = dict(job.params).get("fmax")
+    if asked is not None and isinstance(r["fmax_mhz"], (int, float)):
+        r["met"] = "yes" if r["fmax_mhz"] >= asked else "no"     # achieved >= asked
     return r
 
 
@@ -426,6 +463,9 @@ def _table(sec, rows):
     multi_target = len({(r["target"], r["device"]) for r in rows}) > 1
     head = cols + (["target"] if multi_target else []) + \
         ["LUTs", "FFs", "DSPs", "BRAMs", "Fmax (MHz)", "latency"]
+    met = any(r.get("met") for r in rows)
+    if met:
+        head.append("met")              # achieved >= the asked fmax
     base = sec.get("baseline")
     if base:
         head.append("LUTs vs baseline")
@@ -436,6 +476,8 @@ def _table(sec, rows):
             cells.append(f"{r['target']} {r['device']}" + ("" if r["dsp"] else " no-DSP"))
         cells += [_fmt(r.get(k)) for k in ("luts", "ffs", "dsps", "brams", "fmax_mhz",
                                              "latency")]
+        if met:
+            cells.append(_fmt(r.get("met")))
         if base:
             ref = _baseline_row(r, rows, base, cols)
             cells.append(f"{r['luts'] / ref['luts']:.2f}x" if ref and ref["luts"] else "-")

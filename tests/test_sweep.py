@@ -28,14 +28,14 @@ def test_cache_follows_the_generated_verilog(tmp_path, monkeypatch):
     cfg = tmp_path / "s.toml"
     cfg.write_text(CONFIG)
     first = run_sweep(cfg, jobs=1, progress=False)
-    assert first["counts"] == {"done": 2, "cached": 0, "failed": 0}
+    assert first["counts"] == {"done": 2, "cached": 0, "failed": 0, "refused": 0}
     page = (tmp_path / "page.md").read_text()
     assert "| bf16 | e4m3 |" in page and "| bf16 | e5m2 |" in page
     assert (tmp_path / "results" / "section1.svg").exists()
     assert (tmp_path / "results" / "results.csv").read_text().count("\n") == 3
 
     again = run_sweep(cfg, jobs=1, progress=False)
-    assert again["counts"] == {"done": 0, "cached": 2, "failed": 0}
+    assert again["counts"] == {"done": 0, "cached": 2, "failed": 0, "refused": 0}
     assert again["rows"] == first["rows"]
 
     # the sources change but the Verilog does not: still cached
@@ -47,7 +47,7 @@ def test_cache_follows_the_generated_verilog(tmp_path, monkeypatch):
     monkeypatch.setattr(sweep, "sources_hash", lambda: "edited again")
     monkeypatch.setattr(base, "verilog_text", lambda core: orig(core) + "// changed\n")
     assert run_sweep(cfg, jobs=1, progress=False)["counts"] == \
-        {"done": 2, "cached": 0, "failed": 0}
+        {"done": 2, "cached": 0, "failed": 0, "refused": 0}
 
 
 def test_a_failing_entry_is_listed_and_the_rest_go_on(tmp_path, monkeypatch):
@@ -72,6 +72,36 @@ def test_a_failing_entry_is_listed_and_the_rest_go_on(tmp_path, monkeypatch):
     assert "Yosys stopped: out of memory" in msg
     page = (tmp_path / "page.md").read_text()
     assert "**Incomplete" in page and "Yosys stopped: out of memory" in page
+
+
+def test_a_clock_the_model_refuses_is_a_row_not_a_failure(tmp_path, monkeypatch):
+    # fmax=400 is beyond the delay model for this convert: the row says so, with the
+    # model's fastest clock; nothing is synthesized for it; fmax=100 is synthesized
+    from lpcores.cores import CORES
+    from lpcores.errors import FmaxError
+    with pytest.raises(FmaxError) as e:
+        CORES["convert"].build(in_fmt="bf16", out_fmt="e4m3", fmax=400.0,
+                               family="generic")
+    fastest = e.value.fastest_mhz
+    assert 100 < fastest < 400 and e.value.stages >= 1
+    ran = []
+    orig = sweep.run_synth
+    monkeypatch.setattr(sweep, "run_synth",
+                        lambda v, side, *a, **kw: ran.append(side["params"]["fmax"])
+                        or orig(v, side, *a, **kw))
+    cfg = tmp_path / "s.toml"
+    cfg.write_text(CONFIG.replace('out_fmt = ["e4m3", "e5m2"]',
+                                  'out_fmt = "e4m3", fmax = [100.0, 400.0]'))
+    res = run_sweep(cfg, jobs=1, progress=False)
+    assert res["counts"] == {"done": 1, "cached": 0, "failed": 0, "refused": 1}
+    assert ran == [100.0] and not res["failures"]
+    refused, = [r for r in res["rows"] if r["fmax"] == 400.0]
+    assert refused["met"] == "refused"
+    assert refused["fmax_mhz"] == f"refused: model's fastest ~{fastest:.0f}, " \
+        f"{e.value.stages} stages"
+    page = (tmp_path / "page.md").read_text()
+    assert "**Incomplete" not in page and "| met |" in page
+    assert f"refused: model's fastest ~{fastest:.0f}" in page
 
 
 @pytest.mark.parametrize("edit,msg", [
