@@ -282,6 +282,7 @@ class Pipeline:
         # the core asks for the wide-datapath derate of its shifter and LZC levels
         # (timing.Fabric.wide)
         self.wide = bool(getattr(core, "wide_derate", False))
+        self.spread = 1             # lanes side by side (a lane of Pipeline.lanes)
         self.t = 0.0                # delay accumulated since the last register
         self._par = None
         self.segments = []          # (cut point, delay of the logic before it)
@@ -373,15 +374,23 @@ class Pipeline:
         return regs if len(regs) != 1 else regs[0]
 
     @contextlib.contextmanager
-    def lanes(self):
+    def lanes(self, broadcast=None, spread=None):
         """Identical datapaths built side by side, each with its own fine cut points
         (a lane of an MX block, an element of an N:M group): ``with pipe.lanes() as
         ln:`` then build lane ``k`` with ``pipe=ln.lane(tag, alias)``. A lane's cut
         point ``<tag>...`` is the group's ``<alias>...``: chosen for every lane at
         once, each lane registering its own values (and what it carries) there, the
         valid bit and the values carried around the group registered once. The
-        group's delay is its slowest lane's."""
-        group = _Lanes(self)
+        group's delay is its slowest lane's.
+
+        ``broadcast=n``: the lanes' first logic reads a value common to the group
+        (MXQuant's shared exponent), a net fanning out to ``n`` lanes; every lane
+        starts with its routing charged (:meth:`.timing.Fabric.fanout`).
+
+        ``spread=n``: the group's ``n`` lanes are placed side by side, so for the
+        wide-datapath derate (when the core asks for it, ``wide_derate``) a lane's
+        shifter or LZC level is as wide as the group's (``n`` times its own)."""
+        group = _Lanes(self, self.fab.fanout(broadcast), spread or 1)
         yield group
         group.close()
 
@@ -481,11 +490,15 @@ class Contexts:
 
 
 class _Lanes:
-    def __init__(self, pipe):
-        self.pipe, self.t0, self.members = pipe, pipe.t, []
+    def __init__(self, pipe, fanout=0.0, spread=1):
+        # the lanes start after the broadcast's routing (as a charge on the pipe:
+        # inside parallel(), from the branch's entry)
+        t0 = pipe.t + fanout if pipe._par is None else max(pipe.t, pipe._par + fanout)
+        self.pipe, self.t0, self.members, self.spread = pipe, t0, [], spread
 
     def lane(self, tag, alias):
         lane = _LanePipe(self.pipe, self.t0, tag, alias)
+        lane.spread = self.spread
         self.members.append(lane)
         return lane
 

@@ -16,10 +16,10 @@ from amaranth.hdl import Const, Mux, Signal, Value, signed
 from lpcores.errors import check_choice
 from lpcores.formats import get_format
 
-from .fp import Unpacked, pack, round_sig, unpack
+from .fp import Unpacked, pack, round_sig, sticky_compress, unpack
 
 __all__ = ["MX_ELEM_FORMATS", "EMAX_ELEM", "MX_ROUNDINGS", "BLOCK", "unpack_elem",
-           "quantize_elem", "elem_lsb", "mx_block_width", "INT8_FRAC"]
+           "quantize_elem", "quantize_compress", "elem_lsb", "mx_block_width", "INT8_FRAC"]
 
 BLOCK = 32
 MX_ELEM_FORMATS = ("e4m3", "e5m2", "e3m2", "e2m3", "e2m1", "int8")
@@ -73,6 +73,14 @@ def mx_block_width(fa, fb, terms=BLOCK):
     return (terms * ((sa * sb) << (ea + eb - lsb))).bit_length() + 1, lsb
 
 
+def quantize_compress(m, u, fmt, name="q", pipe=None):
+    """``u``'s significand cut to what :func:`quantize_elem` into ``fmt`` reads (its
+    rounder's top bits and one sticky bit, :func:`.fp.sticky_compress`; MXINT8
+    rounds on bf16's grid). Same result, narrower registers and shifter after it."""
+    f = get_format(fmt)
+    return sticky_compress(m, "bf16" if f.kind == "int" else f, u, name=name, pipe=pipe)
+
+
 def quantize_elem(m, u, fmt, rounding="rne", name="q", pipe=None):
     """Round an unpacked finite value ``u`` (significand MSB set, or zero) once into
     element format ``fmt``, saturating to ±max; returns the element code.
@@ -89,13 +97,15 @@ def quantize_elem(m, u, fmt, rounding="rne", name="q", pipe=None):
     the clamp to 127 and the two's complement follow.
 
     ``pipe``: charge the delays and offer the rounder's fine cut points
-    (:func:`.fp.round_sig`, clock-directed pipelining).
+    (:func:`.fp.round_sig`, clock-directed pipelining); the rounder then takes its
+    exponent candidates straight from the exponent (``shallow``).
     """
     f = get_format(fmt)
     check_choice("rounding", rounding, MX_ROUNDINGS)
     sticky = Const(1, 1) if rounding == "away" else Const(0, 1)
     if f.kind != "int":
-        r = round_sig(m, f, u, sticky, rounding="rne", name=name, pipe=pipe)
+        r = round_sig(m, f, u, sticky, rounding="rne", name=name, pipe=pipe,
+                      shallow=pipe is not None)
         return pack(m, f, r, saturate=True, name=f"{name}_p", pipe=pipe)
     exp = Value.cast(u.exp)
     e2 = Signal(signed(len(exp) + 2), name=f"{name}_e127")
@@ -106,7 +116,8 @@ def quantize_elem(m, u, fmt, rounding="rne", name="q", pipe=None):
             e2 = pipe.cut(f"{name}.e", e2)
         (u,) = c.values
     r = round_sig(m, "bf16", Unpacked(u.sign, e2, u.sig, u.is_zero, u.is_inf, u.is_nan),
-                  sticky, rounding="rne", name=name, pipe=pipe)
+                  sticky, rounding="rne", name=name, pipe=pipe,
+                  shallow=pipe is not None)
     if pipe is not None:
         # the compare with 127 and the negation, side by side, then the muxes
         r = pipe.cut(f"{name}_p.in", r)

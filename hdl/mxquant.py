@@ -35,12 +35,17 @@ cycle (a block every ``32/lanes`` cycles).
 Clock-directed (``fmax``, :mod:`.timing`): the blocks charge their delays and the
 registers may also go at the fine cut points of every lane (between the levels of
 the normalizing LZC and shifter, of the beat's maximum tree, of each element's
-rounder: its subnormal shift, before the increment, before the pack), one register
-row across the lanes. The shared exponent is then taken per beat before the
-buffer (``max(e - emax_elem, -127)`` is monotonic in ``e``, so the maximum of the
-beats' shared exponents is the block's): the running maximum, a one-cycle loop,
-is one compare and two muxes. With ``stages`` the netlist is the one of the two
-named cut points.
+rounder: after ``t = e - shared``, after its shift clamp, before the increment,
+before the pack), one register row across the lanes. The shared exponent is then
+taken per beat before the buffer (``max(e - emax_elem, -127)`` is monotonic in
+``e``, so the maximum of the beats' shared exponents is the block's): the running
+maximum, a one-cycle loop, is one compare and one select. Each lane's significand
+is cut to the bits its element rounder reads and a sticky before the buffer
+(:func:`.mxarith.quantize_compress`), the element rounders are built ``shallow``
+(:func:`.fp.round_decide`), compares are the sign of a difference
+(:func:`.fp.less`), and a lane's normalized exponent is its own key (a zero's is
+below every nonzero's). With ``stages`` the netlist is the one of the two named cut
+points.
 """
 
 from amaranth.hdl import Const, Module, Mux, Signal, Value, signed
@@ -49,8 +54,9 @@ from lpcores.errors import ParamError, check_choice, check_int
 from lpcores.formats import get_format
 
 from .base import Field, Pipeline, StreamCore, name_pipelined, plan_pipeline
-from .fp import Unpacked, lzc, normalize, normalize_shift, unpack
-from .mxarith import (BLOCK, EMAX_ELEM, MX_ELEM_FORMATS, MX_ROUNDINGS, quantize_elem)
+from .fp import Unpacked, less, lzc, normalize, normalize_shift, unpack
+from .mxarith import (BLOCK, EMAX_ELEM, MX_ELEM_FORMATS, MX_ROUNDINGS, quantize_compress,
+                      quantize_elem)
 
 __all__ = ["MXQuant"]
 
@@ -71,14 +77,20 @@ def _max_tree(m, values, name, pipe=None):
         for i in range(0, len(level) - 1, 2):
             s = Signal(EXP, name=f"{name}{k}_{i // 2}")
             a, b = level[i], level[i + 1]
-            m.d.comb += s.eq(Mux(a > b, a, b))
+            if pipe is None:
+                m.d.comb += s.eq(Mux(a > b, a, b))
+            else:
+                # the compare as the sign of a difference (fp.less): a sum output
+                # of the chain steers the select, no carry-out feed-out cell
+                m.d.comb += s.eq(Mux(less(m, b, a, name=f"{name}{k}_{i // 2}_lt"), a, b))
             nxt.append(s)
         if len(level) % 2:
             nxt.append(level[-1])
         level = nxt
         k += 1
         if pipe is not None:
-            pipe.charge(pipe.fab.carry(EXP.width) + pipe.fab.lut)
+            # the compare, then the select
+            pipe.charge(pipe.fab.compare(EXP.width) + pipe.fab.lut)
             level = list(pipe.cut(f"{name}.{k}", *level, None))[:-1]
     return level[0]
 
@@ -124,6 +136,7 @@ class MXQuant(StreamCore):
         super().__init__()
         # with stages the netlist stays the one of the named cut points (no model)
         self.timed = fmax is not None
+        self.wide_derate = self.timed
         self.stages, self.timing = plan_pipeline(self, CUTS, stages=stages, fmax=fmax,
                                                  family=family, name="mxquant")
         if not self.timed:
@@ -156,17 +169,19 @@ class MXQuant(StreamCore):
         (u,) = c.values
         exp = Signal(EXP, name=f"x{k}_e")
         m.d.comb += exp.eq(exp_n)
-        key = Signal(EXP, name=f"x{k}_key")
-        m.d.comb += key.eq(Mux(u.is_zero, ZERO_KEY, exp))
-        pipe.charge(pipe.fab.lut)
-        return (u.sign, exp, sig, u.is_zero), key, u.is_inf | u.is_nan
+        # the normalized exponent is its own key: a zero's is emin minus the LZC of
+        # zero (2**k - 1 >= W - 1), at most the smallest subnormal's, so it never
+        # raises a block's maximum, and an all-zero block's shared exponent still
+        # clamps to -127 (emin - M - emax_elem < -127): no zero-key mux in front of
+        # the maximum tree's first compare
+        return (u.sign, exp, sig, u.is_zero), exp, u.is_inf | u.is_nan
 
     def _shared_of(self, m, emax, name):
         """max(emax - emax_elem, -127): a compare with a constant beside the
         subtract, then a mux."""
         shared = Signal(signed(9), name=name)
-        m.d.comb += shared.eq(Mux(emax < EMAX_ELEM[self.fe.name] - 127, -127,
-                                  emax - EMAX_ELEM[self.fe.name]))
+        low = less(m, emax, EMAX_ELEM[self.fe.name] - 127, name=f"{name}_low")
+        m.d.comb += shared.eq(Mux(low, -127, emax - EMAX_ELEM[self.fe.name]))
         return shared
 
     def elaborate(self, platform):
@@ -239,7 +254,11 @@ class MXQuant(StreamCore):
         pipe = Pipeline(m, self, CUTS, self.stages)
         fab = pipe.fab
         lanes, keys, bads = [], [], []
-        with pipe.lanes() as group:
+        # the lanes' LZCs and normalizing shifters side by side: derated as one
+        # shifter as wide as the group's (Pipeline.wide; measured at 150 MHz, 8
+        # fp32 lanes: the last LZC level and four shifter levels 6.9 ns where
+        # 1.3 + 4 x 0.95 and the register were charged 6.3)
+        with pipe.lanes(spread=L) as group:
             for k in range(L):
                 lane, key, bad = self._lane_timed(
                     m, group.lane(f"x{k}", "x"), getattr(self.i.payload, f"x{k}"), k)
@@ -252,12 +271,27 @@ class MXQuant(StreamCore):
             bmax = _max_tree(m, keys, "bmax", pipe=pipe)
             # this beat's shared exponent (the block's is the largest of its beats')
             bshared = self._shared_of(m, bmax, "beat_shared")
-            pipe.charge(fab.carry(EXP.width) + fab.lut)
+            # the compare with a constant beside the subtract, then the clamp's mux
+            pipe.charge(fab.compare(EXP.width) + fab.lut)
         lanes, bbad = c.values
         lanes, bshared, bbad = pipe.cut("unpack", tuple(lanes), bshared, bbad)
 
+        # each lane's significand cut to the bits its element rounder reads and a
+        # sticky (an OR tree), beside the running maximum: the buffer, the shared
+        # row and the rounders' registers hold 6 bits of an fp32 significand's 24
+        # for e4m3 (8,851 -> about 5,500 FFs at 150 MHz; every register's enable
+        # is the stall-all advance, whose fanout is a critical path at 150 MHz)
+        t0 = pipe.t
+        with pipe.parallel():
+            lanes = [(sign, exp, quantize_compress(
+                m, Unpacked(sign, exp, sig, zero, Const(0, 1), Const(0, 1)), fe,
+                name=f"x{k}", pipe=pipe).sig, zero)
+                for k, (sign, exp, sig, zero) in enumerate(lanes)]
+        t_compress, pipe.t = pipe.t, t0
+
         if B == 1:
             elems, shared, tbad, end = list(lanes), bshared, bbad, Const(1, 1)
+            pipe.t = t_compress
         else:
             cnt = Signal(range(B), name="beat_pos")
             first = cnt == 0
@@ -266,17 +300,28 @@ class MXQuant(StreamCore):
             run_bad = Signal(name="run_bad")
             shared = Signal(signed(9), name="blk_shared")
             tbad = Signal(name="blk_bad")
-            prev = Signal(signed(9), name="prev_shared")
-            m.d.comb += [prev.eq(Mux(first, -127, run_max)),
-                         shared.eq(Mux(prev > bshared, prev, bshared)),
+            # the block's shared exponent so far: the first beat's is its own
+            # (bshared >= -127), later ones the larger of it and the running one;
+            # compared straight from the registers (fp.less), ``first`` folded
+            # into the select
+            run_gt = less(m, bshared, run_max, name="run_gt")
+            m.d.comb += [shared.eq(Mux(~first & run_gt, run_max, bshared)),
                          tbad.eq(bbad | (~first & run_bad))]
-            pipe.charge(fab.lut + fab.carry(9) + fab.lut)    # the loop: one cycle
+            pipe.charge(fab.compare(9) + fab.lut)    # the loop: one cycle
+            pipe.t = max(pipe.t, t_compress)         # beside it, the compression
             buf = [[tuple(Signal.like(Value.cast(v), name=f"buf{j}_{k}_{n}")
                           for n, v in enumerate(lane))
                     for k, lane in enumerate(lanes)] for j in range(B - 1)]
             with m.If(pipe.advance & pipe.valid):
                 m.d.sync += [cnt.eq(Mux(end, 0, cnt + 1)), run_max.eq(shared),
                              run_bad.eq(tbad)]
+            # a buffer row is written on every advance while the count points at
+            # it, a bubble too: the block's beat at that position overwrites it
+            # before the block completes. Its enable is then one LUT of o.ready,
+            # o.valid and the count (ECP5 at 150 MHz: o.valid through the advance,
+            # the stage's valid and the count's decode into the enables of the
+            # whole buffer measured 7.5 ns, three LUTs and 4.6 ns of routing)
+            with m.If(pipe.advance):
                 for j in range(B - 1):
                     with m.If(cnt == j):
                         for k in range(L):
@@ -288,7 +333,8 @@ class MXQuant(StreamCore):
         codes = {}
         bad_code = fe.nan_code if fe.has_nan else 0
         with pipe.carry(tbad, shared) as c:      # both read again after the lanes
-            with pipe.lanes() as group:
+            # shared fans out to every element's t = e - shared
+            with pipe.lanes(broadcast=BLOCK) as group:
                 for k, (sign, exp, sig, zero) in enumerate(elems):
                     lp = group.lane(f"q{k}", "q")
                     t = Signal(EXP, name=f"t{k}_e")

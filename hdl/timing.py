@@ -50,6 +50,11 @@ class Fabric:
     # Pipeline.wide)
     wide_bits: int = None
     wide: float = 0.0
+    # a net broadcast into a group of identical lanes (MXQuant's block-wide shared
+    # exponent into its 32 element rounders): the routing of a net that fans out
+    # to ``n`` lanes costs ``fanout_ns`` for each doubling of the load beyond 4
+    # lanes, on top of the first cell's routing that ``reg``/``lut`` already hold
+    fanout_ns: float = 0.0
 
     # -- primitives ---------------------------------------------------------------
     def luts(self, levels):
@@ -59,6 +64,14 @@ class Fabric:
     def carry(self, width):
         """One carry chain of ``width`` bits (an add, subtract or compare)."""
         return self.carry_base + width * self.carry_bit
+
+    def compare(self, width):
+        """A magnitude compare of ``width``-bit operands built as the sign of their
+        difference one bit wider (:func:`.fp.less`): one carry chain whose result is
+        a sum output. (Yosys's own ``<`` takes the chain's carry out, which
+        nextpnr-ecp5 brings into the fabric through one more CCU2C: about 1.3 ns
+        more, measured in MXQuant's maximum tree and shared-exponent loop.)"""
+        return self.carry(width + 1)
 
     def reduce(self, width):
         """An AND/OR reduction of ``width`` bits (LUT4 tree)."""
@@ -82,6 +95,13 @@ class Fabric:
         the upper half's all-zero flag: more than a LUT level on ECP5); ``width``:
         the counted word's, for the wide-datapath derate."""
         return (self.lzc_node or self.lut) + self._wide(width)
+
+    def fanout(self, n):
+        """Extra routing of a value read by ``n`` identical lanes (a broadcast:
+        every lane's logic reads it, so its net spans the lanes' placement)."""
+        if not n or n <= 4:
+            return 0.0
+        return self.fanout_ns * math.log2(n / 4)
 
     def mul_lut(self, wa, wb):
         """A ``wa`` x ``wb`` multiply in LUTs: partial products, then an adder tree of
@@ -107,18 +127,21 @@ def _clog(n, base):
 # mux levels: 8.3 ns measured, the lone 64-bit add of FABRIC.md is 4.8); an inferred
 # MULT18X18D 7.0 ns with its fabric registers (measured 6.9-7.1). A level of the FMA's
 # 63-bit LZC tree measured 1.3 ns (9.1 ns for the six levels with the registers), a
-# LUT level inside its shifters 0.95.
+# LUT level inside its shifters 0.95. Fanout: MXQuant's shared exponent read by 32
+# element rounders measured 2.1 ns of routing into the first carry chain, about 1 ns
+# more than a register's usual first hop (0.35 a doubling beyond 4 lanes: 1.05 at
+# 32); the other families' values are estimates in the same proportion.
 FABRICS = {
     "ecp5": Fabric("ecp5", reg=1.2, lut=0.95, carry_base=2.1, carry_bit=0.045,
-                   dsp_mul=5.8, lzc_node=1.3, wide_bits=48, wide=0.2),
+                   dsp_mul=5.8, lzc_node=1.3, wide_bits=48, wide=0.2, fanout_ns=0.35),
     "ice40": Fabric("ice40", reg=2.0, lut=2.3, carry_base=2.2, carry_bit=0.30,
-                    dsp_mul=11.0),
+                    dsp_mul=11.0, fanout_ns=0.8),
     "xilinx": Fabric("xilinx", reg=0.9, lut=0.75, carry_base=0.9, carry_bit=0.02,
-                     dsp_mul=3.5),
+                     dsp_mul=3.5, fanout_ns=0.25),
     "gowin": Fabric("gowin", reg=1.2, lut=0.9, carry_base=1.3, carry_bit=0.04,
-                    dsp_mul=6.0),
+                    dsp_mul=6.0, fanout_ns=0.35),
     "generic": Fabric("generic", reg=1.2, lut=0.9, carry_base=1.3, carry_bit=0.036,
-                      dsp_mul=5.8),
+                      dsp_mul=5.8, fanout_ns=0.35),
 }
 
 
