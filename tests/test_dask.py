@@ -58,7 +58,7 @@ def threads():
 
 def test_a_sweep_on_a_cluster_gives_the_local_results_and_cache(tmp_path, capsys):
     local = run_sweep(_config(tmp_path / "local"), jobs=1, progress=False, plots=False)
-    assert local["counts"] == {"done": 1, "cached": 0, "failed": 0}
+    assert local["counts"] == {"done": 1, "cached": 0, "failed": 0, "refused": 0}
 
     cfg = _config(tmp_path / "dask")
     with LocalCluster(n_workers=1, threads_per_worker=1, processes=True,
@@ -66,7 +66,8 @@ def test_a_sweep_on_a_cluster_gives_the_local_results_and_cache(tmp_path, capsys
         rc = cli.main(["sweep", str(cfg), "--dask", c.scheduler_address])
         err = capsys.readouterr().err
         assert rc == 0, err
-        assert "1 jobs: 1 synthesized, 0 from cache, 0 failed" in err
+        assert ("1 jobs: 1 synthesized, 0 from cache, 0 refused by the delay model, "
+                "0 failed") in err
         page = (tmp_path / "dask" / "page.md").read_text()
         assert "| fp32 | e4m3 |" in page and "Incomplete" not in page
         # the same result, under the same cache key, as the local run
@@ -76,11 +77,11 @@ def test_a_sweep_on_a_cluster_gives_the_local_results_and_cache(tmp_path, capsys
             _results(tmp_path / "local")[0].read_text()
         # a second run on the cluster: answered from the client's cache
         again = run_sweep(cfg, dask=c.scheduler_address, progress=False, plots=False)
-        assert again["counts"] == {"done": 0, "cached": 1, "failed": 0}
+        assert again["counts"] == {"done": 0, "cached": 1, "failed": 0, "refused": 0}
         assert again["rows"] == local["rows"]
     # and the cache the cluster wrote serves a local run
     assert run_sweep(cfg, jobs=1, progress=False, plots=False)["counts"] == \
-        {"done": 0, "cached": 1, "failed": 0}
+        {"done": 0, "cached": 1, "failed": 0, "refused": 0}
 
 
 def test_without_a_shared_filesystem_the_client_writes_the_cache(tmp_path, threads,
@@ -95,7 +96,7 @@ def test_without_a_shared_filesystem_the_client_writes_the_cache(tmp_path, threa
     monkeypatch.setattr(sweep, "_do_job", spy)
     cfg = _config(tmp_path / "d")
     res = run_sweep(cfg, dask=threads.scheduler_address, progress=False, plots=False)
-    assert res["counts"] == {"done": 1, "cached": 0, "failed": 0}
+    assert res["counts"] == {"done": 1, "cached": 0, "failed": 0, "refused": 0}
     (build, cache_root), = seen
     assert cache_root is None and "lpcores-sweep-" in build.name
     assert not build.exists()                      # the scratch directory is gone
@@ -112,7 +113,7 @@ def test_a_failure_on_a_worker_is_reported_like_a_local_one(tmp_path, threads,
     for where, kw in (("local", {"jobs": 1}),
                       ("dask", {"dask": threads.scheduler_address})):
         res = run_sweep(_config(tmp_path / where), plots=False, **kw)
-        assert res["counts"] == {"done": 0, "cached": 0, "failed": 1}
+        assert res["counts"] == {"done": 0, "cached": 0, "failed": 1, "refused": 0}
         lines.append([ln for ln in capsys.readouterr().err.splitlines()
                       if ln.startswith("FAILED")])
     assert lines[0] == lines[1] == [
