@@ -232,8 +232,7 @@ class Dot(StreamCore):
         # the flags ride along the fine cuts of the shifters and the adder tree
         with pipe.carry(flags_tuple(sig)) as c:
             # negative lanes in ones' complement, their +1s the tree's carry-ins
-            fx, cins = to_fixed_lanes(m, prods, blsb, bw, name="k", pipe=pipe,
-                                      carries=True)
+            fx, cins = to_fixed_lanes(m, prods, blsb, bw, name="k", pipe=pipe)
             s = sum_tree(m, fx, bw, name="t", pipe=pipe, carries=cins)
         return s, flags_dict(c.values[0])
 

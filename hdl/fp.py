@@ -338,13 +338,14 @@ def round_decide(m, fmt, u, sticky=Const(0, 1), *, rounding="rne", exp_min=None,
     fmax_field = f.max_mag_code & ((1 << M) - 1)
     ew = f.bits - 1 - M
 
-    def exponent_part(e_base):
+    def exponent_part(e_base, e_plus1=None):
         # exponent field e = e_base + n[M] (n[M] the hidden bit after the shift):
         # both candidates, and e_base's compares against constants, need only
-        # e_base, so they are built before the shift (off the post-shift path)
+        # e_base, so they are built before the shift (off the post-shift path);
+        # e_plus1: e_base + 1 when it was built earlier (ebase)
         e0 = Signal(ew, name=f"{name}_e0")
         e1 = Signal(ew, name=f"{name}_e1")
-        m.d.comb += [e0.eq(e_base), e1.eq(e_base + 1)]
+        m.d.comb += [e0.eq(e_base), e1.eq(e_base + 1 if e_plus1 is None else e_plus1)]
         return (e0, e1, e_base > emax_field, e_base == emax_field,
                 e_base == emax_field - 1)
 
@@ -425,11 +426,7 @@ def round_decide(m, fmt, u, sticky=Const(0, 1), *, rounding="rne", exp_min=None,
         shallow = False
         pad = max(0, M + 2 - W)
         shifted, top = Cat(Const(0, pad), sig), W + pad
-        eb0, eb1 = ebase
-        e0 = Signal(ew, name=f"{name}_e0")
-        e1 = Signal(ew, name=f"{name}_e1")
-        m.d.comb += [e0.eq(eb0), e1.eq(eb1)]
-        epart = (e0, e1, eb0 > emax_field, eb0 == emax_field, eb0 == emax_field - 1)
+        epart = exponent_part(*ebase)
         e_path = lambda fab: fab.luts(2)                            # noqa: E731
     else:
         shallow = False
@@ -1164,17 +1161,17 @@ def to_fixed(m, p, lsb, width, name="k"):
     return out
 
 
-def to_fixed_lanes(m, prods, lsb, width, name="k", pipe=None, carries=False):
+def to_fixed_lanes(m, prods, lsb, width, name="k", pipe=None):
     """:func:`to_fixed` of several lanes side by side, built level by level so a
     pipeline may cut between the levels of their shifters (``name.k``) and before
     the negation (``name.neg``), one register row across all lanes.
 
-    ``carries``: lanes 1.. come out in ones' complement (a negative lane is ``~mag``,
-    an XOR the LUTs after the shifter absorb, instead of a carry chain each) and
-    the +1 each owes is returned as a carry bit, for :func:`sum_tree` to take as its
-    adders' carry-ins (exact: ``~mag + 1 == -mag`` in ``width`` bits, and a lane-sum
-    tree of L lanes has L - 1 adders for the L - 1 carries). Returns ``(outs,
-    carries)`` then; lane 0 negates as before."""
+    Lanes 1.. come out in ones' complement (a negative lane is ``~mag``, an XOR the
+    LUTs after the shifter absorb, instead of a carry chain each) and the +1 each
+    owes is returned as a carry bit, for :func:`sum_tree` to take as its adders'
+    carry-ins (exact: ``~mag + 1 == -mag`` in ``width`` bits, and a lane-sum tree of
+    L lanes has L - 1 adders for the L - 1 carries); lane 0 negates. Returns
+    ``(outs, carries)``."""
     sign, shs, mags = [], [], []
     for k, p in enumerate(prods):
         sh = Signal(range(max(2, width)), name=f"{name}{k}_sh")
@@ -1205,7 +1202,7 @@ def to_fixed_lanes(m, prods, lsb, width, name="k", pipe=None, carries=False):
     outs, cins = [], []
     for k, mag in enumerate(mags):
         out = Signal(signed(width), name=f"{name}{k}_fx")
-        if carries and k > 0:
+        if k > 0:
             neg = Signal(name=f"{name}{k}_cin")
             m.d.comb += [neg.eq(sign[k]),
                          out.eq(mag ^ neg.replicate(width))]
@@ -1218,7 +1215,7 @@ def to_fixed_lanes(m, prods, lsb, width, name="k", pipe=None, carries=False):
         cut = pipe.cut(f"{name}.out", *outs, *cins)
         cut = list(cut) if len(outs) + len(cins) > 1 else [cut]
         outs, cins = cut[:len(outs)], cut[len(outs):]
-    return (outs, cins) if carries else outs
+    return outs, cins
 
 
 def sum_tree(m, values, width, name="t", signed_=True, pipe=None, carries=()):

@@ -146,8 +146,7 @@ class MXDot(StreamCore):
             return s, tuple(out), carried
         with pipe.carry(tuple(out), carried) as c:
             # negative lanes in ones' complement, their +1s the tree's carry-ins
-            fx, cins = to_fixed_lanes(m, prods, blsb, bw, name="k", pipe=pipe,
-                                      carries=True)
+            fx, cins = to_fixed_lanes(m, prods, blsb, bw, name="k", pipe=pipe)
             s = sum_tree(m, fx, bw, name="t", pipe=pipe, carries=cins)
         return s, *c.values
 

@@ -205,10 +205,7 @@ def load_config(path):
                         device = check_target(target, device or None)
                     except ParamError as e:
                         raise SweepError(f"{rwhere}: {e}") from None
-                    # the clock-directed plan depends on the target's family
-                    bparams = dict(params)
-                    if bparams.get("fmax") is not None and "family" not in bparams:
-                        bparams["family"] = target
+                    bparams = _build_params(params, target)
                     built = (core, tuple(sorted(bparams.items())))
                     if built not in checked:
                         try:
@@ -264,14 +261,20 @@ class Cache:
 
 # -- the work -------------------------------------------------------------------------
 
+def _build_params(params, target):
+    """A job's generator parameters: a clock-directed one (``fmax``) is planned with
+    the target's delay model unless the config names the family."""
+    params = dict(params)
+    if params.get("fmax") is not None and "family" not in params:
+        params["family"] = target
+    return params
+
+
 def _verilog(job, build):
     """Generate the core of ``job``; return (verilog path, sidecar dict, sha)."""
     from lpcores.cores import CORES
     from lpcores.hdl import generate
-    params = dict(job.params)
-    if params.get("fmax") is not None and "family" not in params:
-        params["family"] = job.target       # clock-directed: the target's delay model
-    core = CORES[job.core].build(**params)
+    core = CORES[job.core].build(**_build_params(job.params, job.target))
     v, j = generate(core, build / core.module_name)
     return v, json.loads(j.read_text()), _sha(v.read_text())
 
@@ -405,18 +408,15 @@ def run_sweep(config, *, jobs=None, out=None, progress=True, plots=True, dask=No
 
 
 def _row(job, rep):
+    r = {"section": job.section, "label": job.label, "core": job.core,
+         "module": rep.get("module"), "target": job.target, "device": job.device,
+         "dsp": job.dsp, **dict(job.params)}
     if "refused" in rep:
         # the asked clock is beyond the delay model: no netlist; the row says so
-        r = {"section": job.section, "label": job.label, "core": job.core,
-             "module": None, "target": job.target, "device": job.device,
-             "dsp": job.dsp, **dict(job.params)}
         stages = f", {rep['stages']} stages" if rep.get("stages") else ""
         r["fmax_mhz"] = f"refused: model's fastest ~{rep['fastest_mhz']:.0f}{stages}"
         r["met"] = "refused"
         return r
-    r = {"section": job.section, "label": job.label, "core": job.core,
-         "module": rep["module"], "target": job.target, "device": job.device,
-         "dsp": job.dsp, **dict(job.params)}
     r.update({k: rep["resources"][k] for k in METRICS if k in rep["resources"]})
     r["fmax_mhz"] = rep.get("fmax_mhz")
     if rep.get("does_not_fit"):
