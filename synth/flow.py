@@ -43,6 +43,7 @@ from importlib import metadata
 from pathlib import Path
 
 from lpcores.errors import ParamError
+from lpcores.hdl.prims import inferred_dsp_fmax
 
 __all__ = ["SynthError", "TARGETS", "DEVICES", "run_synth", "report_markdown",
            "tool_versions", "WRAPPER"]
@@ -251,7 +252,20 @@ def run_synth(verilog, sidecar, target, *, device=None, pnr=False, dsp=True, see
     shutil.copyfile(core_v, workdir / "core.v") if core_v != (workdir / "core.v").resolve() else None
     what = f"synthesis of {module} for {target}"
 
+    prims = sidecar.get("sim_sources", [])
+    if prims and target != "ecp5":
+        raise ParamError(f"{module} instantiates ECP5 primitives (it was generated for "
+                         f"--family ecp5): synthesize it with --target ecp5, got "
+                         f"--target={target}")
+    if prims and not dsp:
+        raise ParamError(
+            f"--no-dsp cannot apply to {module}: at its clock it instantiates "
+            f"MULT18X18D blocks, whose own registers are how it meets that clock; drop "
+            f"--no-dsp, or ask for a clock the inferred multiplier meets (about "
+            f"{inferred_dsp_fmax(target):.0f} MHz or less)")
     script = [
+        # the primitives' black boxes (the simulation models are never read here)
+        *(["read_verilog -lib +/ecp5/cells_bb.v"] if prims else []),
         "read_verilog core.v wrapper.v",
         f"hierarchy -check -top {WRAPPER}",
         "proc",

@@ -24,7 +24,9 @@ REPRESENTATIVE = {
        dict(a_fmt="e2m1", b_fmt="e5m2", acc_fmt="bf16", rounding="rtz")],
     "dot": [dict(a_fmt="e4m3", b_fmt="e4m3", lanes=8, stages=5, addend=True),
             dict(a_fmt="bf16", b_fmt="bf16", lanes=2, accumulate="fp", stages=2),
-            dict(a_fmt="int8", b_fmt="int8", lanes=16, stages=3, addend=True)],
+            dict(a_fmt="int8", b_fmt="int8", lanes=16, stages=3, addend=True),
+            # MULT18X18D instantiated, its simulation model beside (hdl/prims.py)
+            dict(a_fmt="int8", b_fmt="int8", lanes=2, fmax=180)],
     "iternorm": [dict(fmt="bf16", lanes=4, max_d=64, mode="rmsnorm", iters=2,
                       affine=True)],
     "fisrnorm": [dict(fmt="fp32", lanes=2, max_d=64, iters=1)],

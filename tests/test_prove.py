@@ -261,6 +261,17 @@ def test_pipelined_dot_equivalent_to_unpipelined(core, kw, tmp_path):
                                   f"{r.module.rsplit('_s', 1)[0]}_s0")
 
 
+def test_dsp_primitive_dot_equivalent_to_unpipelined(tmp_path):
+    # int8 at a clock above the inferred multiplier's: MULT18X18D instantiated with its
+    # registers, read from the simulation model the sidecar lists
+    spec, full = _kwargs("dot", a_fmt="int8", b_fmt="int8", lanes=1, max_terms=4,
+                         fmax=180)
+    r = prove_core(spec, full, build=tmp_path, equiv=True)
+    assert r.ok, r.summary()
+    assert r.summary().startswith("PASS: dot_int8_int8_int32_l1_exact_t4_f180ecp5 "
+                                  "equivalent to dot_int8_int8_int32_l1_exact_t4_s0")
+
+
 def test_different_cores_are_not_equivalent(tmp_path):
     """RTZ against RNE: same ports, different results: the miter finds an input."""
     v1, j1 = _generate(tmp_path, "fma", a_fmt="e2m1", b_fmt="e2m1", acc_fmt="bf16",

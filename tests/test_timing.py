@@ -153,7 +153,9 @@ FMAX_CASES = [
     (Dot, dict(a_fmt="e4m3", b_fmt="e4m3", lanes=8, fmax=150), "lpcores.sim.dot", {}),
     (Dot, dict(a_fmt="e4m3", b_fmt="e4m3", lanes=4, max_terms=64, addend=True,
                fmax=100), "lpcores.sim.dot", {}),
-    (Dot, dict(a_fmt="int8", b_fmt="int8", lanes=8, max_terms=64, addend=True, fmax=120),
+    # int8 above the inferred multiplier's clock: MULT18X18D instantiated with its input
+    # and output registers (hdl/prims.py), simulated on the model the sidecar lists
+    (Dot, dict(a_fmt="int8", b_fmt="int8", lanes=8, max_terms=64, addend=True, fmax=180),
      "lpcores.sim.dot", {}),
     (Dot, dict(a_fmt="e2m1", b_fmt="e4m3", out_fmt="fp16", lanes=16, max_terms=128,
                fmax=110), "lpcores.sim.dot", {}),
@@ -207,11 +209,59 @@ FMAX_CASES = [
 @pytest.mark.parametrize("cls,kwargs,tb,opts", FMAX_CASES,
                          ids=[cls(**kw).module_name for cls, kw, _, _ in FMAX_CASES])
 def test_fmax_rtl(cls, kwargs, tb, opts, sim, build_root, icarus_subset):
-    icarus_subset(kwargs.get("fmax") == 120)
+    icarus_subset(kwargs.get("fmax") in (120, 180))
     core = cls(**kwargs)
     assert core.stages >= 1
     res = runner.run(core, tb, sim=sim, seed=11, options=opts, build_root=build_root)
     runner.assert_passes(res)
+
+
+def test_registered_dsp_above_the_inferred_multipliers_clock(tmp_path):
+    """Above the clock an inferred MULT18X18D with fabric registers meets, int8
+    products go on the primitive with its own registers: two cut points the plan
+    always takes, the simulation model written beside the Verilog and named in the
+    sidecar. Below it the netlist keeps the inferred multiply."""
+    from lpcores.hdl import generate, verilog_text
+    from lpcores.hdl.prims import inferred_dsp_fmax
+    kw = dict(a_fmt="int8", b_fmt="int8", lanes=4)
+    assert 140 < inferred_dsp_fmax("ecp5") < 145
+    fast = Dot(**kw, fmax=180)
+    assert fast.timing["cuts"][:2] == ["mul_dsp.in", "mul_dsp.out"]
+    assert fast.timing["estimate_mhz"] >= 180 and fast.latency == fast.stages + 1
+    text = verilog_text(fast)
+    assert text.count("MULT18X18D #(") == 4 and '.REG_OUTPUT_CLK("CLK0")' in text
+    v, j = generate(fast, tmp_path)
+    assert json.loads(j.read_text())["sim_sources"] == ["lpcores_ecp5_sim.v"]
+    assert "module MULT18X18D" in (tmp_path / "lpcores_ecp5_sim.v").read_text()
+    assert "module MULT18X18D" not in v.read_text()    # synthesis supplies it
+    for slow in (Dot(**kw, fmax=125), Dot(**kw, fmax=180, family="xilinx"),
+                 Dot(**kw, stages=2)):
+        assert "MULT18X18D" not in verilog_text(slow)
+        assert slow.sidecar()["sim_sources"] == []
+        assert not any(c.startswith("mul_dsp") for c in (slow.timing or {}).get("cuts", []))
+
+
+def test_no_dsp_with_an_instantiated_primitive_is_one_sentence(tmp_path, capsys):
+    from lpcores.hdl import generate
+    from lpcores.synth import run_synth
+    v, j = generate(Dot(a_fmt="int8", b_fmt="int8", lanes=2, fmax=180), tmp_path)
+    side = json.loads(j.read_text())
+    with pytest.raises(ParamError) as e:
+        run_synth(v, side, "ecp5", dsp=False, workdir=tmp_path / "s")
+    assert str(e.value) == (
+        "--no-dsp cannot apply to dot_int8_int8_int32_l2_exact_t1024_f180ecp5: at its "
+        "clock it instantiates MULT18X18D blocks, whose own registers are how it meets "
+        "that clock; drop --no-dsp, or ask for a clock the inferred multiplier meets "
+        "(about 143 MHz or less)")
+    with pytest.raises(ParamError, match="synthesize it with --target ecp5, got "
+                       "--target=generic"):
+        run_synth(v, side, "generic", workdir=tmp_path / "g")
+    assert main(["synth", "dot", "--a-fmt", "int8", "--b-fmt", "int8", "--lanes", "2",
+                 "--fmax", "180", "--target", "ecp5", "--no-dsp",
+                 "--build", str(tmp_path / "b")]) == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1].startswith(
+        "lpcores: error: --no-dsp cannot apply to dot_int8_int8_int32_l2_exact_t1024_"
+        "f180ecp5")
 
 
 # -- the command line ------------------------------------------------------------------
