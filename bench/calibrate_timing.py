@@ -84,6 +84,8 @@ def _mul(fmt):
 class _Probe:
     """Stands in for a Pipeline inside a primitive: no cut, no charge."""
     fab = fabric("ecp5")
+    wide = False
+    spread = 1
 
     def charge(self, ns):
         pass
@@ -92,7 +94,12 @@ class _Probe:
         return values if len(values) != 1 else values[0]
 
 
+def _reduce(w):
+    return Primitive(f"or{w}", w, 1, lambda m, x: x.any(), lambda f: f.reduce(w))
+
+
 PRIMITIVES = [lambda: _add(24), lambda: _add(32), lambda: _add(64),
+              lambda: _reduce(16), lambda: _reduce(256),
               lambda: _lzc(32), lambda: _lzc(64), lambda: _shift(32),
               lambda: _shift(64), lambda: _mul("e4m3"), lambda: _mul("bf16")]
 
