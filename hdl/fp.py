@@ -590,8 +590,10 @@ def round_decide_packed(m, fmt, code, fin, u, *, rounding="rne", name="r", pipe=
     prefix = Signal(dmax + 1, name=f"{name}_pre")
     m.d.comb += prefix.eq(Cat(*pre))
     # compares against constants (two LUT levels) then a mux: the clamp, the
-    # candidates and the overflow terms side by side; the prefix ORs beside them
-    _charge(pipe, lambda fab: max(fab.luts(3), fab.reduce(W) + fab.lut))
+    # candidates and the overflow terms side by side; beside them OR trees over up
+    # to the whole magnitude (the widest prefix, and unpack's zero test, which
+    # reads the exponent field and the fraction: fin.bits - 1 inputs)
+    _charge(pipe, lambda fab: max(fab.luts(3), fab.reduce(fin.bits - 1)))
     with _carry(pipe, e0, e1, ovf, ovf_up, u) as c:
         d, prefix = _cut(pipe, f"{name}_sh.0", d, prefix)
     e0, e1, ovf, ovf_up, u = c.values
