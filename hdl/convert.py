@@ -11,6 +11,16 @@ Pipelining (``stages``): cut points in priority order
    overflow) and the increment of the packed code with the special-value mux.
 2. ``unpack``: after unpack/normalize, before the rounder's alignment shift.
 
+Built for a clock (``fmax``), a conversion whose input reaches below the output's
+``emin`` (``fp32 -> e4m3``, ``bf16 -> e2m1``, ...) takes a shallower datapath:
+the rounder's shift clamp, exponent candidates and overflow test are decoded from the
+input's exponent field by compares against constants in LUTs
+(:func:`.fp.round_decide_packed`), side by side, then a fine point ``r_sh.0``, the
+subnormal shift as one mux a bit and the round-up bit, the point ``round``, and the
+increment with the special-value choice made beside it (:func:`.fp.apply_pack`):
+three stages of one carry chain or three LUT levels at most (fp32 -> e4m3: 230.7 MHz
+on ECP5-25F -6, docs/timing.md). ``stages`` builds keep the datapath above.
+
 Latency is ``stages + 1`` cycles (the output register is always there); throughput
 one conversion a cycle.
 """
