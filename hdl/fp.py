@@ -56,7 +56,8 @@ def _carry(pipe, *values):
 
 __all__ = ["Unpacked", "Rounded", "Fixed", "Aligned", "Counted", "exp_shape", "unpack",
            "lzc", "normalize", "normalize_shift", "round_sig", "round_decide",
-           "round_apply", "pack", "round_pack", "shift_levels", "sticky_compress", "less",
+           "round_apply", "pack", "round_pack", "round_decide_packed", "apply_pack",
+           "shift_levels", "sticky_compress", "less",
            "multiply", "lane_products", "align_add", "align", "add_aligned", "fixed_lzc", "AlignPre",
            "align_pre", "align_packed", "floor_marker", "align_exps",
            "counted_to_unpacked",
@@ -285,6 +286,9 @@ class Decided:
     is_zero: Value
     is_inf: Value
     is_nan: Value
+    # overflow also when ``up`` and this (:func:`round_decide_packed`: the part of
+    # the overflow test that waits for the round bit, decided beside the increment)
+    ovf_up: Value = None
 
 
 def round_decide(m, fmt, u, sticky=Const(0, 1), *, rounding="rne", exp_min=None,
@@ -470,6 +474,144 @@ def round_decide(m, fmt, u, sticky=Const(0, 1), *, rounding="rne", exp_min=None,
     return Decided(u.sign, code, up, overflow, u.is_zero, u.is_inf, u.is_nan)
 
 
+def _below(x, k):
+    """Unsigned ``x < k`` for a constant ``k`` as AND/OR logic, MSB first (a LUT
+    tree after mapping; ``x < k`` itself maps to a carry chain)."""
+    x = Value.cast(x)
+    w = len(x)
+    if k <= 0:
+        return Const(0, 1)
+    if k >= 1 << w:
+        return Const(1, 1)
+    top = 1 << (w - 1)
+    if k & top:
+        return ~x[w - 1] | _below(x[:w - 1], k - top)
+    return ~x[w - 1] & _below(x[:w - 1], k)
+
+
+def _table(m, x, fn, width, name):
+    """``fn(x)`` for every value of the (narrow) unsigned ``x`` as logic: each
+    output bit the OR of the values of ``x`` that set it (one LUT level up to four
+    bits of ``x``)."""
+    x = Value.cast(x)
+    out = Signal(width, name=name)
+    bits = []
+    for j in range(width):
+        terms = [x == v for v in range(1 << len(x)) if (fn(v) >> j) & 1]
+        bits.append(Cat(*terms).any() if terms else Const(0, 1))
+    m.d.comb += out.eq(Cat(*bits))
+    return out
+
+
+def round_decide_packed(m, fmt, code, fin, u, *, rounding="rne", name="r", pipe=None):
+    """:func:`round_decide` (``shallow``) of a value unpacked from ``code``, a code
+    of ``fin`` (``u = unpack(code)``), whose exponent range reaches below ``fmt``'s
+    (``fin.emin < fmt.emin``): everything the rounder needs before its shift is
+    decoded from the code's exponent field ``x`` directly, side by side, instead of
+    from ``u.exp`` (one carry chain for ``x - bias``, then the clamp's chains and
+    muxes behind it). With ``K = fmt.emin + fin.bias`` (the field of ``exp ==
+    emin``):
+
+    - the shift ``d = clamp(emin - exp, 0, M + 2)`` is ``M + 2`` when ``x < K - M -
+      2`` (a subnormal input too: ``x = 0``, ``exp = fin.emin``, is clamped the same
+      way when ``K - 1 > M + 2``), ``(K - x) mod 2**b`` when ``x < K`` (a function of
+      the low bits of ``x``), else 0: compares against constants as LUT logic;
+    - the exponent candidates ``e0 = under ? 0 : x - K``, ``e1 = under ? 1 : x - K
+      + 1`` (``ew`` bits: a function of the low ``ew`` bits of ``x``, a LUT each);
+    - the overflow, which needs ``exp >= fmt.emax``: then ``d == 0`` and the hidden
+      bit is set (a normal input), so the field is ``e = x - K + 1`` and the
+      fraction is the top ``M`` bits below the hidden bit of ``u.sig``, unshifted:
+      ``e > emax_field``, or ``e == emax_field`` and the fraction above (or, with
+      ``up``: at) the largest finite one. The part with ``up`` is returned in
+      ``ovf_up`` and finished beside the increment (:func:`apply_pack`);
+    - the sticky of the bits the shift drops, from prefix ORs of ``u.sig`` (as
+      ``shallow``).
+
+    A fine cut point ``<name>_sh.0`` then registers all of it; behind it the shift
+    is one ``(M + 3)``-way mux a bit, then the round-up bit and the exponent mux.
+    The same function as :func:`round_decide` of ``u`` (``exp_min = fin.emin``)."""
+    f = get_format(fmt, param="fmt", allowed=FLOAT_FORMATS)
+    fin = get_format(fin)
+    check_choice("rounding", rounding, ROUNDINGS)
+    assert fin.emin < f.emin, "round_decide_packed: the input must reach below emin"
+    M = f.man_bits
+    code = Value.cast(code)
+    x = code[fin.man_bits:fin.man_bits + fin.exp_bits]
+    sig = Value.cast(u.sig)
+    W = len(sig)
+    dmax = M + 2
+    K = f.emin + fin.bias
+    emax_field = f.max_mag_code >> M
+    fmax_field = f.max_mag_code & ((1 << M) - 1)
+    assert emax_field >= 2      # a shifted (under) value cannot overflow
+    ew = f.bits - 1 - M
+    assert ew <= 6
+
+    def clamp(v):               # d of the field value v
+        exp = fin.emin if v == 0 else v - fin.bias
+        return min(max(f.emin - exp, 0), dmax)
+    db = dmax.bit_length()
+    under = Signal(name=f"{name}_under")
+    big = Signal(name=f"{name}_big")
+    m.d.comb += [under.eq(_below(x, K)),
+                 big.eq(_below(x, K - dmax) if K - 1 > dmax
+                        else _below(x, K - dmax) & (x != 0))]
+    # inside the window K - dmax <= x < K (never x = 0 there unless clamp(0) agrees):
+    # d = K - x, a function of the low db bits of x
+    mid = _table(m, x[:db], lambda v: (K - v) % (1 << db), db, f"{name}_dmid")
+    d = Signal(range(dmax + 1), name=f"{name}_d")
+    m.d.comb += d.eq(Mux(big, dmax, Mux(under, mid, 0)))
+    for v in range(1 << fin.exp_bits):      # the decode agrees with the clamp
+        ref = clamp(v)
+        got = dmax if (v < K - dmax and (K - 1 > dmax or v != 0)) else (
+            (K - v) % (1 << db) if v < K else 0)
+        assert ref == got, (v, ref, got)
+    t0 = _table(m, x[:ew], lambda v: (v - K) % (1 << ew), ew, f"{name}_t0")
+    t1 = _table(m, x[:ew], lambda v: (v - K + 1) % (1 << ew), ew, f"{name}_t1")
+    e0 = Signal(ew, name=f"{name}_e0")
+    e1 = Signal(ew, name=f"{name}_e1")
+    m.d.comb += [e0.eq(Mux(under, 0, t0)), e1.eq(Mux(under, 1, t1))]
+    wide = Cat(Const(0, dmax), sig)          # W + dmax bits, nothing lost
+    top = W + dmax
+    # overflow (d == 0, hidden bit set): field e = x - K + 1, fraction unshifted
+    frac0 = wide[top - 1 - M:top - 1]
+    e_big = ~_below(x, K - 1 + emax_field + 1)              # e > emax_field
+    e_top = x == K - 1 + emax_field                          # e == emax_field
+    if fmax_field == (1 << M) - 1:
+        frac_gt, frac_eq = Const(0, 1), frac0.all()
+    else:
+        frac_gt, frac_eq = ~_below(frac0, fmax_field + 1), frac0 == fmax_field
+    ovf = Signal(name=f"{name}_ovf0")
+    ovf_up = Signal(name=f"{name}_ovfup")
+    m.d.comb += [ovf.eq(e_big | (e_top & frac_gt)), ovf_up.eq(e_top & frac_eq)]
+    # the bits the shift drops below the round bit are sig[:W - M - 2 + d]
+    pre = [sig[:W - M - 2 + k].any() if W - M - 2 + k > 0 else Const(0, 1)
+           for k in range(dmax + 1)]
+    prefix = Signal(dmax + 1, name=f"{name}_pre")
+    m.d.comb += prefix.eq(Cat(*pre))
+    # compares against constants (two LUT levels) then a mux: the clamp, the
+    # candidates and the overflow terms side by side; beside them OR trees over up
+    # to the whole magnitude (the widest prefix, and unpack's zero test, which
+    # reads the exponent field and the fraction: fin.bits - 1 inputs)
+    _charge(pipe, lambda fab: max(fab.luts(3), fab.reduce(fin.bits - 1)))
+    with _carry(pipe, e0, e1, ovf, ovf_up, u) as c:
+        d, prefix = _cut(pipe, f"{name}_sh.0", d, prefix)
+    e0, e1, ovf, ovf_up, u = c.values
+    wide = Cat(Const(0, dmax), Value.cast(u.sig))
+    shifted = Signal(top, name=f"{name}_shifted")
+    dropped = Signal(name=f"{name}_dropped")
+    m.d.comb += [shifted.eq(Array([wide >> k for k in range(dmax + 1)])[d]),
+                 dropped.eq(Array(list(prefix))[d])]
+    mant = shifted[top - (M + 1):top]
+    rbit = shifted[top - (M + 2)]
+    up = rbit & (dropped | mant[0]) if rounding == "rne" else Const(0, 1)
+    out = Signal(f.bits - 1, name=f"{name}_code")
+    m.d.comb += out.eq(Cat(mant[:M], Mux(mant[M], e1, e0)))
+    # the shift's mux, then the round-up bit and the exponent mux
+    _charge(pipe, lambda fab: fab.mux(dmax + 1) + fab.lut)
+    return Decided(u.sign, out, up, ovf, u.is_zero, u.is_inf, u.is_nan, ovf_up)
+
+
 def less(m, a, b, name="lt"):
     """``a < b`` as the sign (or borrow) of ``a - b`` computed one bit wider: one
     carry chain whose result is its top sum bit. Yosys maps ``a < b`` to the chain's
@@ -529,20 +671,7 @@ def pack(m, fmt, r, *, rounding="rne", saturate=False, name="p", pipe=None):
     f = get_format(fmt, param="fmt", allowed=FLOAT_FORMATS)
     B = f.bits
     r = _cut(pipe, f"{name}.in", r)          # a fine point after the increment
-    sbit = Value.cast(r.sign) << (B - 1)
-    maxc = sbit | f.max_mag_code
-    if f.has_nan:
-        nan = Const(f.nan_code, B)
-    else:
-        nan = Const(1 << (B - 1), B)
-    if saturate or not (f.has_inf or f.specials == "fn"):
-        inf = ovf = maxc
-    elif f.has_inf:
-        inf = sbit | f.inf_code
-        ovf = maxc if rounding == "rtz" else inf
-    else:                       # e4m3: no Inf, overflow and Inf give NaN
-        inf = nan
-        ovf = maxc if rounding == "rtz" else nan
+    sbit, nan, inf, ovf = _special_codes(f, r.sign, rounding, saturate)
 
     out = Signal(B, name=f"{name}_code")
     with m.If(r.is_nan):
@@ -556,6 +685,60 @@ def pack(m, fmt, r, *, rounding="rne", saturate=False, name="p", pipe=None):
     with m.Else():
         m.d.comb += out.eq(sbit | r.mag)
     _charge(pipe, lambda fab: fab.luts(2))
+    return out
+
+
+def _special_codes(f, sign, rounding, saturate):
+    """:func:`pack`'s codes: the sign bit in place, NaN, Inf and overflow."""
+    B = f.bits
+    sbit = Value.cast(sign) << (B - 1)
+    maxc = sbit | f.max_mag_code
+    if f.has_nan:
+        nan = Const(f.nan_code, B)
+    else:
+        nan = Const(1 << (B - 1), B)
+    if saturate or not (f.has_inf or f.specials == "fn"):
+        inf = ovf = maxc
+    elif f.has_inf:
+        inf = sbit | f.inf_code
+        ovf = maxc if rounding == "rtz" else inf
+    else:                       # e4m3: no Inf, overflow and Inf give NaN
+        inf = nan
+        ovf = maxc if rounding == "rtz" else nan
+    return sbit, nan, inf, ovf
+
+
+def apply_pack(m, fmt, d, *, rounding="rne", saturate=False, name="p", pipe=None):
+    """:func:`round_apply` then :func:`pack` of a :class:`Decided`, one carry chain
+    and one LUT level deep: the special-value choice (NaN, Inf, zero, overflow: which
+    code, and whether it replaces the rounded magnitude) depends on the flags and
+    the overflow only, so it is made beside the increment's carry chain (with
+    ``d.ovf_up``, the overflow's last term, ``ovf_up & up``, too), and the chain's
+    sum meets it in one mux. The same function as ``pack(round_apply(d))``."""
+    f = get_format(fmt, param="fmt", allowed=FLOAT_FORMATS)
+    B = f.bits
+    code = Value.cast(d.code)
+    mag = Signal(len(code), name=f"{name}_mag")
+    m.d.comb += mag.eq(code + d.up)
+    overflow = Signal(name=f"{name}_ovf")
+    m.d.comb += overflow.eq(d.overflow if d.ovf_up is None
+                            else d.overflow | (d.ovf_up & d.up))
+    sbit, nan, inf, ovf = _special_codes(f, d.sign, rounding, saturate)
+    forced = Signal(B, name=f"{name}_forced")
+    force = Signal(name=f"{name}_force")
+    with m.If(d.is_nan):
+        m.d.comb += forced.eq(nan)
+    with m.Elif(d.is_inf):
+        m.d.comb += forced.eq(inf)
+    with m.Elif(d.is_zero):
+        m.d.comb += forced.eq(sbit)
+    with m.Else():
+        m.d.comb += forced.eq(ovf)
+    m.d.comb += force.eq(d.is_nan | d.is_inf | d.is_zero | overflow)
+    out = Signal(B, name=f"{name}_code")
+    m.d.comb += out.eq(Mux(force, forced, sbit | mag))
+    # the choice (two LUT levels) is shorter than the chain it works beside
+    _charge(pipe, lambda fab: max(fab.carry(len(code)), fab.luts(2)) + fab.lut)
     return out
 
 

@@ -264,6 +264,50 @@ def test_no_dsp_with_an_instantiated_primitive_is_one_sentence(tmp_path, capsys)
         "f180ecp5")
 
 
+def test_convert_200_is_planned_and_its_150_case_covers_it():
+    """Issue 11's convert row: fp32 -> e4m3 at 200 MHz is accepted (the rounder
+    decoded from the input's exponent field, fp.round_decide_packed, and the
+    special-value choice beside the increment, fp.apply_pack); at 150 the plan is
+    the same two cuts, so FMAX_CASES' 150 MHz case simulates the 200 MHz netlist
+    (the same Verilog but for the module name)."""
+    from lpcores.hdl.base import verilog_text
+    c200 = Convert(in_fmt="fp32", out_fmt="e4m3", fmax=200)
+    c150 = Convert(in_fmt="fp32", out_fmt="e4m3", fmax=150)
+    assert c200.timing["cuts"] == c150.timing["cuts"] == ["r_sh.0", "round"]
+    assert c200.timing["estimate_mhz"] >= 200
+    v200 = verilog_text(c200).replace(c200.module_name, "M")
+    assert v200 == verilog_text(c150).replace(c150.module_name, "M")
+    # stages builds keep the old datapath (round_decide's clamp from the exponent)
+    assert "r_dmid" in v200 and "r_dmid" not in verilog_text(
+        Convert(in_fmt="fp32", out_fmt="e4m3", stages=2))
+
+
+# the decoded rounder's other plans and modes (slow: the default suite runs the
+# 150 MHz case above, the same netlist as 200)
+CONVERT_DIRECT = [
+    dict(in_fmt="fp32", out_fmt="e4m3", fmax=100),          # one cut: round
+    dict(in_fmt="fp32", out_fmt="e4m3", fmax=80),           # no cut
+    dict(in_fmt="fp32", out_fmt="e4m3", rounding="rtz", fmax=200),
+    dict(in_fmt="fp32", out_fmt="e4m3", saturate=True, fmax=200),
+    dict(in_fmt="fp32", out_fmt="fp16", fmax=200),
+    dict(in_fmt="bf16", out_fmt="e2m1", fmax=200),
+    dict(in_fmt="e5m2", out_fmt="e4m3", fmax=200),          # input narrower than output
+    dict(in_fmt="fp16", out_fmt="e3m2", fmax=200),
+]
+
+
+@pytest.mark.slow
+@pytest.mark.sim
+@pytest.mark.parametrize("kwargs", CONVERT_DIRECT,
+                         ids=[Convert(**kw).module_name for kw in CONVERT_DIRECT])
+def test_convert_decoded_rounder_rtl(kwargs, sim, build_root, icarus_subset):
+    icarus_subset(False)
+    core = Convert(**kwargs)
+    res = runner.run(core, "lpcores.sim.convert", sim=sim, seed=20261122,
+                     options={"directed": 60000}, build_root=build_root)
+    runner.assert_passes(res)
+
+
 # -- the command line ------------------------------------------------------------------
 
 @pytest.mark.parametrize("argv,msg", [
@@ -456,15 +500,17 @@ def test_dot_wrappers_bad_fmax():
 
 
 def test_wide_datapath_derate_is_ecp5s_and_the_fmas():
-    # a shifter or LZC level of a word wider than 48 bits costs more on ECP5
-    # (measured on the FMA); narrower words, other families and cores that do not
-    # ask for it are charged as before
-    fab = fabric("ecp5")
-    assert fab.shift_level(86) == pytest.approx(fab.shift_level() + 0.2)
-    assert fab.lzc_level(63) == pytest.approx(fab.lzc_level() + 0.2)
-    assert fab.shift_level(48) == fab.shift_level() and fab.lzc_level(48) == fab.lzc_level()
+    # a shifter or LZC level of a word wider than 48 bits costs more on ECP5 and
+    # iCE40 (measured on the FMA); narrower words, other families and cores that do
+    # not ask for it are charged as before
+    for family in ("ecp5", "ice40"):
+        fab = fabric(family)
+        assert fab.shift_level(86) == pytest.approx(fab.shift_level() + 0.2)
+        assert fab.lzc_level(63) == pytest.approx(fab.lzc_level() + 0.2)
+        assert fab.shift_level(48) == fab.shift_level()
+        assert fab.lzc_level(48) == fab.lzc_level()
     for family in FAMILIES:
-        if family != "ecp5":
+        if family not in ("ecp5", "ice40"):
             assert fabric(family).shift_level(86) == fabric(family).shift_level()
             assert fabric(family).lzc_level(63) == fabric(family).lzc_level()
     assert _fma(fmax=150).wide_derate
