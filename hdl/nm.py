@@ -741,7 +741,9 @@ class NMDot(StreamCore):
 
     Clock-directed (``fmax``): Dot places its registers for the clock, and the
     gather (the index-steered muxes and the dropped terms' flags) gets a register
-    row of its own in front of it (cut point ``gather``, latency one more).
+    row of its own in front of it (cut point ``gather``, latency one more), or two
+    when one stage cannot hold it (``gather.2``: the muxes and the flags, then lane
+    0's fix-up on the registered values; :meth:`gather_ns`).
 
     Parameters
     ----------
@@ -755,8 +757,8 @@ class NMDot(StreamCore):
         Build the index check (``bad_index``); SparseLinear, whose indices come
         from NMPrune, leaves it out.
 
-    Latency ``stages + 1`` from the beat carrying ``last`` (``fmax``: ``stages + 2``,
-    the gather's register included); one beat a cycle.
+    Latency ``stages + 1`` from the beat carrying ``last`` (``fmax``: Dot's latency
+    plus the gather's one or two rows); one beat a cycle.
     """
 
     def __init__(self, *, n, m, a_fmt, b_fmt, out_fmt=None, groups=1, accumulate=None,
@@ -780,7 +782,12 @@ class NMDot(StreamCore):
         dp = d.params
         self.timed = fmax is not None
         self.family = d.family
-        self.stages = d.stages + (1 if self.timed else 0)
+        # the gather's register rows (fmax): one, or two when one stage cannot hold
+        # the muxes and the dropped terms' lane-0 fix-up (gather_ns)
+        self.gather_rows = 0
+        if self.timed:
+            self.gather_rows = 1 if self.gather_ns(1)[0] <= 1000.0 / fmax else 2
+        self.stages = d.stages + self.gather_rows
         self.params = {"n": n, "m": m, "a_fmt": dp["a_fmt"], "b_fmt": dp["b_fmt"],
                        "out_fmt": dp["out_fmt"], "groups": groups,
                        "accumulate": dp["accumulate"], "max_terms": max_terms,
@@ -805,38 +812,48 @@ class NMDot(StreamCore):
                              for g in range(G) for j in range(M)]
                           + ([byname["c"]] if addend else []) + [byname["last"]])
         self.out_fields = list(d.out_fields) + ([Field("bad_index", 1)] if check else [])
-        self.latency = d.latency + (1 if self.timed else 0)
+        self.latency = d.latency + self.gather_rows
         self.beats_per_result = d.beats_per_result
         self.acc_width, self.acc_lsb = d.acc_width, d.acc_lsb
         super().__init__()
 
-    def gather_ns(self):
-        """The delay model's estimate of the gather stage (``fmax``): the index
-        compares and the AND-OR muxes, beside them the dropped terms' flags (index
-        compares, the dense values' class, an OR over the group, the lane-0 muxes)."""
+    def gather_ns(self, rows):
+        """The delay model's estimate of the gather's stages (``fmax``) with ``rows``
+        register rows: the index compares and the AND-OR muxes (``sel``); beside them
+        the dropped terms' flags (index compares, an OR over the slots, an OR over the
+        group: ``flags``); then lane 0's fix-up, which tests the gathered value for
+        zero and muxes (``fix``). One row holds ``sel`` then ``fix``, and ``flags``
+        then the muxes; two rows put ``sel`` and ``flags`` in the first, ``fix`` on
+        the registered values in the second. A list of stage delays."""
         fab = fabric(self.family)
         N, M = self.n, self.m
         ib = index_bits(M)
         sel = fab.reduce(ib) + fab.reduce(2 * (M - N + 1))
-        dropped = fab.reduce(ib) + fab.reduce(N) + fab.reduce(M + 1) + fab.luts(2)
-        return fab.reg + max(sel, 0 if self.dot.is_int else dropped)
+        if self.dot.is_int:                 # no dropped terms: the muxes only
+            return [round(fab.reg + sel, 2)] * rows
+        flags = fab.reduce(ib) + fab.reduce(N) + fab.reduce(M + 1)
+        fix = fab.reduce(self.dot.fb.bits - 1) + fab.luts(2)
+        if rows == 1:
+            return [round(fab.reg + max(sel + fix, flags + fab.luts(2)), 2)]
+        return [round(fab.reg + max(sel, flags), 2), round(fab.reg + fix, 2)]
 
     def _plan(self, fmax):
         t = self.dot.timing
-        g = round(self.gather_ns(), 2)
-        if g > 1000.0 / fmax:
+        g = self.gather_ns(self.gather_rows)
+        if max(g) > 1000.0 / fmax:
             from .dot import Dot
-            best = math.floor(10000.0 / g) / 10          # the gather stage's clock
+            best = math.floor(10000.0 / max(g)) / 10     # the gather stages' clock
             with _renamed("dot", "nmdot's dot engine"):
                 d = Dot(**self._dot_kw, fmax=best, family=self.family)
             d._MustUse__silence = True
             raise FmaxError(
                 f"fmax={fmax:g} MHz is beyond what the delay model reaches for this "
                 f"nmdot on {self.family}: the fastest is about {best:.0f} MHz (its "
-                f"gather stage), with {d.stages + 1} stages", fastest_mhz=best,
-                stages=d.stages + 1)
-        return dict(t, cuts=["gather"] + list(t["cuts"]), stage_ns=[g] + list(t["stage_ns"]),
-                    estimate_mhz=round(1000.0 / max([g] + list(t["stage_ns"])), 1))
+                f"gather stages), with {d.stages + len(g)} stages", fastest_mhz=best,
+                stages=d.stages + len(g))
+        cuts = ["gather", "gather.2"][:len(g)]
+        return dict(t, cuts=cuts + list(t["cuts"]), stage_ns=g + list(t["stage_ns"]),
+                    estimate_mhz=round(1000.0 / max(g + list(t["stage_ns"])), 1))
 
     def sidecar(self):
         s = super().sidecar()
@@ -854,6 +871,7 @@ class NMDot(StreamCore):
         pl, dl = self.i.payload, d.i.payload
         bad_beat = Const(0, 1)
         feed = []                               # (Dot's input, its value)
+        fixes = []                              # lane 0's fix-up, after row 1 (rows 2)
         for g in range(G):
             dense = [getattr(pl, f"b{g}_{j}") for j in range(M)]
             idx = getattr(pl, f"idx{g}")
@@ -862,7 +880,11 @@ class NMDot(StreamCore):
             a = [Value.cast(getattr(pl, f"a{g}_{k}")) for k in range(N)]
             b = list(sel)
             if not d.is_int:
-                a[0], b[0] = self._dropped_terms(m, g, idx, dense, a[0], b[0])
+                fn, fpos = self._dropped_flags(m, g, idx, dense)
+                if self.gather_rows == 2:
+                    fixes.append((g, fn, fpos))
+                else:
+                    a[0], b[0] = self._dropped_fix(m, g, a[0], b[0], fn, fpos)
             for k in range(N):
                 pair = [(getattr(dl, f"a{g * N + k}"), a[k]),
                         (getattr(dl, f"b{g * N + k}"), b[k])]
@@ -878,18 +900,39 @@ class NMDot(StreamCore):
         feed.append((dl.last, pl.last))
         valid = self.i.valid
         if self.timed:
-            # the gather's register row, advancing with Dot's stall-all pipeline
+            # the gather's register rows, advancing with Dot's stall-all pipeline
             # (d.i.ready is its `advance`, low in reset; the valid bit resets)
-            regs = []
-            for k, (dst, src) in enumerate(feed):
-                r = Signal(len(Value.cast(dst)), name=f"gather_{k}", reset_less=True)
+            def row(values, name):
+                regs = []
+                for k, v in enumerate(values):
+                    r = Signal(len(Value.cast(v)), name=f"{name}_{k}", reset_less=True)
+                    with m.If(d.i.ready):
+                        m.d.sync += r.eq(v)
+                    regs.append(r)
+                return regs
+            if self.gather_rows == 2:
+                # row 1: the gathered pairs and the dropped terms' flags; lane 0's
+                # fix-up on the registered values, then row 2
+                flat = [src for _, src in feed] + [f for _, fn, fp in fixes
+                                                   for f in (fn, fp)]
+                r1 = row(flat, "gather")
+                srcs, flags = r1[:len(feed)], r1[len(feed):]
+                for i, (g, _, _) in enumerate(fixes):
+                    ka, kb = 2 * g * N, 2 * g * N + 1      # lane (g, 0)'s a and b
+                    srcs[ka], srcs[kb] = self._dropped_fix(
+                        m, g, srcs[ka], srcs[kb], flags[2 * i], flags[2 * i + 1])
+                feed = [(dst, src) for (dst, _), src in zip(feed, srcs)]
+                v1 = Signal(name="gather_valid")
                 with m.If(d.i.ready):
-                    m.d.sync += r.eq(src)
-                regs.append((dst, r))
-            feed = regs
-            valid = Signal(name="gather_valid")
+                    m.d.sync += v1.eq(self.i.valid)
+                valid = v1
+            feed = list(zip([dst for dst, _ in feed],
+                            row([src for _, src in feed],
+                                "gather" if self.gather_rows == 1 else "gather_2")))
+            v = Signal(name="gather_valid" if self.gather_rows == 1 else "gather_2_valid")
             with m.If(d.i.ready):
-                m.d.sync += valid.eq(self.i.valid)
+                m.d.sync += v.eq(valid)
+            valid = v
         m.d.comb += [dst.eq(src) for dst, src in feed]
         m.d.comb += [d.i.valid.eq(valid),
                      self.i.ready.eq(d.i.ready),
@@ -914,17 +957,20 @@ class NMDot(StreamCore):
             m.d.comb += self.o.payload.bad_index.eq(line)
         return m
 
-    def _dropped_terms(self, m, g, idx, dense, a0, b0):
-        """Make lane (g, 0) carry what the dropped positions of the masked dense
-        operand contribute to Dot's special-value flags, so the result is Dot's on
-        the masked operand bit for bit. A dropped position is the term ``+0 * b_j``:
-        its value is 0, but it is NaN when b_j is Inf or NaN, and it is +0 (which
-        makes an all-zero sum +0, not -0) when b_j is finite with sign 0. So
-        * some dropped b_j non-finite: lane b := NaN (the sum is NaN either way);
-        * some dropped b_j finite and positive, and lane (g, 0)'s product is a zero:
-          give a the sign of b, making that product +0 (its value stays 0). When
-          the lane's product is not zero the sum is no all-(-0) sum anyway."""
-        fa, fb = self.dot.fa, self.dot.fb
+    def _dropped_flags(self, m, g, idx, dense):
+        """What the dropped positions of the masked dense operand contribute to
+        Dot's special-value flags, as two flags for lane (g, 0) (:meth:`_dropped_fix`
+        applies them), so the result is Dot's on the masked operand bit for bit. A
+        dropped position is the term ``+0 * b_j``: its value is 0, but it is NaN when
+        b_j is Inf or NaN, and it is +0 (which makes an all-zero sum +0, not -0) when
+        b_j is finite with sign 0. So
+        * some dropped b_j non-finite (``force_nan``): lane b := NaN (the sum is NaN
+          either way);
+        * some dropped b_j finite and positive (``force_pos``), and lane (g, 0)'s
+          product is a zero: give a the sign of b, making that product +0 (its value
+          stays 0). When the lane's product is not zero the sum is no all-(-0) sum
+          anyway."""
+        fb = self.dot.fb
         N, M = self.n, self.m
         ib = self.index_bits
         idx = Value.cast(idx)
@@ -941,7 +987,13 @@ class NMDot(StreamCore):
         fn = Signal(name=f"g{g}_force_nan")
         fp_ = Signal(name=f"g{g}_force_pos")
         m.d.comb += [fn.eq(force_nan), fp_.eq(force_pos)]
-        b_out, a_out = b0, a0
+        return fn, fp_
+
+    def _dropped_fix(self, m, g, a0, b0, fn, fp_):
+        """Lane (g, 0)'s ``(a, b)`` with the flags of :meth:`_dropped_flags` applied."""
+        fa, fb = self.dot.fa, self.dot.fb
+        a0 = Value.cast(a0)
+        b_out = b0
         if fb.has_nan:
             b_out = Signal(fb.bits, name=f"g{g}_b0")
             m.d.comb += b_out.eq(Mux(fn, fb.nan_code, b0))

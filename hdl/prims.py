@@ -183,7 +183,7 @@ def _primitives(core, seen):
     seen.add(id(core))
     found = set(getattr(core, "primitives", ()))
     for v in vars(core).values():
-        if hasattr(v, "module_name") and hasattr(v, "_pipe_segments"):
+        if hasattr(v, "module_name") and hasattr(v, "in_fields"):      # a sub-core
             found |= _primitives(v, seen)
     return found
 

@@ -197,8 +197,10 @@ FMAX_CASES = [
                  max_terms=128, fmax=100), "lpcores.sim.nmdot", {}),
     (NMDot, dict(n=3, m=5, a_fmt="e5m2", b_fmt="e4m3", out_fmt="bf16", groups=2,
                  max_terms=48, fmax=30, family="ice40"), "lpcores.sim.nmdot", {}),
-    (SparseLinear, dict(n=2, m=4, x_fmt="e4m3", w_fmt="e4m3", groups=2, addend=True,
-                        max_terms=64, fmax=110), "lpcores.sim.nmlinear", {}),
+    # 150 MHz: the gather in two register rows (the muxes and the dropped terms'
+    # flags, then lane 0's fix-up on the registered values)
+    (SparseLinear, dict(n=2, m=4, x_fmt="e4m3", w_fmt="e4m3", groups=2, fmax=150),
+     "lpcores.sim.nmlinear", {}),
     (SparseLinear, dict(n=4, m=8, x_fmt="int8", w_fmt="int8", groups=2, scaled=True,
                         channels=48, addend=True, max_terms=128, fmax=40,
                         family="ice40"), "lpcores.sim.nmlinear", {}),
@@ -496,7 +498,23 @@ def test_dot_wrappers_bad_fmax():
         NMDot(n=8, m=16, a_fmt="e4m3", b_fmt="e4m3", fmax=145)
     assert str(e.value).startswith("fmax=145 MHz is beyond what the delay model reaches "
                                    "for this nmdot on ecp5: the fastest is about ")
-    assert "(its gather stage), with " in str(e.value)
+    assert "(its gather stages), with " in str(e.value)
+
+
+def test_nmdot_gather_takes_two_rows_when_one_does_not_fit():
+    kw = dict(n=2, m=4, a_fmt="e4m3", b_fmt="e4m3", groups=2)
+    one, two = NMDot(**kw, fmax=125), NMDot(**kw, fmax=150)
+    assert one.gather_rows == 1 and one.timing["cuts"][:2] == ["gather", "mul.u"]
+    assert one.latency == one.dot.latency + 1
+    assert two.gather_rows == 2 and two.timing["cuts"][:2] == ["gather", "gather.2"]
+    assert two.latency == two.dot.latency + 2 == len(two.timing["stage_ns"])
+    assert max(two.timing["stage_ns"]) <= 1000 / 150
+    # one row holds the gathered value's zero test after the muxes (the lane-0
+    # fix-up), two rows split it from the muxes
+    assert one.gather_ns(1)[0] > max(two.gather_ns(2))
+    # int8: no dropped terms, the muxes alone
+    i8 = NMDot(n=2, m=4, a_fmt="int8", b_fmt="int8", groups=2, fmax=150)
+    assert i8.gather_rows == 1
 
 
 def test_wide_datapath_derate_is_ecp5s_and_the_fmas():
