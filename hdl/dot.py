@@ -243,10 +243,12 @@ class Dot(StreamCore):
     def _count(self, m, pipe, ctx, first, last, ring=False):
         """Terms counter; overflow once a dot product has more than max_terms."""
         top = self.max_terms + self.lanes
-        if ctx.k > 1:
-            # through the context's read (a ring, or a mux): the compare on the value
-            # read, beside the add (cnt saturates at max_terms + 1, so
-            # cnt + lanes > max_terms is cnt > max_terms - lanes)
+        if ctx.k > 1 or self.timed:
+            # the compare on the value read (through the context's read: a ring, or a
+            # mux), beside the add, not after it (cnt saturates at max_terms + 1, so
+            # cnt + lanes > max_terms is cnt > max_terms - lanes); built for a clock,
+            # also with one context (after the add it was two carry chains in
+            # series, the critical path of Dot int8 at 180 and NMDot at 150)
             make = ctx.ring if ring else ctx.reg
             cnt_r, ovf_r = make(range(top + 1), name="terms"), make(1, name="terms_ovf")
             cnt, ovf = cnt_r.now, ovf_r.now

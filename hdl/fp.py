@@ -800,8 +800,23 @@ def multiply(m, ua, fa, ub, fb, name="p", pipe=None, lut=None, dsp_cut=False):
         # shift-and-add over the narrower operand: no $mul cell, so no DSP
         if len(sb) > len(sa):
             sa, sb = sb, sa
-        prod = sum_tree(m, [Mux(sb[i], sa << i, 0) for i in range(len(sb))],
-                        len(mag), name=f"{name}_pp", signed_=False)
+        if pipe is not None and len(sb) > 2:
+            # built for a clock: radix-4 digits of sb, each partial product
+            # sa * digit a LUT function of len(sa) + 2 bits (3 * sa as gates, not a
+            # carry chain), then their sum: one carry chain, where bit by bit it
+            # was two in series (NMDot/SparseLinear's 4x4 at 150 MHz: 6.8 ns)
+            sa3 = _ripple(sa, Cat(Const(0, 1), sa))
+            pps = []
+            for i in range(0, len(sb), 2):
+                d = sb[i:i + 2]
+                pp = Signal(len(sa) + len(d), name=f"{name}_pp{i}")
+                m.d.comb += pp.eq(Mux(d[0], sa, 0) if len(d) == 1 else
+                                  Mux(d[1], Mux(d[0], sa3, sa << 1), Mux(d[0], sa, 0)))
+                pps.append(pp << i)
+            prod = sum_tree(m, pps, len(mag), name=f"{name}_pp", signed_=False)
+        else:
+            prod = sum_tree(m, [Mux(sb[i], sa << i, 0) for i in range(len(sb))],
+                            len(mag), name=f"{name}_pp", signed_=False)
     else:
         prod = sa * sb
     m.d.comb += [
@@ -813,6 +828,21 @@ def multiply(m, ua, fa, ub, fb, name="p", pipe=None, lut=None, dsp_cut=False):
     is_nan = ua.is_nan | ub.is_nan | (ua.is_inf & ub.is_zero) | (ua.is_zero & ub.is_inf)
     return Fixed(ua.sign ^ ub.sign, mag, exp0, ua.is_zero | ub.is_zero,
                  ua.is_inf | ub.is_inf, is_nan)
+
+
+def _ripple(x, y):
+    """``x + y`` (unsigned, one bit wider) as gates: a ripple of majority and XOR
+    functions that LUT mapping absorbs into the logic around it, where ``+`` would
+    be a carry chain of its own (for a few bits only)."""
+    w = max(len(x), len(y))
+    x, y = Value.cast(x), Value.cast(y)
+    bit = lambda v, k: v[k] if k < len(v) else Const(0, 1)
+    c, out = Const(0, 1), []
+    for k in range(w):
+        a, b = bit(x, k), bit(y, k)
+        out.append(a ^ b ^ c)
+        c = (a & b) | (a & c) | (b & c)
+    return Cat(*out, c)
 
 
 def _multiply_wide(m, ua, ub, fa, fb, sa, sb, exp0, mag, name, pipe):
