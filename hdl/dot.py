@@ -312,7 +312,13 @@ class Dot(StreamCore):
         acc = ctx.reg(signed(self.acc_width), name="acc").now
         first = first.now
         total = Signal(signed(self.acc_width), name="acc_next")
-        m.d.comb += total.eq(Mux(first, 0, acc) + beat)
+        if tp is None:
+            m.d.comb += total.eq(Mux(first, 0, acc) + beat)
+        else:
+            # built for a clock: acc is cleared after the beat carrying last (reset
+            # clears it too), so it is 0 whenever first is set and the loop is the
+            # add alone; the clear is the registers' synchronous reset, off the loop
+            m.d.comb += total.eq(acc + beat)
         if tp is not None:               # the accumulator's loop: one add, one cycle
             tp.charge(ctx.read_ns(tp.fab) + tp.fab.carry(self.acc_width) + tp.fab.lut)
         if flags is not None:
@@ -325,7 +331,8 @@ class Dot(StreamCore):
                 else:
                     m.d.comb += totf[k].eq(Mux(first, 0, accf[k]) | v)
         with m.If(pipe.advance & pipe.valid):
-            m.d.sync += [acc.eq(total), first.eq(last)]
+            m.d.sync += [acc.eq(total if tp is None else Mux(last, 0, total)),
+                         first.eq(last)]
             if flags is not None:
                 m.d.sync += [accf[k].eq(totf[k]) for k in flags]
         cfirst = c
