@@ -152,6 +152,7 @@ def plan_pipeline(core, cuts, *, stages=None, fmax=None, family=None, name=None)
             else _place_cuts
         selected = place(segs, 1000.0 / fmax - fab.reg, forced)
         if selected is None:
+            core._MustUse__silence = True       # refused: never elaborated, no warning
             best = _place_cuts(segs, max(d for _, d in segs), forced)
             est = 1000.0 / (fab.reg + max(d for _, d in segs))
             raise FmaxError(
@@ -196,6 +197,7 @@ def check_loop_depth(core, entry, contexts, fmax, name):
         mid = (lo + hi) / 2
         lo, hi = (lo, mid) if fits(mid) else (mid, hi)
     fastest = 1000.0 / (fab.reg + hi)
+    core._MustUse__silence = True               # refused: never elaborated, no warning
     raise FmaxError(
         f"contexts={contexts} is too few for fmax={fmax:g} MHz on {core.family}: the "
         f"accumulate loop of this {name} is {depth} cycles deep at that clock and needs "
