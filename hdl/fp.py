@@ -800,11 +800,11 @@ def multiply(m, ua, fa, ub, fb, name="p", pipe=None, lut=None, dsp_cut=False):
         # shift-and-add over the narrower operand: no $mul cell, so no DSP
         if len(sb) > len(sa):
             sa, sb = sb, sa
-        if pipe is not None and len(sb) > 2:
-            # built for a clock: radix-4 digits of sb, each partial product
-            # sa * digit a LUT function of len(sa) + 2 bits (3 * sa as gates, not a
-            # carry chain), then their sum: one carry chain, where bit by bit it
-            # was two in series (NMDot/SparseLinear's 4x4 at 150 MHz: 6.8 ns)
+        if _digit_products(pipe, len(sa), len(sb)):
+            # built for a clock the shift-and-add form does not meet: radix-4 digits
+            # of sb, each partial product sa * digit a LUT function of len(sa) + 2
+            # bits (3 * sa as gates, not a carry chain), then their sum: one carry
+            # chain, where bit by bit it was two in series
             sa3 = _ripple(sa, Cat(Const(0, 1), sa))
             pps = []
             for i in range(0, len(sb), 2):
@@ -828,6 +828,20 @@ def multiply(m, ua, fa, ub, fb, name="p", pipe=None, lut=None, dsp_cut=False):
     is_nan = ua.is_nan | ub.is_nan | (ua.is_inf & ub.is_zero) | (ua.is_zero & ub.is_inf)
     return Fixed(ua.sign ^ ub.sign, mag, exp0, ua.is_zero | ub.is_zero,
                  ua.is_inf | ub.is_inf, is_nan)
+
+
+def _digit_products(pipe, wa, wb):
+    """Whether a ``wa`` x ``wb`` LUT product (wb <= wa) on ``pipe`` is built from
+    radix-4 digit products: for a clock whose period is below what the shift-and-add
+    form takes in a stage of its own in context, 1.35 times the model's ``mul_lut``
+    (measured on ECP5: NMDot's and SparseLinear's 4x4 at 150 MHz, 6.8 ns register to
+    register, the critical path; the model says 5.4). Below that clock the
+    shift-and-add form stays: it is smaller (MXDot e4m3 x32 at 100 MHz: 10,183 LUTs
+    against 10,457 with digit products)."""
+    fmax = getattr(getattr(pipe, "core", None), "_pipe_fmax", None)
+    if fmax is None or wb <= 2:
+        return False
+    return 1000.0 / fmax < pipe.fab.reg + 1.35 * pipe.fab.mul_lut(wa, wb)
 
 
 def _ripple(x, y):
