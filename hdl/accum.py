@@ -19,14 +19,15 @@ from amaranth.hdl import Mux, Signal, Value
 
 from lpcores.formats import get_format
 
-from .fp import (add_aligned, align_packed, align_pre, counted_to_unpacked, fixed_lzc,
-                 pack, round_apply, round_decide, window_exp_min)
+from .fp import (add_aligned, align_packed, align_pre, counted_to_unpacked,
+                 exp_field_min1, fixed_lzc, pack, round_apply, round_decide,
+                 window_exp_min)
 
 __all__ = ["fp_accumulate"]
 
 
 def fp_accumulate(m, pipe, ctx, make_x, fmt, *, index, init, last, first=None,
-                  carried=(), rounding="rne"):
+                  carried=(), rounding="rne", fast_read=False):
     """Build the loop; returns ``(code, last, carried)`` at the loop's end (the
     rounded code, and the values carried along the loop's registers).
 
@@ -38,16 +39,35 @@ def fp_accumulate(m, pipe, ctx, make_x, fmt, *, index, init, last, first=None,
     ``init`` over the accumulator; without it ``init`` is a constant (-0), which is
     the accumulators' reset value and what the write-back stores after a step with
     ``last``, so the loop has no select at all. ``index`` is the context of the step
-    (None for one context)."""
+    (None for one context).
+
+    ``fast_read`` (with a clock, ``fmax``): the accumulator read through a binary
+    mux tree, its ``max(efield, 1)`` stored beside it, the addend's sticky riding
+    its shifter (docs/timing.md, "The fp accumulate loop with contexts"). MXDot
+    asks for it; Dot (and IterNorm's lane sums) does not yet: measured there, the
+    context index's fanout and the prefix ORs' ripple made the loop's first stage
+    slower (IterNorm 98.4 / FisrNorm 88.9 MHz at seed 1, from 99.9 / 98.6)."""
     fo = get_format(fmt)
     pipe.core._loop_entry = len(pipe.segments)
+    # built for a clock: the context's accumulator read through a binary mux tree
+    # on the index bits (Contexts.read); --stages builds keep the one-hot read
+    tree = fast_read and getattr(pipe.core, "_pipe_fmax", None) is not None
+    # and beside it its exponent field's max(efield, 1), stored at the write-back,
+    # so the alignment's chains start from the read (fp.align_packed's ef1)
+    read_ns = ctx.tree_read_ns if tree else ctx.read_ns
+    ef_in = ef = None
     if first is None:
         acc = ctx.reg(fo.bits, init=init.value, name="acc")
-        acc_in = acc.at(index)
+        acc_in = acc.read(index) if tree else acc.at(index)
+        if tree:
+            ef_init = max((init.value >> fo.man_bits) & ((1 << fo.exp_bits) - 1), 1)
+            ef = ctx.reg(fo.exp_bits, init=ef_init, name="acc_ef")
+            ef_in = ef.read(index)
     else:
         acc = ctx.reg(fo.bits, name="acc")
         acc_in = Signal(fo.bits, name="acc_in")
-        m.d.comb += acc_in.eq(Mux(first.at(index), init, acc.at(index)))
+        m.d.comb += acc_in.eq(Mux(first.at(index), init,
+                                  acc.read(index) if tree else acc.at(index)))
         with m.If(pipe.advance & pipe.valid):
             m.d.sync += first.at(index).eq(last)
     with pipe.parallel():
@@ -56,11 +76,11 @@ def fp_accumulate(m, pipe, ctx, make_x, fmt, *, index, init, last, first=None,
         pre = align_pre(m, x, fo, name="s", pipe=pipe, emin=fo.emin)
         # the context's accumulator, read beside it (charged from the stage's
         # start, as if x's path had been cut just before: conservative otherwise)
-        pipe.charge(ctx.read_ns(pipe.fab) + (pipe.fab.lut if first is not None else 0))
+        pipe.charge(read_ns(pipe.fab) + (pipe.fab.lut if first is not None else 0))
     with pipe.carry(index, last, tuple(carried)) as cc:
-        x, pre, acc_in = pipe.cut("acc.rd", x, pre, acc_in)
+        x, pre, acc_in, ef_in = pipe.cut("acc.rd", x, pre, acc_in, ef_in)
         al = align_packed(m, x, acc_in, fo, pre, name="s", pipe=pipe, emin=fo.emin,
-                          p_bounds=lo)
+                          p_bounds=lo, prefix_sticky=tree, ef1=ef_in)
         with pipe.carry(al.floor) as cf:
             s = add_aligned(m, al, name="s", pipe=pipe)
         s, floor = pipe.cut("s.sum", s, *cf.values)
@@ -73,8 +93,12 @@ def fp_accumulate(m, pipe, ctx, make_x, fmt, *, index, init, last, first=None,
         r = round_apply(m, d, name="r", pipe=pipe)
         code = pack(m, fo, r, rounding=rounding, name="o", pipe=pipe)
     index, last_end, carried = cc.values
+    new = code if first is not None else Mux(last_end, init, code)
     with m.If(pipe.advance & pipe.valid):          # the write-back closes the loop
-        m.d.sync += acc.at(index).eq(code if first is not None
-                                     else Mux(last_end, init, code))
+        m.d.sync += acc.at(index).eq(new)
+        if ef is not None:
+            m.d.sync += ef.at(index).eq(exp_field_min1(new, fo))
+    if ef is not None:                 # the exponent field's zero test, after pack
+        pipe.charge(pipe.fab.luts(2))
     last = last_end
     return code, last, carried

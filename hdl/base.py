@@ -151,6 +151,9 @@ def plan_pipeline(core, cuts, *, stages=None, fmax=None, family=None, name=None)
         place = _place_cuts_back if getattr(core, "_loop_entry", None) is not None \
             else _place_cuts
         selected = place(segs, 1000.0 / fmax - fab.reg, forced)
+        if selected is not None and place is _place_cuts_back:
+            selected = _balance_loop(segs, 1000.0 / fmax - fab.reg, forced,
+                                     core._loop_entry, selected)
         if selected is None:
             core._MustUse__silence = True       # refused: never elaborated, no warning
             best = _place_cuts(segs, max(d for _, d in segs), forced)
@@ -241,6 +244,44 @@ def _place_cuts_back(segs, budget, forced=frozenset()):
             t = 0.0
         t += d
     return chosen[::-1]
+
+
+def _balance_loop(segs, budget, forced, entry, base):
+    """The loop's registers of a back-placed plan (``base``) re-placed to balance
+    its stages: the smallest budget for the loop's logic (segments from ``entry``
+    on) that needs no more registers in the loop, nor in all, than ``base``; the
+    stages before the loop keep the period's budget. Back-placement fills the
+    loop's last stages to the period and leaves its slack in the first; balanced,
+    every stage of the loop keeps a share of it (the model's error margin, where a
+    loop allows no register more)."""
+    loop = {p for p, _ in segs[entry:] if p is not None}
+    depth, total = len(loop & set(base)), len(base)
+
+    def place(b):
+        chosen, t = [], 0.0
+        for k in range(len(segs) - 1, -1, -1):
+            point, d = segs[k]
+            lim = b if k >= entry else budget
+            if point in forced:
+                chosen.append(point)
+                t = 0.0
+            if d > lim + 1e-9:
+                return None
+            if t + d > lim + 1e-9:
+                chosen.append(point)
+                t = 0.0
+            t += d
+        chosen = chosen[::-1]
+        if len(loop & set(chosen)) > depth or len(chosen) > total:
+            return None
+        return chosen
+    lo, hi = max(d for _, d in segs[entry:]), budget
+    if place(lo) is not None:
+        return place(lo)
+    for _ in range(30):
+        mid = (lo + hi) / 2
+        lo, hi = (lo, mid) if place(mid) is not None else (mid, hi)
+    return place(hi) or base
 
 
 def _place_cuts(segs, budget, forced=frozenset()):
@@ -445,6 +486,22 @@ class _CtxReg:
         """The register of context ``index`` (a value carried down the pipe)."""
         return self.regs[0] if index is None else Array(self.regs)[index]
 
+    def read(self, index):
+        """Read the register of context ``index`` through a binary tree of 2:1
+        multiplexers steered by the index bits, LSB first (``at`` builds a
+        one-hot parallel case: a decode of the index, then an AND-OR tree, two LUT
+        levels more on ECP5); an index beyond ``k - 1`` reads the last register."""
+        if index is None:
+            return self.regs[0]
+        index = Value.cast(index)
+        level = list(self.regs)
+        for b in range(len(index)):
+            if len(level) == 1:
+                break
+            level = [Mux(index[b], level[j + 1] if j + 1 < len(level) else level[j],
+                         level[j]) for j in range(0, len(level), 2)]
+        return level[0]
+
 
 class _CtxRing:
     """One register per context as a ring (see :meth:`Contexts.ring`)."""
@@ -503,6 +560,10 @@ class Contexts:
     def read_ns(self, fab):
         """Delay of reading the current context's register: a k:1 mux, and a LUT
         level's worth of routing for the index, which fans out to every bit."""
+        return 0.0 if self.k == 1 else fab.mux(self.k) + fab.lut
+
+    def tree_read_ns(self, fab):
+        """Delay of :meth:`_CtxReg.read`, the binary mux tree (see timing.md)."""
         return 0.0 if self.k == 1 else fab.mux(self.k) + fab.lut
 
 

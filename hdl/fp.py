@@ -1069,19 +1069,31 @@ def floor_marker(m, al, name="s"):
     return _floor_marker(m, al.room, T, f"{name}_f", al.room_lo)
 
 
-def _align_place(m, p, c, ec0, p_sticky, floor, sh, fc, name, pipe):
+def _align_place(m, p, c, ec0, p_sticky, floor, sh, fc, name, pipe, prefix=None):
     """The second part of :func:`align` (and :func:`align_packed`): both operands
-    placed in the window, the addend by its barrel shift, then its sticky OR."""
+    placed in the window, the addend by its barrel shift, then its sticky OR.
+
+    ``prefix``: the prefix ORs of ``c.sig`` (bit ``j``: any of bits ``0..j``),
+    built before; then the sticky is not an OR tree after the shift but rides the
+    shifter: the word shifted carries, ``top`` zero bits above the addend, the
+    sticky of every shift amount (``V[s]``: any bit of ``c.sig`` that a shift by
+    ``s`` moves below the window), and bit ``V[sh]`` comes out where ``V``
+    started, one mux a level beside the addend's."""
     PW = len(Value.cast(p.mag))
     CW = fc.man_bits + 1
     L = CW + 3
     dmax = PW + 3
     T = L + dmax + CW + 1
+    top = L + dmax + CW
     pwin = Signal(T, name=f"{name}_pwin")
     m.d.comb += pwin.eq(Mux(p_sticky, (p.mag != 0).as_unsigned(),
                             Value.cast(p.mag) << L))
     # c aligned: placed at L + dmax, shifted right by sh; CW extra bits below for sticky
     cbig = Cat(Const(0, L + dmax + CW), Value.cast(c.sig))
+    if prefix is not None:
+        nb = len(cbig)
+        vstk = Cat(Const(0, L + dmax), Value.cast(prefix), Value.cast(prefix)[-1])
+        cbig = Cat(cbig, Const(0, top), vstk)
     cshift = Signal(len(cbig), name=f"{name}_cshift")
     rest = (pwin, p.sign, c.sign, p_sticky, ec0, Value.cast(p.exp0),
             p.is_zero, c.is_zero, p.is_inf, c.is_inf, p.is_nan, c.is_nan, floor)
@@ -1092,8 +1104,12 @@ def _align_place(m, p, c, ec0, p_sticky, floor, sh, fc, name, pipe):
     (pwin, p_sign, c_sign, p_sticky, ec0, p_exp0, p_zero, c_zero, p_inf, c_inf, p_nan,
      c_nan, floor) = carried.values
     cwin = Signal(T, name=f"{name}_cwin")
-    m.d.comb += cwin.eq(Cat(cshift_[CW] | cshift_[:CW].any(), cshift_[CW + 1:CW + T]))
-    _charge(pipe, lambda fab: fab.reduce(CW + 1))
+    if prefix is not None:
+        m.d.comb += cwin.eq(Cat(cshift_[nb + top], cshift_[CW + 1:CW + T]))
+    else:
+        m.d.comb += cwin.eq(Cat(cshift_[CW] | cshift_[:CW].any(),
+                                cshift_[CW + 1:CW + T]))
+        _charge(pipe, lambda fab: fab.reduce(CW + 1))
     return Aligned(pwin, cwin, p_sign, c_sign, p_sticky, ec0, p_exp0, L, dmax,
                    p_zero, c_zero, p_inf, c_inf, p_nan, c_nan, floor)
 
@@ -1130,14 +1146,29 @@ def align_pre(m, p, fc, name="s", pipe=None, emin=None):
     return AlignPre(a, b, rp)
 
 
-def align_packed(m, p, code, fc, pre, name="s", pipe=None, emin=None, p_bounds=None):
+def exp_field_min1(code, fc):
+    """``max(efield, 1)`` of a packed code of ``fc`` (a subnormal's exponent field
+    is that of emin): :func:`align_packed`'s ``ef1``."""
+    fc = get_format(fc)
+    efield = Value.cast(code)[fc.man_bits:fc.man_bits + fc.exp_bits]
+    return Cat(efield[0] | (efield == 0), efield[1:])
+
+
+def align_packed(m, p, code, fc, pre, name="s", pipe=None, emin=None, p_bounds=None,
+                 prefix_sticky=False, ef1=None):
     """:func:`align` of ``p`` and an addend given as a packed code of ``fc``, with
     ``pre`` from :func:`align_pre`: the unpacking, the exponent difference and the
     shift clamp fuse into one carry chain (three side by side) and a mux. With
     ``ef1 = max(efield, 1)`` (a subnormal's exponent field is that of emin) the
     addend's exponent is ``ef1 - bias``, so :func:`align`'s ``delta > dmax`` is
     ``a - ef1 < 0`` and its shift ``dmax - delta`` is ``a - ef1`` (``a`` from
-    ``pre``); the rest is :func:`align` exactly."""
+    ``pre``); the rest is :func:`align` exactly.
+
+    ``prefix_sticky``: the addend's sticky rides its shifter (``_align_place``'s
+    ``prefix``), from prefix ORs of its significand built here beside the chains:
+    no OR tree between the shifter and the adder's low half. ``ef1``: the code's
+    :func:`exp_field_min1`, built before (a loop stores it beside the code): the
+    chains then start from it, with no LUT level in front."""
     fc = get_format(fc)
     E, M = fc.exp_bits, fc.man_bits
     PW = len(Value.cast(p.mag))
@@ -1148,8 +1179,9 @@ def align_packed(m, p, code, fc, pre, name="s", pipe=None, emin=None, p_bounds=N
     # unpack's sign, significand and class flags; its exponent (a subtract) is not
     # used: the exponent field enters the chains below directly
     c = unpack(m, code, fc, name=name + "_c")
-    efield = Value.cast(code)[M:M + E]
-    ef1 = Cat(efield[0] | (efield == 0), efield[1:])
+    given = ef1 is not None
+    if not given:
+        ef1 = exp_field_min1(code, fc)
     ws = max(len(Value.cast(pre.a)), E + 2) + 1
     sh_raw = Signal(signed(ws), name=f"{name}_shraw")
     big = Signal(signed(ws), name=f"{name}_big")
@@ -1162,10 +1194,20 @@ def align_packed(m, p, code, fc, pre, name="s", pipe=None, emin=None, p_bounds=N
         m.d.comb += rc.eq(ef1 + (T - 1 - L - dmax - emin - fc.bias - M))
     # a LUT level (ef1, the flags), then the chains side by side; a fine cut point
     # may sit before the clamp's muxes
-    _charge(pipe, lambda fab: fab.lut + fab.carry(ws))
-    with _carry(pipe, p, c, ec0, rc, rp) as cc:
+    prefix = None
+    if not prefix_sticky:
+        _charge(pipe, lambda fab: fab.lut + fab.carry(ws))
+    else:
+        # any of c.sig's bits 0..j, for every j: an OR tree each, beside the chains
+        sig = Value.cast(c.sig)
+        prefix = Signal(len(sig), name=f"{name}_cpre")
+        m.d.comb += prefix.eq(Cat(*(sig[:j + 1].any() for j in range(len(sig)))))
+        with pipe.parallel():
+            pipe.charge((0 if given else pipe.fab.lut) + pipe.fab.carry(ws))
+            pipe.charge(pipe.fab.reduce(len(sig)))
+    with _carry(pipe, p, c, ec0, rc, rp, prefix) as cc:
         sh_raw, big = _cut(pipe, f"{name}_al.raw", sh_raw, big)
-    p, c, ec0, rc, rp = cc.values
+    p, c, ec0, rc, rp, prefix = cc.values
     p_sticky = Signal(name=f"{name}_psticky")
     m.d.comb += p_sticky.eq((sh_raw < 0) | p.is_zero)
     sh = Signal(range(top + 1), name=f"{name}_sh")
@@ -1180,9 +1222,10 @@ def align_packed(m, p, code, fc, pre, name="s", pipe=None, emin=None, p_bounds=N
     # the clamp's muxes; beside them the markers: a room-wide equality decode per
     # bit (two LUT levels), then the mux by p_sticky
     _charge(pipe, lambda fab: fab.luts(2 if emin is None else 3))
-    with _carry(pipe, p, c, ec0, p_sticky, floor) as cc:
+    with _carry(pipe, p, c, ec0, p_sticky, floor, prefix) as cc:
         sh = _cut(pipe, f"{name}_al.sh", sh)
-    return _align_place(m, *cc.values, sh, fc, name, pipe)
+    *vals, prefix = cc.values
+    return _align_place(m, *vals, sh, fc, name, pipe, prefix=prefix)
 
 
 def window_exp_min(p_exp0_min, T, fc, L, dmax):

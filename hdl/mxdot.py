@@ -182,13 +182,20 @@ class MXDot(StreamCore):
             m.d.comb += total.eq(beat)
             tflags, end = flags, Const(1, 1)
         else:
-            cnt = ctx.reg(range(B), name="beat_pos").now
+            # built for a clock with contexts: the block sums' state is read and
+            # written by every beat here, so it is a ring (no read multiplexer)
+            ring = self.contexts > 1 and self._pipe_fmax is not None
+            make = ctx.ring if ring else ctx.reg
+            cnt_r = make(range(B), name="beat_pos")
+            cnt = cnt_r.now
             bfirst = cnt == 0
             end = Signal(name="blk_end")
             m.d.comb += end.eq((cnt == B - 1) | last)
-            acc = ctx.reg(signed(W), name="blk_acc").now
+            acc_r = make(signed(W), name="blk_acc")
+            acc = acc_r.now
             m.d.comb += total.eq(Mux(bfirst, 0, acc) + beat)
-            accf = [ctx.reg(1, name=f"blk_{k}").now for k in FLAGS]
+            accf_r = [make(1, name=f"blk_{k}") for k in FLAGS]
+            accf = [a.now for a in accf_r]
             tflags = []
             for k, a, v in zip(FLAGS, accf, flags):
                 t = Signal(name=f"blk_{k}_next")
@@ -197,13 +204,20 @@ class MXDot(StreamCore):
                 else:
                     m.d.comb += t.eq(Mux(bfirst, 0, a) | v)
                 tflags.append(t)
-            with m.If(pipe.advance & pipe.valid):
-                m.d.sync += [cnt.eq(Mux(end, 0, cnt + 1)), acc.eq(total)]
-                m.d.sync += [a.eq(t) for a, t in zip(accf, tflags)]
+            if ring:
+                cnt_r.set(Mux(end, 0, cnt + 1))
+                acc_r.set(total)
+                for a, t in zip(accf_r, tflags):
+                    a.set(t)
+            else:
+                with m.If(pipe.advance & pipe.valid):
+                    m.d.sync += [cnt.eq(Mux(end, 0, cnt + 1)), acc.eq(total)]
+                    m.d.sync += [a.eq(t) for a, t in zip(accf, tflags)]
         if tp is not None:
             with tp.parallel():
                 if B > 1:                # the block sum's loop: one add, one cycle
-                    tp.charge(ctx.read_ns(tp.fab) + tp.fab.carry(W) + tp.fab.lut)
+                    tp.charge((0.0 if ring else ctx.read_ns(tp.fab)) + tp.fab.carry(W)
+                              + tp.fab.lut)
                 # beside it the block's exponent and its tiny test (_fp32_loop)
                 tp.charge(2 * tp.fab.carry(11))
         pipe.gate(end)
@@ -273,7 +287,8 @@ class MXDot(StreamCore):
         # every dot product starts from -0 (the accumulator's reset value, and what
         # the write-back stores after its last block)
         code, last, _ = fp_accumulate(m, pipe, ctx, lambda: (fx, lo), "fp32",
-                                      index=index, init=Const(NEG_ZERO, 32), last=last)
+                                      index=index, init=Const(NEG_ZERO, 32), last=last,
+                                      fast_read=True)
         pipe.gate(last)
         pipe.output(r=code)
         return m

@@ -40,6 +40,7 @@ FMAX = [
 ]
 FMAX_SLOW = [
     (IterNorm, "bf16", 2, 64, "l2", 5, 100),
+    (FisrNorm, "bf16", 2, 64, "l2", 5, 100),
     (IterNorm, "bf16", 16, 256, "rmsnorm", 3, 100),
     (IterNorm, "bf16", 1, 64, "l2", 5, 125),
     (FisrNorm, "bf16", 8, 128, "l2", 4, 60),
