@@ -126,6 +126,8 @@ def plan_pipeline(core, cuts, *, stages=None, fmax=None, family=None, name=None)
                          f"clock to meet, or a register count): give one")
     family = family or "ecp5"
     fab = fabric(family)
+    if fmax is not None:
+        fmax = check_fmax(fmax)          # before the probe: blocks divide by it
     core.family = family
     core._pipe_fmax = fmax               # blocks built only for a clock read it
     core._pipe_selected = frozenset()
