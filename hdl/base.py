@@ -230,18 +230,20 @@ def timing_suffix(stages, fmax, family):
     return f"_f{fmax:g}{family}".replace(".", "p")
 
 
-def _place_cuts_back(segs, budget, forced=frozenset()):
+def _place_cuts_back(segs, budget, forced=frozenset(), loop=None):
     """:func:`_place_cuts` from the output backwards (cutting as early as possible):
-    the same number of registers, and the fewest in every tail of the chain."""
+    the same number of registers, and the fewest in every tail of the chain.
+    ``loop=(entry, b)``: segments from ``entry`` on get the budget ``b``."""
     chosen, t = [], 0.0
     for k in range(len(segs) - 1, -1, -1):
         point, d = segs[k]
+        lim = loop[1] if loop is not None and k >= loop[0] else budget
         if point in forced:
             chosen.append(point)
             t = 0.0
-        if d > budget + 1e-9:
+        if d > lim + 1e-9:
             return None
-        if t + d > budget + 1e-9:
+        if t + d > lim + 1e-9:
             chosen.append(point)
             t = 0.0
         t += d
@@ -260,21 +262,8 @@ def _balance_loop(segs, budget, forced, entry, base):
     depth, total = len(loop & set(base)), len(base)
 
     def place(b):
-        chosen, t = [], 0.0
-        for k in range(len(segs) - 1, -1, -1):
-            point, d = segs[k]
-            lim = b if k >= entry else budget
-            if point in forced:
-                chosen.append(point)
-                t = 0.0
-            if d > lim + 1e-9:
-                return None
-            if t + d > lim + 1e-9:
-                chosen.append(point)
-                t = 0.0
-            t += d
-        chosen = chosen[::-1]
-        if len(loop & set(chosen)) > depth or len(chosen) > total:
+        chosen = _place_cuts_back(segs, budget, forced, loop=(entry, b))
+        if chosen is None or len(loop & set(chosen)) > depth or len(chosen) > total:
             return None
         return chosen
     lo, hi = max(d for _, d in segs[entry:]), budget
