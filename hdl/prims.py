@@ -58,7 +58,7 @@ def use_registered_dsp(pipe, wa, wb):
     _, width, _ = REGISTERED_DSP[pipe.fab.name]
     if fmax is None or max(wa, wb) > width:
         return False
-    return 1000.0 / fmax < pipe.fab.reg + pipe.fab.dsp_mul
+    return fmax > inferred_dsp_fmax(pipe.fab.name)
 
 
 def dsp_products(m, pairs, pipe, name="dsp"):
