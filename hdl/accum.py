@@ -15,15 +15,37 @@ exactly what the one-cycle ``align_add``/``round_sig`` loop computes (one roundi
 of the exact sum); the regression holds both against the same golden models.
 """
 
-from amaranth.hdl import Mux, Signal, Value
+from amaranth.hdl import Cat, Mux, Signal, Value
 
 from lpcores.formats import get_format
 
-from .fp import (add_aligned, align_packed, align_pre, counted_to_unpacked,
-                 exp_field_min1, fixed_lzc, pack, round_apply, round_decide,
-                 window_exp_min)
+from .fp import (_special_codes, add_aligned, align_packed, align_pre,
+                 counted_to_unpacked, exp_field_min1, fixed_lzc, floor_marker, pack,
+                 round_apply, round_decide, window_exp_min)
 
 __all__ = ["fp_accumulate"]
+
+
+def _packed_ef1(m, fo, rounding, ez, is_nan, is_inf, is_zero, overflow, mag_e, sign):
+    """``exp_field_min1`` of :func:`.fp.pack`'s code, from pack's inputs: the
+    special codes' exponent fields, 1 for a zero, else the rounded field with its
+    zero test ``ez`` decided beside the increment (one LUT level, where the test on
+    pack's code is two after pack's two)."""
+    _, nan, inf, ovf = _special_codes(fo, sign, rounding, False)
+    E = fo.exp_bits
+    fld = lambda c: exp_field_min1(Value.cast(c), fo)            # noqa: E731
+    out = Signal(E, name="o_ef1")
+    with m.If(is_nan):
+        m.d.comb += out.eq(fld(nan))
+    with m.Elif(is_inf):
+        m.d.comb += out.eq(fld(inf))
+    with m.Elif(is_zero):
+        m.d.comb += out.eq(1)
+    with m.Elif(overflow):
+        m.d.comb += out.eq(fld(ovf))
+    with m.Else():
+        m.d.comb += out.eq(Cat(Value.cast(mag_e)[0] | ez, Value.cast(mag_e)[1:]))
+    return out
 
 
 def fp_accumulate(m, pipe, ctx, make_x, fmt, *, index, init, last, first=None,
@@ -46,7 +68,12 @@ def fp_accumulate(m, pipe, ctx, make_x, fmt, *, index, init, last, first=None,
     its shifter (docs/timing.md, "The fp accumulate loop with contexts"). MXDot
     asks for it; Dot (and IterNorm's lane sums) does not yet: measured there, the
     context index's fanout and the prefix ORs' ripple made the loop's first stage
-    slower (IterNorm 98.4 / FisrNorm 88.9 MHz at seed 1, from 99.9 / 98.6)."""
+    slower (IterNorm 98.4 / FisrNorm 88.9 MHz at seed 1, from 99.9 / 98.6). With it
+    come two more fine points for clocks near 150 MHz: ``s_add.hi`` (the window
+    add's chains registered before their selection, :func:`.fp.add_aligned`) and
+    ``n.out`` (after the normalizing shift, whose last level no longer meets the
+    rounder's sticky OR in one stage; the rounder's exponent bases are built beside
+    the shift, as the FMA's)."""
     fo = get_format(fmt)
     pipe.core._loop_entry = len(pipe.segments)
     # built for a clock: the context's accumulator read through a binary mux tree
@@ -54,7 +81,8 @@ def fp_accumulate(m, pipe, ctx, make_x, fmt, *, index, init, last, first=None,
     tree = fast_read and getattr(pipe.core, "_pipe_fmax", None) is not None
     # and beside it its exponent field's max(efield, 1), stored at the write-back,
     # so the alignment's chains start from the read (fp.align_packed's ef1)
-    read_ns = ctx.tree_read_ns if tree else ctx.read_ns
+    read_ns = (lambda fab: ctx.tree_read_ns(fab, bits=fo.bits + fo.exp_bits)) if tree \
+        else ctx.read_ns
     ef_in = ef = None
     if first is None:
         acc = ctx.reg(fo.bits, init=init.value, name="acc")
@@ -80,25 +108,47 @@ def fp_accumulate(m, pipe, ctx, make_x, fmt, *, index, init, last, first=None,
     with pipe.carry(index, last, tuple(carried)) as cc:
         x, pre, acc_in, ef_in = pipe.cut("acc.rd", x, pre, acc_in, ef_in)
         al = align_packed(m, x, acc_in, fo, pre, name="s", pipe=pipe, emin=fo.emin,
-                          p_bounds=lo, prefix_sticky=tree, ef1=ef_in)
-        with pipe.carry(al.floor) as cf:
-            s = add_aligned(m, al, name="s", pipe=pipe)
+                          p_bounds=lo, prefix_sticky=tree, ef1=ef_in, floor_room=tree)
+        # with the fast read, the LZC's floor marker is decoded from its room beside
+        # the adder's chains (as the FMA's), not beside the shift clamp
+        with pipe.carry(floor_marker(m, al) if tree else al.floor) as cf:
+            s = add_aligned(m, al, name="s", pipe=pipe, split_hi=tree)
         s, floor = pipe.cut("s.sum", s, *cf.values)
         cx = fixed_lzc(s, m=m, floor=floor, pipe=pipe, name="n")
-        u = counted_to_unpacked(m, cx, name="n", pipe=pipe)
         exp_min = window_exp_min(lo, len(Value.cast(al.pwin)), fo, al.L, al.dmax)
+        if tree and exp_min >= fo.emin:
+            # no subnormal shifter in the rounder: its exponent bases built beside
+            # the normalizing shift, and a fine point after the shift's last level
+            u, eb = counted_to_unpacked(m, cx, name="n", pipe=pipe, round_fmt=fo)
+            u, eb = pipe.cut("n.out", u, eb)
+        else:
+            u, eb = counted_to_unpacked(m, cx, name="n", pipe=pipe), None
         d = round_decide(m, fo, u, rounding=rounding, exp_min=exp_min, name="r",
-                         pipe=pipe)
+                         pipe=pipe, ebase=eb)
         d = pipe.cut("r.dec", d)
         r = round_apply(m, d, name="r", pipe=pipe)
-        code = pack(m, fo, r, rounding=rounding, name="o", pipe=pipe)
+        if ef is None:
+            code = pack(m, fo, r, rounding=rounding, name="o", pipe=pipe)
+        else:
+            # the stored max(efield, 1) of the result, beside pack instead of after
+            # it: the rounded exponent field is zero iff the truncated code's is
+            # and the increment does not carry into it; specials take their code's
+            ez = Signal(name="o_ez")
+            M = fo.man_bits
+            m.d.comb += ez.eq((Value.cast(d.code)[M:] == 0)
+                              & ~(d.up & Value.cast(d.code)[:M].all()))
+            with pipe.carry(ez, r.is_nan, r.is_inf, r.is_zero, r.overflow,
+                            Value.cast(r.mag)[M:], r.sign) as ce:
+                code = pack(m, fo, r, rounding=rounding, name="o", pipe=pipe)
+            ef_new = _packed_ef1(m, fo, rounding, *ce.values)
     index, last_end, carried = cc.values
     new = code if first is not None else Mux(last_end, init, code)
     with m.If(pipe.advance & pipe.valid):          # the write-back closes the loop
         m.d.sync += acc.at(index).eq(new)
         if ef is not None:
-            m.d.sync += ef.at(index).eq(exp_field_min1(new, fo))
-    if ef is not None:                 # the exponent field's zero test, after pack
-        pipe.charge(pipe.fab.luts(2))
+            m.d.sync += ef.at(index).eq(Mux(last_end, exp_field_min1(init, fo),
+                                            ef_new))
+    if ef is not None:                 # the select of init after pack's
+        pipe.charge(pipe.fab.lut)
     last = last_end
     return code, last, carried

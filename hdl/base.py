@@ -12,6 +12,13 @@ stays high), never loses, duplicates or reorders a beat, and ``i.ready`` depends
 on state and ``o.ready`` (SPEC §3). The price is one combinational path from
 ``o.ready`` to ``i.ready``, which FPGA engineers expect from a stream stage.
 
+Above the clock the family's stall-all enable meets (``Fabric.enable``; ECP5 7.9 ns,
+so from about 127 MHz), a core planned with ``fmax`` gets a *registered ready*: a
+skid register behind the output register, ``advance = ~skid_valid`` (a register, not
+``o.ready | ~o.valid``) and ``i.ready = advance``, which then depends on state alone.
+A result not taken moves into the skid register and is shown first; the pipe stops
+until it is taken. Latency, throughput and the stream contract are unchanged.
+
 Cores describe their datapath once and mark *cut points* with
 :meth:`Pipeline.cut`; the ``stages`` parameter selects the first ``stages`` cut points
 of the core's priority list (the ones that shorten the critical path most), and the
@@ -130,6 +137,9 @@ def plan_pipeline(core, cuts, *, stages=None, fmax=None, family=None, name=None)
         fmax = check_fmax(fmax)          # before the probe: blocks divide by it
     core.family = family
     core._pipe_fmax = fmax               # blocks built only for a clock read it
+    # a clock whose period the stall-all enable does not meet: registered ready
+    core._pipe_skid = (fmax is not None and fab.enable is not None
+                       and 1000.0 / fmax < fab.enable)
     core._pipe_selected = frozenset()
     core._pipe_segments = None
     if not hasattr(core, "stages"):
@@ -331,11 +341,17 @@ class Pipeline:
         self._carried = []          # values live across a block's fine cut points
         self.forced = []            # cut points a block needs registered (prims.py)
         self.advance = Signal()
-        m.d.comb += [
-            self.advance.eq(core.o.ready | ~core.o.valid),
-            # SPEC §3: a beat offered while rst is high is not acknowledged
-            core.i.ready.eq(self.advance & ~ResetSignal()),
-        ]
+        # registered ready (a core planned for a clock the stall-all enable does not
+        # meet, plan_pipeline): a skid register behind the output register, and the
+        # enable is its emptiness, a register, instead of o.ready | ~o.valid
+        self.skid = bool(getattr(core, "_pipe_skid", False))
+        if self.skid:
+            self._s_valid = Signal(name="skid_valid")
+            m.d.comb += self.advance.eq(~self._s_valid)
+        else:
+            m.d.comb += self.advance.eq(core.o.ready | ~core.o.valid)
+        # SPEC §3: a beat offered while rst is high is not acknowledged
+        m.d.comb += core.i.ready.eq(self.advance & ~ResetSignal())
         self.valid = core.i.valid
 
     def _reg(self, value, name):
@@ -455,10 +471,32 @@ class Pipeline:
         self.core._pipe_segments = self.segments
         self.core._pipe_forced = frozenset(self.forced)
         m, o = self.m, self.core.o
+        if not self.skid:
+            with m.If(self.advance):
+                m.d.sync += o.valid.eq(self.valid)
+                for name, value in fields.items():
+                    m.d.sync += getattr(o.payload, name).eq(value)
+            return
+        # the output register r and the skid register s behind it: while s is empty
+        # the pipe advances and r takes the next result; a result in r not taken
+        # (o.ready low) moves to s, which is shown first and stops the pipe until
+        # it is taken. Same latency; o.valid and o.payload are held while stalled.
+        layout = data.Layout.cast(o.payload.shape())
+        r_valid = Signal(name="out_valid")
+        r_pay = Signal(layout, name="out_payload", reset_less=True)
+        s_valid, s_pay = self._s_valid, Signal(layout, name="skid_payload",
+                                                reset_less=True)
         with m.If(self.advance):
-            m.d.sync += o.valid.eq(self.valid)
+            m.d.sync += r_valid.eq(self.valid)
             for name, value in fields.items():
-                m.d.sync += getattr(o.payload, name).eq(value)
+                m.d.sync += getattr(r_pay, name).eq(value)
+            with m.If(r_valid & ~o.ready):
+                m.d.sync += [s_valid.eq(1), Value.cast(s_pay).eq(Value.cast(r_pay))]
+        with m.Elif(o.ready):
+            m.d.sync += s_valid.eq(0)
+        m.d.comb += [o.valid.eq(s_valid | r_valid),
+                     Value.cast(o.payload).eq(Mux(s_valid, Value.cast(s_pay),
+                                                  Value.cast(r_pay)))]
 
 
 class _CtxReg:
@@ -553,9 +591,12 @@ class Contexts:
         level's worth of routing for the index, which fans out to every bit."""
         return 0.0 if self.k == 1 else fab.mux(self.k) + fab.lut
 
-    def tree_read_ns(self, fab):
-        """Delay of :meth:`_CtxReg.read`, the binary mux tree (see timing.md)."""
-        return 0.0 if self.k == 1 else fab.mux(self.k) + fab.lut
+    def tree_read_ns(self, fab, bits=0):
+        """Delay of :meth:`_CtxReg.read`, the binary mux tree (see timing.md), of
+        ``bits`` bits: each index bit fans out to a mux of every bit read, routed
+        as a broadcast (:meth:`.timing.Fabric.fanout`; MXDot's fp32 accumulator and
+        its exponent field, 40 bits: 1.2 ns measured beyond the model's mux tree)."""
+        return 0.0 if self.k == 1 else fab.mux(self.k) + fab.lut + fab.fanout(bits)
 
 
 class _Lanes:

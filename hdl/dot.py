@@ -211,11 +211,12 @@ class Dot(StreamCore):
     def _beat(self, m, prods, pipe=None):
         """The exact sum of one beat's products and the beat's class flags."""
         bw, blsb = kulisch_width(self.fa, self.fb, self.lanes)
+        w1 = kulisch_width(self.fa, self.fb, 1)[0]       # one product, signed
         if self.is_int:
-            return sum_tree(m, prods, bw, name="t", pipe=pipe), None
+            return sum_tree(m, prods, bw, name="t", pipe=pipe, leaf_bits=w1), None
         if pipe is None:
             fx = [to_fixed(m, p, blsb, bw, name=f"k{k}") for k, p in enumerate(prods)]
-            s = sum_tree(m, fx, bw, name="t")
+            s = sum_tree(m, fx, bw, name="t", leaf_bits=w1)
         flags = {
             "nan": Value.cast(0),
             "pinf": Value.cast(0),
@@ -237,7 +238,7 @@ class Dot(StreamCore):
         with pipe.carry(flags_tuple(sig)) as c:
             # negative lanes in ones' complement, their +1s the tree's carry-ins
             fx, cins = to_fixed_lanes(m, prods, blsb, bw, name="k", pipe=pipe)
-            s = sum_tree(m, fx, bw, name="t", pipe=pipe, carries=cins)
+            s = sum_tree(m, fx, bw, name="t", pipe=pipe, carries=cins, leaf_bits=w1)
         return s, flags_dict(c.values[0])
 
     def _count(self, m, pipe, ctx, first, last, ring=False):

@@ -104,10 +104,17 @@ def unpack(m, code, fmt, exp_shape_=None, name="x", pipe=None):
     exp = Signal(shape, name=f"{name}_exp")
     sig = Signal(M + 1, name=f"{name}_sig")
     sub = efield == 0
-    m.d.comb += [
-        exp.eq(Mux(sub, f.emin, efield - f.bias)),
-        sig.eq(Cat(mfield, ~sub)),
-    ]
+    if E <= 4:
+        # a narrow field's exponent as a table (one LUT level up to four bits), not
+        # a carry chain and a mux; charged below as the chain (the plans keep their
+        # margin)
+        w = len(Value.cast(exp))
+        exp_t = _table(m, efield, lambda e: (max(e, 1) - f.bias) % (1 << w), w,
+                       name=f"{name}_expt")
+        m.d.comb += exp.eq(exp_t.as_signed())
+    else:
+        m.d.comb += exp.eq(Mux(sub, f.emin, efield - f.bias))
+    m.d.comb += sig.eq(Cat(mfield, ~sub))
     all_ones = efield == (1 << E) - 1
     if f.specials == "ieee":
         is_inf = all_ones & (mfield == 0)
@@ -236,6 +243,10 @@ def normalize_shift(m, sig, exp, count, name="n", pipe=None, round_emin=None):
             m.d.comb += [eb0.eq(exp - round_emin - count),
                          eb1.eq(exp - round_emin + 1 - count)]
             carried += [eb0, eb1]
+        # the chains start from count beside the first level, and must end before
+        # the first cut the shifter may take: charged as the longer of the two
+        pipe.charge(max(0.0, pipe.fab.carry(ew + 2 if round_emin is not None else ew)
+                        - pipe.fab.shift_level(w * pipe.spread if pipe.wide else None)))
         with pipe.carry(*carried) as c:  # the exponent rides along the shifter's cuts
             m.d.comb += sig_n.eq(shift_levels(m, sig, count, left=True, pipe=pipe,
                                               name=name))
@@ -1155,7 +1166,7 @@ def exp_field_min1(code, fc):
 
 
 def align_packed(m, p, code, fc, pre, name="s", pipe=None, emin=None, p_bounds=None,
-                 prefix_sticky=False, ef1=None):
+                 prefix_sticky=False, ef1=None, floor_room=False):
     """:func:`align` of ``p`` and an addend given as a packed code of ``fc``, with
     ``pre`` from :func:`align_pre`: the unpacking, the exponent difference and the
     shift clamp fuse into one carry chain (three side by side) and a mux. With
@@ -1168,7 +1179,8 @@ def align_packed(m, p, code, fc, pre, name="s", pipe=None, emin=None, p_bounds=N
     ``prefix``), from prefix ORs of its significand built here beside the chains:
     no OR tree between the shifter and the adder's low half. ``ef1``: the code's
     :func:`exp_field_min1`, built before (a loop stores it beside the code): the
-    chains then start from it, with no LUT level in front."""
+    chains then start from it, with no LUT level in front. ``floor_room``: as
+    :func:`align`'s (the marker's room, for :func:`floor_marker` beside the adder)."""
     fc = get_format(fc)
     E, M = fc.exp_bits, fc.man_bits
     PW = len(Value.cast(p.mag))
@@ -1212,20 +1224,29 @@ def align_packed(m, p, code, fc, pre, name="s", pipe=None, emin=None, p_bounds=N
     m.d.comb += p_sticky.eq((sh_raw < 0) | p.is_zero)
     sh = Signal(range(top + 1), name=f"{name}_sh")
     m.d.comb += sh.eq(Mux(p_sticky, 0, Mux(big >= 0, top, sh_raw)))
-    floor = None
+    floor = room_lo = None
     if emin is not None:
         lo_c = (fc.emin - M) + (T - 1 - L - dmax - emin)
         lo_p = None if p_bounds is None else p_bounds + (T - 1 - L - emin)
-        floor = Signal(T, name=f"{name}_floor")
-        m.d.comb += floor.eq(Mux(p_sticky, _floor_marker(m, rc, T, f"{name}_c", lo_c),
-                                 _floor_marker(m, rp, T, f"{name}_p", lo_p)))
+        if floor_room:
+            floor = Signal(signed(max(len(rc), len(Value.cast(rp)))), name=f"{name}_room")
+            m.d.comb += floor.eq(Mux(p_sticky, rc, rp))
+            room_lo = None if lo_p is None else min(lo_c, lo_p)
+        else:
+            floor = Signal(T, name=f"{name}_floor")
+            m.d.comb += floor.eq(Mux(p_sticky,
+                                     _floor_marker(m, rc, T, f"{name}_c", lo_c),
+                                     _floor_marker(m, rp, T, f"{name}_p", lo_p)))
     # the clamp's muxes; beside them the markers: a room-wide equality decode per
     # bit (two LUT levels), then the mux by p_sticky
-    _charge(pipe, lambda fab: fab.luts(2 if emin is None else 3))
+    _charge(pipe, lambda fab: fab.luts(2 if emin is None or floor_room else 3))
     with _carry(pipe, p, c, ec0, p_sticky, floor, prefix) as cc:
         sh = _cut(pipe, f"{name}_al.sh", sh)
     *vals, prefix = cc.values
-    return _align_place(m, *vals, sh, fc, name, pipe, prefix=prefix)
+    al = _align_place(m, *vals, sh, fc, name, pipe, prefix=prefix)
+    if floor_room and emin is not None:
+        al = dataclasses.replace(al, floor=None, room=al.floor, room_lo=room_lo)
+    return al
 
 
 def window_exp_min(p_exp0_min, T, fc, L, dmax):
@@ -1239,18 +1260,30 @@ def window_exp_min(p_exp0_min, T, fc, L, dmax):
     return fc.emin if bit0 + T - 1 >= fc.emin else None
 
 
-def add_aligned(m, a, name="s", pipe=None):
+def add_aligned(m, a, name="s", pipe=None, split_hi=False):
     """The second half of :func:`align_add`: the signed add of an :class:`Aligned`.
 
     An effective subtraction computes both differences side by side and keeps the
     non-negative one (one carry chain deep, not subtract-then-negate). With
-    ``pipe``, a fine cut point (``<name>_add.lo``) may split the chains in halves."""
+    ``pipe``, a fine cut point (``<name>_add.lo``) may split the chains in halves;
+    with ``split_hi`` a second one (``<name>_add.hi``) follows the chains, before
+    the selection between the three sums (for a clock whose stage holds a half
+    chain but not the selection after it; it registers all three sums), and the
+    zero test is built in halves beside the halves of the chains."""
     pwin, cwin = Value.cast(a.pwin), Value.cast(a.cwin)
     T = len(pwin)
     # zero beside the adder, from its inputs: equal operands of a subtraction, or
-    # two zero operands of an addition
+    # two zero operands of an addition (with split_hi and the chains split, in halves)
     zero = Signal(name=f"{name}_zero")
-    m.d.comb += zero.eq(Mux(a.p_sign ^ a.c_sign, pwin == cwin, (pwin | cwin) == 0))
+    if not (split_hi and pipe is not None and pipe.will_cut(f"{name}_add.lo")):
+        m.d.comb += zero.eq(Mux(a.p_sign ^ a.c_sign, pwin == cwin, (pwin | cwin) == 0))
+        zero_now = True
+    else:
+        # split_hi with the chains split: zero from the chains' borrows, after them
+        # (p - c >= 0 and c - p >= 0), and from the operands' flags for an addition
+        # (a nonzero operand leaves a nonzero window: placed or as its sticky); the
+        # window-wide equality is four LUT levels and more than a half chain
+        zero_now = False
     # a fine cut point splits the three carry chains in halves: the low halves and
     # their carries (borrows) are registered, the high halves take them as carry-in
     h = (T + 1) // 2
@@ -1265,28 +1298,45 @@ def add_aligned(m, a, name="s", pipe=None):
         m.d.comb += [lo_d.eq(pwin[:h] - cwin[:h]), lo_r.eq(cwin[:h] - pwin[:h]),
                      lo_t.eq(pwin[:h] + cwin[:h])]
         pipe.charge(pipe.fab.carry(h + 1))
-        with pipe.carry(a, zero) as c:
+        with pipe.carry(a, zero if zero_now else None) as c:
             lo_d, lo_r, lo_t = pipe.cut(point, lo_d, lo_r, lo_t)
-        a, zero = c.values
+        a, z = c.values
+        zero = z if zero_now else zero
         pwin, cwin = Value.cast(a.pwin), Value.cast(a.cwin)
         ph, ch = pwin[h:], cwin[h:]
         d_hi = Signal(signed(T - h + 1), name=f"{name}_dhi")
+        r_hi = Signal(signed(T - h + 1), name=f"{name}_rhi")
         # x - y - borrow as one carry chain: the borrow enters as the LSB of the
         # subtrahend under a zero LSB of the minuend ((2x - 2y - b) >> 1), so
         # synthesis maps no second (decrement) chain behind the first
         m.d.comb += [
             d_hi.eq((Cat(Const(0, 1), ph) - Cat(lo_d[h], ch))[1:]),
+            r_hi.eq((Cat(Const(0, 1), ch) - Cat(lo_r[h], ph))[1:]),
             diff.eq(Cat(lo_d[:h], d_hi)),
-            rdiff.eq(Cat(lo_r[:h], (Cat(Const(0, 1), ch) - Cat(lo_r[h], ph))[1:])),
+            rdiff.eq(Cat(lo_r[:h], r_hi[:T - h])),
             total.eq(Cat(lo_t[:h], ph + ch + lo_t[h])),
         ]
-        pipe.charge(pipe.fab.carry(T - h + 1) + pipe.fab.luts(2))
+        rneg = r_hi[T - h]
+        pipe.charge(pipe.fab.carry(T - h + 1))
     else:
         m.d.comb += [diff.eq(pwin - cwin), rdiff.eq(cwin - pwin), total.eq(pwin + cwin)]
         if pipe is not None:        # charged as the split adder (a probe plans it)
             pipe.charge(pipe.fab.carry(h + 1))
             pipe.cut(point)
-            pipe.charge(pipe.fab.carry(T - h + 1) + pipe.fab.luts(2))
+            pipe.charge(pipe.fab.carry(T - h + 1))
+    if pipe is not None and split_hi:
+        if zero_now:
+            with pipe.carry(a, zero) as c:
+                diff, rdiff, total = pipe.cut(f"{name}_add.hi", diff, rdiff, total)
+            a, zero = c.values
+        else:
+            with pipe.carry(a, rneg) as c:
+                diff, rdiff, total = pipe.cut(f"{name}_add.hi", diff, rdiff, total)
+            a, rneg = c.values
+            m.d.comb += zero.eq(Mux(a.p_sign ^ a.c_sign, ~Value.cast(diff)[T] & ~rneg,
+                                    a.p_zero & a.c_zero))
+    if pipe is not None:
+        pipe.charge(pipe.fab.luts(2))         # the selection, the sign
     sub = a.p_sign ^ a.c_sign
     mag = Signal(T, name=f"{name}_mag")
     sign = Signal(name=f"{name}_sign")
@@ -1488,18 +1538,28 @@ def to_fixed_lanes(m, prods, lsb, width, name="k", pipe=None):
     return outs, cins
 
 
-def sum_tree(m, values, width, name="t", signed_=True, pipe=None, carries=()):
+def sum_tree(m, values, width, name="t", signed_=True, pipe=None, carries=(),
+             leaf_bits=None):
     """Balanced adder tree of signed ``values`` into ``width`` bits (the caller sizes
     ``width`` so nothing overflows). With ``pipe`` it may be cut between its levels
     (``name.k``). ``carries``: one-bit values added as the adders' carry-ins (one
-    per adder, in the same carry chain; at most ``len(values) - 1``)."""
+    per adder, in the same carry chain; at most ``len(values) - 1``).
+
+    ``leaf_bits``: every value fits in ``leaf_bits`` bits (signed, or unsigned
+    without ``signed_``); an adder of level ``k`` (1 at the leaves) is then
+    ``leaf_bits + k`` bits wide, not ``width``: two values of ``w`` bits plus a
+    carry-in fit in ``w + 1`` (signed: ``2 * -2**(w-1)`` to ``2 * (2**(w-1) - 1) + 1``),
+    so no level wraps, whatever the carries, and sign extension into the next level
+    is exact. Levels reaching ``width`` stay ``width`` bits (modulo ``2**width``, as
+    without ``leaf_bits``)."""
     level = [Value.cast(v) for v in values]
     pool = [Value.cast(c) for c in carries]
     assert len(pool) <= max(0, len(level) - 1), "more carries than adders"
-    shape = signed(width) if signed_ else unsigned(width)
     k = 0
     while len(level) > 1:
         nxt = []
+        w = width if leaf_bits is None else min(width, leaf_bits + k + 1)
+        shape = signed(w) if signed_ else unsigned(w)
         for i in range(0, len(level) - 1, 2):
             s = Signal(shape, name=f"{name}{k}_{i // 2}")
             m.d.comb += s.eq(level[i] + level[i + 1] + pool.pop(0) if pool
@@ -1514,7 +1574,7 @@ def sum_tree(m, values, width, name="t", signed_=True, pipe=None, carries=()):
             if len(level) > 1:
                 cut = list(pipe.cut(f"{name}.{k}", *level, *pool))
                 level, pool = cut[:len(level)], cut[len(level):]
-    out = Signal(shape, name=f"{name}_sum")
+    out = Signal(signed(width) if signed_ else unsigned(width), name=f"{name}_sum")
     m.d.comb += out.eq(level[0])
     return out
 

@@ -101,6 +101,29 @@ def test_backpressure_miter_holds(tmp_path):
     assert "data under backpressure" in r.summary()
 
 
+# registered ready (a skid register behind the output; a core built for a clock above
+# the stall-all enable's, base.Pipeline): i.ready from a register, a result not taken
+# shown again from the skid register
+SKID = dict(in_fmt="fp32", out_fmt="e4m3", fmax=200)
+
+
+def test_registered_ready_holds_under_backpressure(tmp_path):
+    spec, full = _kwargs("convert", **SKID)
+    v, _ = _generate(tmp_path / "gen", "convert", **SKID)
+    assert "skid_valid" in v.read_text()
+    r = prove_core(spec, full, build=tmp_path, backpressure=True)
+    assert r.ok, r.summary()
+    assert "data under backpressure" in r.summary()
+
+
+def test_skid_register_not_loaded_fails(tmp_path):
+    """The skid register keeping its old value instead of the result it should
+    take: the output changes while stalled."""
+    d = _mutant(tmp_path, "convert", "skid", [
+        (r"(skid_payload <= )out_payload;", r"\g<1>skid_payload;")], **SKID)
+    _assert_fails_with(prove(d, workdir=tmp_path / "proof"), "stall_keeps_payload")
+
+
 # -- every property fails on a core with the matching defect -------------------------
 
 READY = r"assign i__ready = ([^;]+);"

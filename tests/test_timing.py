@@ -564,3 +564,59 @@ def test_less_is_a_compare_and_the_new_charges():
     e = fabric("ecp5")
     assert e.fanout(4) == e.fanout(None) == 0.0 and e.fanout(32) == pytest.approx(1.05)
     assert e.compare(10) == e.carry(11)
+
+
+def test_sum_tree_narrow_levels_and_exponent_table():
+    """sum_tree with ``leaf_bits`` (each level's adders ``leaf_bits + k`` bits wide)
+    against Python's sum on leaves at the extremes of their width, ones' complement
+    carries included; unpack's narrow-field exponent table against the format's
+    ``max(e, 1) - bias`` for every code of e4m3, e3m2, e2m3 and e2m1."""
+    import itertools
+    from amaranth.hdl import Module, Signal, signed
+    from amaranth.sim import Simulator
+    from lpcores.formats import get_format
+    from lpcores.hdl.fp import sum_tree, unpack
+    m = Module()
+    w, n, width = 4, 5, 10           # five 4-bit leaves, four adders, 10-bit result
+    leaves = [Signal(signed(w), name=f"x{k}") for k in range(n)]
+    cins = [Signal(name=f"c{k}") for k in range(n - 1)]
+    out = sum_tree(m, leaves, width, carries=cins, leaf_bits=w)
+    codes = {f: Signal(get_format(f).bits, name=f"code_{f}")
+             for f in ("e4m3", "e3m2", "e2m3", "e2m1")}
+    exps = {f: unpack(m, c, f, name=f"u_{f}").exp for f, c in codes.items()}
+    sim = Simulator(m)
+    vals = (-8, -7, -1, 0, 1, 6, 7)
+
+    async def bench(ctx):
+        for xs in itertools.product(vals, repeat=n):
+            for cs in ((0,) * (n - 1), (1,) * (n - 1), (1, 0, 1, 0)):
+                for s, v in zip(leaves, xs):
+                    ctx.set(s, v)
+                for s, v in zip(cins, cs):
+                    ctx.set(s, v)
+                assert ctx.get(out) == sum(xs) + sum(cs), (xs, cs)
+        for f, c in codes.items():
+            fmt = get_format(f)
+            for code in range(1 << fmt.bits):
+                ctx.set(c, code)
+                e = (code >> fmt.man_bits) & ((1 << fmt.exp_bits) - 1)
+                assert ctx.get(exps[f]) == max(e, 1) - fmt.bias, (f, code)
+    sim.add_testbench(bench)
+    sim.run()
+
+
+def test_registered_ready_above_the_enables_clock():
+    """A core planned for a clock whose period is below the family's stall-all
+    enable (ECP5 7.9 ns) gets the skid register and ``i.ready`` from it; slower
+    clocks, --stages and families without the measurement keep the stall-all
+    enable (and their netlists)."""
+    from lpcores.hdl import FMA
+    from lpcores.hdl.base import verilog_text
+    fast = FMA(a_fmt="e4m3", b_fmt="e4m3", fmax=150)
+    slow = FMA(a_fmt="e4m3", b_fmt="e4m3", fmax=100)
+    assert fast._pipe_skid and not slow._pipe_skid
+    assert not FMA(a_fmt="e4m3", b_fmt="e4m3", stages=7)._pipe_skid
+    assert not FMA(a_fmt="e4m3", b_fmt="e4m3", fmax=30, family="ice40")._pipe_skid
+    assert fabric("ecp5").enable == 7.9 and fabric("ice40").enable is None
+    assert "skid_valid" in verilog_text(fast)
+    assert "skid_valid" not in verilog_text(slow)
