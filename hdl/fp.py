@@ -1268,12 +1268,13 @@ def add_aligned(m, a, name="s", pipe=None, split_hi=False):
     ``pipe``, a fine cut point (``<name>_add.lo``) may split the chains in halves;
     with ``split_hi`` a second one (``<name>_add.hi``) follows the chains, before
     the selection between the three sums (for a clock whose stage holds a half
-    chain but not the selection after it; it registers all three sums), and the
-    zero test is built in halves beside the halves of the chains."""
+    chain but not the selection after it; it registers all three sums), and an
+    exact zero is then taken from the chains' borrows and the operands' flags
+    instead of a window-wide equality beside the low half."""
     pwin, cwin = Value.cast(a.pwin), Value.cast(a.cwin)
     T = len(pwin)
     # zero beside the adder, from its inputs: equal operands of a subtraction, or
-    # two zero operands of an addition (with split_hi and the chains split, in halves)
+    # two zero operands of an addition
     zero = Signal(name=f"{name}_zero")
     if not (split_hi and pipe is not None and pipe.will_cut(f"{name}_add.lo")):
         m.d.comb += zero.eq(Mux(a.p_sign ^ a.c_sign, pwin == cwin, (pwin | cwin) == 0))

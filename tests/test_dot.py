@@ -26,7 +26,7 @@ CASES = [
      {"mode": "int8-exhaustive"}),
     # contexts (SPEC §4.2): interleaved dot products; with fmax the fp loop is deep
     (dict(a_fmt="e4m3", b_fmt="e4m3", lanes=1, accumulate="fp", max_terms=16,
-          addend=True, contexts=9, fmax=125), {}),
+          addend=True, contexts=10, fmax=125), {}),
     (dict(a_fmt="e4m3", b_fmt="e4m3", lanes=1, accumulate="fp", max_terms=16,
           contexts=8, fmax=100), {}),
     (dict(a_fmt="e4m3", b_fmt="e4m3", lanes=4, accumulate="fp", max_terms=64,
@@ -91,11 +91,11 @@ def test_dot_rtl(kw, opts, on_icarus, sim, build_root, icarus_subset):
      "contexts must be an integer, not 2.5"),
     (dict(a_fmt="e4m3", b_fmt="e4m3", lanes=1, accumulate="fp", contexts=8, fmax=125),
      "contexts=8 is too few for fmax=125 MHz on ecp5: the accumulate loop of this dot "
-     "is 9 cycles deep at that clock and needs contexts >= 9; with contexts=8 the "
+     "is 10 cycles deep at that clock and needs contexts >= 10; with contexts=8 the "
      "delay model reaches about 114 MHz"),
     (dict(a_fmt="e4m3", b_fmt="e4m3", lanes=1, accumulate="fp", fmax=50),
      "contexts=1 is too few for fmax=50 MHz on ecp5: the accumulate loop of this dot "
-     "is 3 cycles deep at that clock and needs contexts >= 3; with contexts=1 the "
+     "is 4 cycles deep at that clock and needs contexts >= 4; with contexts=1 the "
      "delay model reaches about 19 MHz"),
 ])
 def test_dot_bad_params(kwargs, msg):
@@ -119,14 +119,14 @@ def test_contexts_sidecar(tmp_path):
     name carries _k<contexts>; the loop fits the contexts."""
     import json
     from lpcores.hdl.base import generate
-    core = Dot(a_fmt="e4m3", b_fmt="e4m3", lanes=1, accumulate="fp", contexts=9,
+    core = Dot(a_fmt="e4m3", b_fmt="e4m3", lanes=1, accumulate="fp", contexts=10,
                fmax=125)
     _, j = generate(core, tmp_path)
     side = json.loads(j.read_text())
-    assert side["module"] == "dot_e4m3_e4m3_fp32_l1_fp_t1024_k9_f125ecp5"
-    assert side["params"]["contexts"] == 9
+    assert side["module"] == "dot_e4m3_e4m3_fp32_l1_fp_t1024_k10_f125ecp5"
+    assert side["params"]["contexts"] == 10
     acc = side["accumulator"]
-    assert acc["contexts"] == 9 and 2 <= acc["loop_cycles"] <= 9
+    assert acc["contexts"] == 10 and 2 <= acc["loop_cycles"] <= 10
     assert side["timing"]["estimate_mhz"] >= 125
     # stages alone: the loop stays one cycle deep
     assert Dot(a_fmt="e4m3", b_fmt="e4m3", lanes=1, accumulate="fp", contexts=4,
