@@ -14,9 +14,10 @@ from lpcores.sim.tools import lint
 
 
 # (kwargs, testbench options, in the default run?): every element format on the
-# diagonal, e4m3 x e2m1, lanes 8/16/32, each stage count
+# diagonal, e4m3 x e2m1, lanes 8/16/32, each stage count (32 lanes by default with
+# contexts and fmax, below; with stages under -m slow)
 CASES = [
-    (dict(a_fmt="e4m3", b_fmt="e4m3", lanes=32, stages=1), {}, True),
+    (dict(a_fmt="e4m3", b_fmt="e4m3", lanes=32, stages=1), {}, False),
     (dict(a_fmt="e2m1", b_fmt="e2m1", lanes=8, stages=0), {}, True),
     (dict(a_fmt="e4m3", b_fmt="e2m1", lanes=16, stages=3), {}, False),
     (dict(a_fmt="int8", b_fmt="int8", lanes=8, stages=2), {}, False),

@@ -170,7 +170,7 @@ FMAX_CASES = [
     (MXQuant, dict(in_fmt="bf16", elem_fmt="int8", lanes=4, rounding="away", fmax=100),
      "lpcores.sim.mxquant", {"blocks": 300}),
     (MXQuant, dict(in_fmt="fp32", elem_fmt="e2m1", lanes=32, fmax=140),
-     "lpcores.sim.mxquant", {"blocks": 300}),
+     "lpcores.sim.mxquant", {"blocks": 120}),
     (MXQuant, dict(in_fmt="fp32", elem_fmt="e5m2", lanes=2, rounding="away", fmax=45,
                    family="ice40"), "lpcores.sim.mxquant", {"blocks": 200}),
     # NMPrune: cuts between the keys and the comparators, inside the popcounts and
