@@ -83,7 +83,7 @@ def fp_accumulate(m, pipe, ctx, make_x, fmt, *, index, init, last, first=None,
     # so the alignment's chains start from the read (fp.align_packed's ef1)
     read_ns = (lambda fab: ctx.tree_read_ns(fab, bits=fo.bits + fo.exp_bits)) if tree \
         else ctx.read_ns
-    ef_in = ef = None
+    ef_in = ef = ef_init = None
     if first is None:
         acc = ctx.reg(fo.bits, init=init.value, name="acc")
         acc_in = acc.read(index) if tree else acc.at(index)
@@ -146,8 +146,7 @@ def fp_accumulate(m, pipe, ctx, make_x, fmt, *, index, init, last, first=None,
     with m.If(pipe.advance & pipe.valid):          # the write-back closes the loop
         m.d.sync += acc.at(index).eq(new)
         if ef is not None:
-            m.d.sync += ef.at(index).eq(Mux(last_end, exp_field_min1(init, fo),
-                                            ef_new))
+            m.d.sync += ef.at(index).eq(Mux(last_end, ef_init, ef_new))
     if ef is not None:                 # the select of init after pack's
         pipe.charge(pipe.fab.lut)
     last = last_end

@@ -1050,26 +1050,39 @@ def align(m, p, c, fc, name="s", pipe=None, emin=None, p_bounds=None, floor_room
         m.d.comb += sh.eq(top)
     with m.Else():
         m.d.comb += sh.eq(dmax - delta)
-    floor = None
-    if emin is not None and floor_room:
-        (rc, lo_c), (rp, lo_p) = rooms
-        floor = Signal(signed(len(rc)), name=f"{name}_room")
-        m.d.comb += floor.eq(Mux(p_sticky, rc, rp))
-        room_lo = None if lo_p is None else min(lo_c, lo_p)
-    elif emin is not None:
-        (rc, lo_c), (rp, lo_p) = rooms
-        floor = Signal(T, name=f"{name}_floor")
-        m.d.comb += floor.eq(Mux(p_sticky, _floor_marker(m, rc, T, f"{name}_c", lo_c),
-                                 _floor_marker(m, rp, T, f"{name}_p", lo_p)))
+    floor, room_lo = (None, None) if emin is None else \
+        _floor_select(m, p_sticky, *rooms, T, name, floor_room)
     # the clamp: two compares and a subtract side by side, then a 3:1 mux; beside
     # it the floor markers' decodes, and the mux between them
     _charge(pipe, lambda fab: fab.carry(len(delta)) + fab.luts(2))
     with _carry(pipe, p, c, ec0, p_sticky, floor) as cc:
         sh = _cut(pipe, f"{name}_al.sh", sh)
     al = _align_place(m, *cc.values, sh, fc, name, pipe)
-    if floor_room and emin is not None:
-        al = dataclasses.replace(al, floor=None, room=al.floor, room_lo=room_lo)
-    return al
+    return _room_aligned(al, room_lo) if floor_room and emin is not None else al
+
+
+def _floor_select(m, p_sticky, room_c, room_p, T, name, floor_room):
+    """The floor marker of whichever operand anchors the window (the addend's when
+    ``p_sticky``), ``room_c``/``room_p`` each ``(room, lowest room)``: the
+    window-wide marker, or with ``floor_room`` the room itself and the lowest room
+    of either, for :func:`floor_marker` to decode later. Returns
+    ``(floor, room_lo)``."""
+    (rc, lo_c), (rp, lo_p) = room_c, room_p
+    if floor_room:
+        floor = Signal(signed(max(len(Value.cast(rc)), len(Value.cast(rp)))),
+                       name=f"{name}_room")
+        m.d.comb += floor.eq(Mux(p_sticky, rc, rp))
+        return floor, (None if lo_p is None else min(lo_c, lo_p))
+    floor = Signal(T, name=f"{name}_floor")
+    m.d.comb += floor.eq(Mux(p_sticky, _floor_marker(m, rc, T, f"{name}_c", lo_c),
+                             _floor_marker(m, rp, T, f"{name}_p", lo_p)))
+    return floor, None
+
+
+def _room_aligned(al, room_lo):
+    """An :class:`Aligned` built with ``floor_room``: its ``floor`` field holds the
+    room; moved to ``room`` for :func:`floor_marker`."""
+    return dataclasses.replace(al, floor=None, room=al.floor, room_lo=room_lo)
 
 
 def floor_marker(m, al, name="s"):
@@ -1228,15 +1241,8 @@ def align_packed(m, p, code, fc, pre, name="s", pipe=None, emin=None, p_bounds=N
     if emin is not None:
         lo_c = (fc.emin - M) + (T - 1 - L - dmax - emin)
         lo_p = None if p_bounds is None else p_bounds + (T - 1 - L - emin)
-        if floor_room:
-            floor = Signal(signed(max(len(rc), len(Value.cast(rp)))), name=f"{name}_room")
-            m.d.comb += floor.eq(Mux(p_sticky, rc, rp))
-            room_lo = None if lo_p is None else min(lo_c, lo_p)
-        else:
-            floor = Signal(T, name=f"{name}_floor")
-            m.d.comb += floor.eq(Mux(p_sticky,
-                                     _floor_marker(m, rc, T, f"{name}_c", lo_c),
-                                     _floor_marker(m, rp, T, f"{name}_p", lo_p)))
+        floor, room_lo = _floor_select(m, p_sticky, (rc, lo_c), (rp, lo_p), T, name,
+                                       floor_room)
     # the clamp's muxes; beside them the markers: a room-wide equality decode per
     # bit (two LUT levels), then the mux by p_sticky
     _charge(pipe, lambda fab: fab.luts(2 if emin is None or floor_room else 3))
@@ -1244,9 +1250,7 @@ def align_packed(m, p, code, fc, pre, name="s", pipe=None, emin=None, p_bounds=N
         sh = _cut(pipe, f"{name}_al.sh", sh)
     *vals, prefix = cc.values
     al = _align_place(m, *vals, sh, fc, name, pipe, prefix=prefix)
-    if floor_room and emin is not None:
-        al = dataclasses.replace(al, floor=None, room=al.floor, room_lo=room_lo)
-    return al
+    return _room_aligned(al, room_lo) if floor_room and emin is not None else al
 
 
 def window_exp_min(p_exp0_min, T, fc, L, dmax):

@@ -198,8 +198,8 @@ class MXDot(StreamCore):
             ident = {k: int(k == "negzero") for k in FLAGS}
             acc_r = make(signed(W), name="blk_acc")
             acc = acc_r.now
-            accf_r = [ctx.ring(1, init=ident[k], name=f"blk_{k}") if ring
-                      else make(1, name=f"blk_{k}") for k in FLAGS]
+            accf_r = [make(1, init=ident[k] if ring else 0, name=f"blk_{k}")
+                      for k in FLAGS]
             accf = [a.now for a in accf_r]
             bfirst = Const(0, 1) if ring else cnt == 0
             m.d.comb += total.eq(Mux(bfirst, 0, acc) + beat)
