@@ -15,36 +15,44 @@ exactly what the one-cycle ``align_add``/``round_sig`` loop computes (one roundi
 of the exact sum); the regression holds both against the same golden models.
 """
 
-from amaranth.hdl import Cat, Mux, Signal, Value
+from amaranth.hdl import Cat, Const, Mux, Signal, Value
 
 from lpcores.formats import get_format
 
-from .fp import (_special_codes, add_aligned, align_packed, align_pre,
+from .fp import (_special_codes, add_aligned, align_packed, align_pre, code_class,
                  counted_to_unpacked, exp_field_min1, fixed_lzc, floor_marker, pack,
                  round_apply, round_decide, window_exp_min)
 
 __all__ = ["fp_accumulate"]
 
 
-def _packed_ef1(m, fo, rounding, ez, is_nan, is_inf, is_zero, overflow, mag_e, sign):
-    """``exp_field_min1`` of :func:`.fp.pack`'s code, from pack's inputs: the
-    special codes' exponent fields, 1 for a zero, else the rounded field with its
-    zero test ``ez`` decided beside the increment (one LUT level, where the test on
-    pack's code is two after pack's two)."""
+def _packed_side(m, fo, rounding, ez, mz, is_nan, is_inf, is_zero, overflow, mag_e,
+                 sign):
+    """What the loop stores beside :func:`.fp.pack`'s code, from pack's inputs:
+    its ``exp_field_min1`` and its :func:`.fp.code_class` (``Cat(ef1, nrm, zero,
+    inf, nan)``). The special codes' (constants but for the sign), a zero's, else
+    the rounded code's, whose exponent field is zero iff ``ez`` and whose magnitude
+    is zero iff ``mz``, both decided beside the increment (one LUT level, where the
+    tests on pack's code are two and three after pack's two)."""
     _, nan, inf, ovf = _special_codes(fo, sign, rounding, False)
     E = fo.exp_bits
-    fld = lambda c: exp_field_min1(Value.cast(c), fo)            # noqa: E731
-    out = Signal(E, name="o_ef1")
+
+    def side(c):
+        c = Value.cast(c)
+        return Cat(exp_field_min1(c, fo), *code_class(c, fo))
+    out = Signal(E + 4, name="o_side")
     with m.If(is_nan):
-        m.d.comb += out.eq(fld(nan))
+        m.d.comb += out.eq(side(nan))
     with m.Elif(is_inf):
-        m.d.comb += out.eq(fld(inf))
+        m.d.comb += out.eq(side(inf))
     with m.Elif(is_zero):
-        m.d.comb += out.eq(1)
+        m.d.comb += out.eq(Cat(Const(1, E), Const(0b0010, 4)))
     with m.Elif(overflow):
-        m.d.comb += out.eq(fld(ovf))
+        m.d.comb += out.eq(side(ovf))
     with m.Else():
-        m.d.comb += out.eq(Cat(Value.cast(mag_e)[0] | ez, Value.cast(mag_e)[1:]))
+        # a finite result: no NaN, no Inf; zero when it rounded to zero
+        m.d.comb += out.eq(Cat(Value.cast(mag_e)[0] | ez, Value.cast(mag_e)[1:],
+                               ~ez, mz, Const(0, 2)))
     return out
 
 
@@ -63,9 +71,14 @@ def fp_accumulate(m, pipe, ctx, make_x, fmt, *, index, init, last, first=None,
     ``last``, so the loop has no select at all. ``index`` is the context of the step
     (None for one context).
 
-    ``fast_read`` (with a clock, ``fmax``): the accumulator read through a binary
-    mux tree, its ``max(efield, 1)`` stored beside it, the addend's sticky riding
-    its shifter (docs/timing.md, "The fp accumulate loop with contexts"). MXDot
+    Built for a clock (``fmax``) with the constant ``init``, each context keeps
+    beside its accumulator the code's ``max(efield, 1)`` and class (the hidden bit,
+    zero, Inf, NaN), decided at the write-back beside pack: the alignment's chains
+    then start from the read and the addend's unpacking is wires.
+
+    ``fast_read`` (with a clock): also the accumulator read through a binary mux
+    tree and the addend's sticky riding its shifter (docs/timing.md, "The fp
+    accumulate loop with contexts"). MXDot
     asks for it; Dot (and IterNorm's lane sums) does not yet: measured there, the
     context index's fanout and the prefix ORs' ripple made the loop's first stage
     slower (IterNorm 98.4 / FisrNorm 88.9 MHz at seed 1, from 99.9 / 98.6). With it
@@ -78,19 +91,27 @@ def fp_accumulate(m, pipe, ctx, make_x, fmt, *, index, init, last, first=None,
     pipe.core._loop_entry = len(pipe.segments)
     # built for a clock: the context's accumulator read through a binary mux tree
     # on the index bits (Contexts.read); --stages builds keep the one-hot read
-    tree = fast_read and getattr(pipe.core, "_pipe_fmax", None) is not None
-    # and beside it its exponent field's max(efield, 1), stored at the write-back,
-    # so the alignment's chains start from the read (fp.align_packed's ef1)
-    read_ns = (lambda fab: ctx.tree_read_ns(fab, bits=fo.bits + fo.exp_bits)) if tree \
+    timed = getattr(pipe.core, "_pipe_fmax", None) is not None
+    tree = fast_read and timed
+    # built for a clock, a sum started from the constant: beside the accumulator its
+    # exponent field's max(efield, 1), stored at the write-back, so the alignment's
+    # chains start from the read (fp.align_packed's ef1), and its class
+    # (fp.code_class), so the addend's unpacking is wires
+    side = timed and first is None
+    E = fo.exp_bits
+    read_ns = (lambda fab: ctx.tree_read_ns(fab, bits=fo.bits + E + 4)) if tree \
         else ctx.read_ns
     ef_in = ef = ef_init = None
     if first is None:
         acc = ctx.reg(fo.bits, init=init.value, name="acc")
         acc_in = acc.read(index) if tree else acc.at(index)
-        if tree:
-            ef_init = max((init.value >> fo.man_bits) & ((1 << fo.exp_bits) - 1), 1)
-            ef = ctx.reg(fo.exp_bits, init=ef_init, name="acc_ef")
-            ef_in = ef.read(index)
+        if side:
+            efield = (init.value >> fo.man_bits) & ((1 << E) - 1)
+            mzero = (init.value & ((1 << fo.man_bits) - 1)) == 0
+            assert mzero and efield == 0, "a sum starts from a zero"
+            ef_init = 1 | 0b0010 << E           # max(efield, 1); nrm 0, zero 1
+            ef = ctx.reg(E + 4, init=ef_init, name="acc_ef")
+            ef_in = ef.read(index) if tree else ef.at(index)
     else:
         acc = ctx.reg(fo.bits, name="acc")
         acc_in = Signal(fo.bits, name="acc_in")
@@ -107,8 +128,10 @@ def fp_accumulate(m, pipe, ctx, make_x, fmt, *, index, init, last, first=None,
         pipe.charge(read_ns(pipe.fab) + (pipe.fab.lut if first is not None else 0))
     with pipe.carry(index, last, tuple(carried)) as cc:
         x, pre, acc_in, ef_in = pipe.cut("acc.rd", x, pre, acc_in, ef_in)
+        ef1_in, cls_in = (None, None) if ef_in is None else (ef_in[:E], ef_in[E:])
         al = align_packed(m, x, acc_in, fo, pre, name="s", pipe=pipe, emin=fo.emin,
-                          p_bounds=lo, prefix_sticky=tree, ef1=ef_in, floor_room=tree)
+                          p_bounds=lo, prefix_sticky=tree, ef1=ef1_in,
+                          floor_room=tree, cls=cls_in)
         # with the fast read, the LZC's floor marker is decoded from its room beside
         # the adder's chains (as the FMA's), not beside the shift clamp
         with pipe.carry(floor_marker(m, al) if tree else al.floor) as cf:
@@ -130,17 +153,20 @@ def fp_accumulate(m, pipe, ctx, make_x, fmt, *, index, init, last, first=None,
         if ef is None:
             code = pack(m, fo, r, rounding=rounding, name="o", pipe=pipe)
         else:
-            # the stored max(efield, 1) of the result, beside pack instead of after
-            # it: the rounded exponent field is zero iff the truncated code's is
-            # and the increment does not carry into it; specials take their code's
-            ez = Signal(name="o_ez")
+            # the stored max(efield, 1) and class of the result, beside pack instead
+            # of after it: the rounded exponent field is zero iff the truncated
+            # code's is and the increment does not carry into it, the magnitude
+            # zero iff the truncated code is and is not incremented; specials take
+            # their code's
+            ez, mz = Signal(name="o_ez"), Signal(name="o_mz")
             M = fo.man_bits
-            m.d.comb += ez.eq((Value.cast(d.code)[M:] == 0)
-                              & ~(d.up & Value.cast(d.code)[:M].all()))
-            with pipe.carry(ez, r.is_nan, r.is_inf, r.is_zero, r.overflow,
+            dc = Value.cast(d.code)
+            m.d.comb += [ez.eq((dc[M:] == 0) & ~(d.up & dc[:M].all())),
+                         mz.eq((dc == 0) & ~d.up)]
+            with pipe.carry(ez, mz, r.is_nan, r.is_inf, r.is_zero, r.overflow,
                             Value.cast(r.mag)[M:], r.sign) as ce:
                 code = pack(m, fo, r, rounding=rounding, name="o", pipe=pipe)
-            ef_new = _packed_ef1(m, fo, rounding, *ce.values)
+            ef_new = _packed_side(m, fo, rounding, *ce.values)
     index, last_end, carried = cc.values
     new = code if first is not None else Mux(last_end, init, code)
     with m.If(pipe.advance & pipe.valid):          # the write-back closes the loop

@@ -115,6 +115,22 @@ def unpack(m, code, fmt, exp_shape_=None, name="x", pipe=None):
     else:
         m.d.comb += exp.eq(Mux(sub, f.emin, efield - f.bias))
     m.d.comb += sig.eq(Cat(mfield, ~sub))
+    _, is_zero, is_inf, is_nan = code_class(code, f, sub=sub)
+    # exponent: field - bias (one short carry chain), then the subnormal mux
+    _charge(pipe, lambda fab: fab.carry(E + 1) + fab.lut)
+    return Unpacked(sign, exp, sig, is_zero, is_inf, is_nan)
+
+
+def code_class(code, fmt, sub=None):
+    """The class of a packed code of ``fmt`` as :func:`unpack` sees it:
+    ``(nrm, is_zero, is_inf, is_nan)``, ``nrm`` the hidden bit (exponent field not
+    zero). Wide ANDs of the code's fields (31 bits for fp32: three LUT levels).
+    ``sub``: the caller's ``efield == 0``, shared."""
+    f = get_format(fmt)
+    E, M = f.exp_bits, f.man_bits
+    code = Value.cast(code)
+    efield, mfield = code[M:M + E], code[:M]
+    sub = efield == 0 if sub is None else sub
     all_ones = efield == (1 << E) - 1
     if f.specials == "ieee":
         is_inf = all_ones & (mfield == 0)
@@ -124,9 +140,7 @@ def unpack(m, code, fmt, exp_shape_=None, name="x", pipe=None):
         is_nan = all_ones & (mfield == (1 << M) - 1)
     else:
         is_inf = is_nan = Const(0)
-    # exponent: field - bias (one short carry chain), then the subnormal mux
-    _charge(pipe, lambda fab: fab.carry(E + 1) + fab.lut)
-    return Unpacked(sign, exp, sig, sub & (mfield == 0), is_inf, is_nan)
+    return ~sub, sub & (mfield == 0), is_inf, is_nan
 
 
 def _lzc_tree(bits):
@@ -1179,7 +1193,7 @@ def exp_field_min1(code, fc):
 
 
 def align_packed(m, p, code, fc, pre, name="s", pipe=None, emin=None, p_bounds=None,
-                 prefix_sticky=False, ef1=None, floor_room=False):
+                 prefix_sticky=False, ef1=None, floor_room=False, cls=None):
     """:func:`align` of ``p`` and an addend given as a packed code of ``fc``, with
     ``pre`` from :func:`align_pre`: the unpacking, the exponent difference and the
     shift clamp fuse into one carry chain (three side by side) and a mux. With
@@ -1193,7 +1207,10 @@ def align_packed(m, p, code, fc, pre, name="s", pipe=None, emin=None, p_bounds=N
     no OR tree between the shifter and the adder's low half. ``ef1``: the code's
     :func:`exp_field_min1`, built before (a loop stores it beside the code): the
     chains then start from it, with no LUT level in front. ``floor_room``: as
-    :func:`align`'s (the marker's room, for :func:`floor_marker` beside the adder)."""
+    :func:`align`'s (the marker's room, for :func:`floor_marker` beside the adder).
+    ``cls``: the code's :func:`code_class` as a 4-bit value ``Cat(nrm, is_zero,
+    is_inf, is_nan)``, built before (a loop stores it beside the code): the
+    unpacking is then wires, with no field-wide AND in this stage."""
     fc = get_format(fc)
     E, M = fc.exp_bits, fc.man_bits
     PW = len(Value.cast(p.mag))
@@ -1203,7 +1220,12 @@ def align_packed(m, p, code, fc, pre, name="s", pipe=None, emin=None, p_bounds=N
     top = L + dmax + CW
     # unpack's sign, significand and class flags; its exponent (a subtract) is not
     # used: the exponent field enters the chains below directly
-    c = unpack(m, code, fc, name=name + "_c")
+    if cls is None:
+        c = unpack(m, code, fc, name=name + "_c")
+    else:
+        code, cls = Value.cast(code), Value.cast(cls)
+        c = Unpacked(code[fc.bits - 1], None, Cat(code[:M], cls[0]), cls[1], cls[2],
+                     cls[3])
     given = ef1 is not None
     if not given:
         ef1 = exp_field_min1(code, fc)

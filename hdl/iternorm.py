@@ -707,11 +707,14 @@ def _elaborate_fast(self):
     take = self.i.valid & self.i.ready
     cnt1, beat_bad, busy_clr = _buffer_in(m, f, xs, Cat(*xs), take, pay.last, NB, aw,
                                            wp, wcnt, wslot, busy)
-    pad = (pad_left != 0) & lane_rdy
+    padding = pad_left != 0                        # A takes no beat meanwhile
+    pad = padding & lane_rdy
     for k, d in enumerate(dots):
+        # the pads' zeros selected by registers alone: the Dots' ready (B's idle
+        # through their stall-all advance) stays out of their first stage's data
         m.d.comb += [d.i.valid.eq(take | pad),
-                     d.i.payload.a0.eq(Mux(pad, 0, xs[k])),
-                     d.i.payload.b0.eq(Mux(pad, 0, xs[k])),
+                     d.i.payload.a0.eq(Mux(padding, 0, xs[k])),
+                     d.i.payload.b0.eq(Mux(padding, 0, xs[k])),
                      d.i.payload.last.eq(pad),
                      d.o.ready.eq(b_idle)]
     vbad = Signal()

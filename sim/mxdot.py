@@ -89,8 +89,15 @@ def vectors(tb, n_dots=None):
                 s_a, s_b = 0, int(rng.integers(70, 124))
             elif kind < 0.19:
                 s_a, s_b = 0xFE, 0                        # 2**0
+            elif kind < 0.23 and j == 0:                  # a tiny sum rounded to 0,
+                s_a = s_b = 0                             # then zero blocks (below)
             SA[end], SB[end] = s_a, s_b
             blk += 1
+        if 0.19 <= kind < 0.23:              # +-0 from rounding, then exact +-0 sums
+            for j in range(B, ln, B):
+                neg = fa.kind != "int" and rng.random() < 0.5
+                a[start + j:start + min(j + B, ln)] = _neg(fa) if neg else 0
+                b[start + j:start + min(j + B, ln)] = 0
         if kind > 0.97:                                    # every product -0
             a[start:start + ln] = _neg(fa) if fa.kind != "int" else 0
             b[start:start + ln] = 0 if fa.kind != "int" else _neg(fb)

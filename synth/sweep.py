@@ -424,6 +424,10 @@ def _row(job, rep):
     r["latency"] = rep.get("latency_formula") or rep.get("latency")
     r["beats_per_result"] = rep.get("beats_per_result")
     r["seeds"] = rep.get("seeds", 1) if job.pnr else None
+    by_seed = rep.get("fmax_by_seed") or {}
+    if len(by_seed) > 1:                # every seed's Fmax, the best is fmax_mhz
+        r["fmax_by_seed"] = " / ".join(f"{by_seed[k]:.1f}"
+                                       for k in sorted(by_seed, key=int))
     r["est_mhz"] = (rep.get("timing") or {}).get("estimate_mhz")    # the delay model's
     r["stages_placed"] = len((rep.get("timing") or {}).get("cuts") or []) or None
     asked = dict(job.params).get("fmax")
