@@ -36,10 +36,10 @@ from lpcores.formats import FLOAT_FORMATS, get_format
 
 from .base import Field, Pipeline, StreamCore, name_pipelined, plan_pipeline
 from .fp import (ROUNDINGS, add_aligned, align, align_exps, counted_to_unpacked,
-                 fixed_lzc, floor_marker, multiply, pack, round_apply, round_decide,
-                 unpack, window_exp_min)
+                 fixed_lzc, floor_marker, lzc_floor, multiply, pack, round_apply,
+                 round_decide, unpack, window_exp_min)
 
-__all__ = ["FMA", "ACC_FORMATS"]
+__all__ = ["FMA", "FMul", "ACC_FORMATS"]
 
 ACC_FORMATS = ("fp32", "fp16", "bf16")
 CUTS = ("add", "round", "mul", "norm", "unpack", "align", "lzc")
@@ -135,3 +135,71 @@ class FMA(StreamCore):
         L, dmax = CW + 3, PW + 3
         return window_exp_min(fa.emin + fb.emin - fa.man_bits - fb.man_bits,
                               L + dmax + CW + 1, fc, L, dmax)
+
+
+MUL_CUTS = ("round", "mul", "norm", "unpack", "lzc")
+
+
+class FMul(StreamCore):
+    """``r = round(a*b)``, the FMA's datapath without the addend: the exact product
+    (:func:`.fp.multiply`) normalized by its leading-zero count (clamped at the
+    result's emin) and rounded once. No alignment shifter, no window add: the
+    window is the product itself, ``(Ma+1)+(Mb+1)`` bits. For every input it equals
+    ``FMA(a, b, c=-0)`` (``x + -0 = x``, signed zeros included), which is how
+    IterNorm's output lanes use it (its golden model's ``fx_fma(a, y, -0.0)``).
+
+    Parameters as :class:`FMA`'s, with ``r_fmt`` for the result (``fp32``, ``fp16``
+    or ``bf16``) and ``stages`` 0..5 (``round``, ``mul``, ``norm``, ``unpack``,
+    ``lzc``). Payload: in ``{a, b}``, out ``{r}``. Latency ``stages + 1``;
+    throughput one a cycle."""
+
+    def __init__(self, *, a_fmt, b_fmt, r_fmt="fp32", rounding="rne", stages=None,
+                 fmax=None, family=None):
+        self.fa = get_format(a_fmt, param="a_fmt", allowed=FLOAT_FORMATS)
+        self.fb = get_format(b_fmt, param="b_fmt", allowed=FLOAT_FORMATS)
+        self.fc = get_format(r_fmt, param="r_fmt", allowed=ACC_FORMATS)
+        self.rounding = check_choice("rounding", rounding, ROUNDINGS)
+        self.in_fields = [Field("a", self.fa.bits, self.fa.name),
+                          Field("b", self.fb.bits, self.fb.name)]
+        self.out_fields = [Field("r", self.fc.bits, self.fc.name)]
+        super().__init__()
+        self.stages, self.timing = plan_pipeline(self, MUL_CUTS, stages=stages,
+                                                 fmax=fmax, family=family, name="fmul")
+        name_pipelined(self, f"fmul_{self.fa.name}_{self.fb.name}_{self.fc.name}"
+                       f"{'_rtz' if rounding == 'rtz' else ''}",
+                       {"a_fmt": self.fa.name, "b_fmt": self.fb.name,
+                        "r_fmt": self.fc.name, "rounding": rounding}, fmax)
+
+    def elaborate(self, platform):
+        m = Module()
+        fa, fb, fc = self.fa, self.fb, self.fc
+        pipe = Pipeline(m, self, MUL_CUTS, self.stages)
+        pl = self.i.payload
+        with pipe.parallel():
+            ua = unpack(m, pl.a, fa, name="a", pipe=pipe)
+            ub = unpack(m, pl.b, fb, name="b", pipe=pipe)
+        ua, ub = pipe.cut("unpack", ua, ub)
+        p = multiply(m, ua, fa, ub, fb, name="p", pipe=pipe, dsp_cut=True)
+        p = pipe.cut("mul", p)
+        # the clamp's marker from the product's exponent (a chain and a decode; a
+        # fine cut point after it), then the LZC over both
+        floor = lzc_floor(m, p, fc.emin, name="n", pipe=pipe)
+        p, floor = pipe.cut("n.floor", p, floor)
+        cx = pipe.cut("lzc", fixed_lzc(p, m=m, floor=floor, pipe=pipe, name="n"))
+        u = counted_to_unpacked(m, cx, name="n", pipe=pipe)
+        u = pipe.cut("norm", u)
+        d = round_decide(m, fc, u, rounding=self.rounding, exp_min=self._exp_min(),
+                         name="r", pipe=pipe)
+        d = pipe.cut("round", d)
+        r = round_apply(m, d, name="r", pipe=pipe)
+        pipe.output(r=pack(m, fc, r, rounding=self.rounding, name="o", pipe=pipe))
+        return m
+
+    def _exp_min(self):
+        """``emin`` of the result when the product's MSB never weighs less (the
+        clamped normalize then hands the rounder no exponent below it: no
+        subnormal shifter), else None."""
+        fa, fb, fc = self.fa, self.fb, self.fc
+        pw = (fa.man_bits + 1) + (fb.man_bits + 1)
+        top_min = fa.emin + fb.emin - fa.man_bits - fb.man_bits + pw - 1
+        return fc.emin if top_min >= fc.emin else None

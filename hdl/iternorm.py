@@ -57,12 +57,14 @@ B. a static program on one FX :class:`.fma.FMA`: the pairwise tree over the
    ``v = RNE(1 - s*u)`` is at least 2**-48), the scale; each op issues as soon as
    its operands are written (the FMA's latency apart when dependent), the schedule
    computed here and decoded from a step counter.
-C. the buffer streams through one :class:`.fma.FMA` a lane, ``RNE_fmt(c*x + -0)``
-   (which is ``RNE_fmt(c*x)``), the beats' flags in a FIFO beside them.
+C. the buffer streams through one :class:`.fma.FMul` a lane, ``RNE_fmt(c*x)`` (the
+   golden model's ``fx_fma(c, x, -0.0)``, the same for every input: the FMA's
+   datapath without the addend's alignment and window add), the beats' flags in a
+   FIFO beside them.
 
 The golden model takes the same ``partials`` (P = 1 is the order above).
 Latency: ``2*d/lanes + P + Ld + T + Lc + 4`` (Ld, Lc: the lane Dot's and the output
-FMA's latency, T: the program's last write), in the sidecar.
+multiplier's latency, T: the program's last write), in the sidecar.
 
 Latency (first input beat to last output beat, ``o.ready`` high, unit idle):
 ``2*d/lanes + log2(lanes) + 3*K + R + 6`` cycles, ``R = 1`` for rmsnorm, else 0;
@@ -188,10 +190,10 @@ class _Norm(StreamCore):
     def _plan_fast(self, fmax, family, partials):
         """Plan the ``fmax`` build (module doc, "The fmax build"): the lanes' sums on
         :class:`.dot.Dot` (fp, ``contexts = partials``), the scalar unit's one FX
-        :class:`.fma.FMA` and the output lanes' FMAs, each planned for the clock by
+        :class:`.fma.FMA` and the output lanes' multipliers (:class:`.fma.FMul`), each planned for the clock by
         its own delay model; the scalar program's static schedule; the latency."""
         from .dot import Dot
-        from .fma import FMA
+        from .fma import FMA, FMul
         f, L, K = self.f, self.lanes, self.iters
         NB = self.n_max
 
@@ -208,7 +210,7 @@ class _Norm(StreamCore):
                         f"cycles deep at that clock and needs partials >= {depth}; "
                         f"with partials={have} the delay model reaches about "
                         f"{e.fastest_mhz:.0f} MHz") from None
-                raise e.reworded(re.sub(r"for this (dot|fma)", f"for this "
+                raise e.reworded(re.sub(r"for this (dot|fma|fmul)", f"for this "
                                         f"{self.core_name}'s {what}", str(e))) from None
 
         def lane_dot(P):
@@ -237,8 +239,8 @@ class _Norm(StreamCore):
         self.dots = dots
         self.upd = sub(lambda: FMA(a_fmt=FX, b_fmt=FX, acc_fmt=FX, fmax=fmax,
                                    family=family), "FX multiply-add")
-        self.outs = [sub(lambda: FMA(a_fmt=FX, b_fmt=f.name, acc_fmt=f.name, fmax=fmax,
-                                     family=family), "output multiply")
+        self.outs = [sub(lambda: FMul(a_fmt=FX, b_fmt=f.name, r_fmt=f.name, fmax=fmax,
+                                      family=family), "output multiply")
                      for _ in range(L)]
         for c in [*self.dots, self.upd, *self.outs]:
             c._MustUse__used = True
@@ -276,7 +278,7 @@ class _Norm(StreamCore):
         Ld, Lc = dots[0].latency, self.outs[0].latency
         tim = {"family": family, "fmax_asked_mhz": fmax, "partials": P,
                "lane_dot": dots[0].timing, "scalar_fma": self.upd.timing,
-               "out_fma": self.outs[0].timing,
+               "out_mul": self.outs[0].timing,
                "estimate_mhz": min(c.timing["estimate_mhz"]
                                    for c in (dots[0], self.upd, self.outs[0]))}
         self.timing = tim
@@ -293,7 +295,7 @@ class _Norm(StreamCore):
         self.latency_formula = (
             f"first input beat to last output beat: 2*d/{L} + {self.const} cycles (= "
             f"2*d/lanes + partials + the lane sum's latency {Ld} + the scalar program "
-            f"{self.t_fin} + the output FMA's latency {Lc} + 4); 'latency' is its value "
+            f"{self.t_fin} + the output multiply's latency {Lc} + 4); 'latency' is its value "
             f"at d = max_d")
         self.beats_per_result = "d/lanes input beats give d/lanes output beats"
         StreamCore.__init__(self)
@@ -669,7 +671,8 @@ def _start_a0(m, s_src, start):
 def _elaborate_fast(self):
     """The fmax build (module doc): A feeds the lanes' Dots (and P pad beats with
     ``last`` after a vector), collects their P sums each; B runs the static
-    program on one FX FMA; C streams the buffer through the lanes' output FMAs."""
+    program on one FX FMA; C streams the buffer through the lanes' output
+    multipliers."""
     m = Module()
     f, L, P = self.f, self.lanes, self.partials
     B = f.bits
@@ -845,7 +848,7 @@ def _elaborate_fast(self):
         m.d.sync += [j_c.eq(c_fin), j_bad.eq(b_bad), j_zero.eq(s_reg[:33] == 0),
                      j_err.eq(b_err), j_slot.eq(b_slot), j_cnt.eq(b_cnt)]
 
-    # ---- C: read the buffer, the output FMAs, emit ------------------------------------
+    # ---- C: read the buffer, the output multipliers, emit -----------------------------
     c_act = Signal()
     c_cnt = Signal(range(NB + 1))
     c_n = Signal(range(NB + 2))
@@ -860,8 +863,8 @@ def _elaborate_fast(self):
     r_valid, r_last, r_bad, r_zero, r_err = (Signal(), Signal(), Signal(), Signal(),
                                              Signal())
     r_c = Signal(FX.bits)
-    # stage Q: the memory's data registered before the FMAs (a block RAM's output
-    # is slow: it was the critical path into the FMAs' unpacking)
+    # stage Q: the memory's data registered before the multipliers (a block RAM's output
+    # is slow: it was the critical path into their unpacking)
     q_valid, q_last, q_bad, q_err = Signal(), Signal(), Signal(), Signal()
     q_c = Signal(FX.bits)
     q_x = Signal(L * B)
@@ -880,12 +883,11 @@ def _elaborate_fast(self):
     m.d.sync += [c_act.eq(Mux(c_take, 1, c_act & ~done)),
                  c_cnt.eq(Mux(c_take, 0, Mux(go, c_cnt + 1, c_cnt)))]
     m.d.comb += busy_clr.eq(Mux(done, Mux(c_slot, 0b10, 0b01), 0))
-    negz = 1 << (B - 1)
     for k, o in enumerate(outs):
         m.d.comb += [o.i.valid.eq(q_valid), o.i.payload.a.eq(q_c),
                      o.i.payload.b.eq(q_x[k * B:(k + 1) * B]),
-                     o.i.payload.c.eq(negz), o.o.ready.eq(self.o.ready)]
-    # the beat's flags beside the FMAs: a FIFO as deep as they hold beats
+                     o.o.ready.eq(self.o.ready)]
+    # the beat's flags beside the multipliers: a FIFO as deep as they hold beats
     fl = SyncFIFOBuffered(width=3, depth=outs[0].latency + 1)
     m.submodules.flags = fl
     m.d.comb += [fl.w_en.eq(q_valid & outs[0].i.ready),

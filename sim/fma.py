@@ -8,6 +8,10 @@ scaled by [1/2, 2) (exponent difference 0 or 1), the product scaled far down (st
 decisions near the LSB) and special values. ``mode="specials"`` is the full grid of
 (±0, ±min/max subnormal, ±min normal, ±1, ±max, ±Inf, NaN)^3, which also leads every other run.
 Expected codes from ``golden.fma``.
+
+The same bench drives ``FMul`` (``r = round(a*b)``, no ``c`` port; its sidecar
+names ``r_fmt``): the vectors are the same without the addends, and the expected
+codes are ``golden.fma`` with ``c = -0`` (``x + -0 = x``, signed zeros included).
 """
 
 import numpy as np
@@ -33,9 +37,15 @@ def special_codes(fmt):
     return np.array(codes, dtype=np.int64)
 
 
+def _acc(p):
+    """The result format, and whether the core has an addend port (FMA) or not
+    (FMul)."""
+    return (p["acc_fmt"], True) if "acc_fmt" in p else (p["r_fmt"], False)
+
+
 def biased_addends(rng, a, b, p):
     """One addend per (a, b) pair, from the biased classes above."""
-    fa, fb, fc = p["a_fmt"], p["b_fmt"], p["acc_fmt"]
+    fa, fb, fc = p["a_fmt"], p["b_fmt"], _acc(p)[0]
     n = len(a)
     with np.errstate(all="ignore"):                          # Inf * 0, overflow
         prod = golden.decode(a, fa) * golden.decode(b, fb)   # exact in float64
@@ -61,12 +71,17 @@ def special_grid(fa, fb, fc):
 
 def vectors(tb):
     p = tb.sidecar["params"]
-    fa, fb, fc = (get_format(p[k]) for k in ("a_fmt", "b_fmt", "acc_fmt"))
+    acc, has_c = _acc(p)
+    fa, fb, fc = get_format(p["a_fmt"]), get_format(p["b_fmt"]), get_format(acc)
     rng = tb.nprng("vectors")
     mode = tb.options.get("mode", "products")
     ga, gb, gc = special_grid(fa, fb, fc)
+    if not has_c:                       # FMul: every (a, b) of the grid once
+        ga, gb = (x.ravel() for x in np.meshgrid(special_codes(fa), special_codes(fb),
+                                                 indexing="ij"))
     if mode == "specials":
-        return {"a": ga, "b": gb, "c": gc}, "special-value grid"
+        return ({"a": ga, "b": gb, "c": gc} if has_c else {"a": ga, "b": gb},
+                "special-value grid")
     if fa.bits * 2 <= 16 and mode == "products":
         a, b = (x.ravel() for x in np.meshgrid(np.arange(1 << fa.bits),
                                               np.arange(1 << fb.bits), indexing="ij"))
@@ -78,15 +93,26 @@ def vectors(tb):
         a = rng.integers(0, 1 << fa.bits, size=n)
         b = rng.integers(0, 1 << fb.bits, size=n)
         what = f"{n} random products"
-    c = biased_addends(rng, a, b, p)
     cat = np.concatenate
+    if not has_c:
+        return ({"a": cat([ga, a]), "b": cat([gb, b])},
+                what + ", after the special-value grid")
+    c = biased_addends(rng, a, b, p)
     return ({"a": cat([ga, a]), "b": cat([gb, b]), "c": cat([gc, c])},
             what + " with biased addends, after the special-value grid")
 
 
+def _addends(p, f):
+    acc, has_c = _acc(p)
+    if has_c:
+        return f["c"], acc
+    return np.full(len(f["a"]), 1 << (get_format(acc).bits - 1), dtype=np.int64), acc
+
+
 def expected(tb, f):
     p = tb.sidecar["params"]
-    r = golden.fma(f["a"], f["b"], f["c"], p["a_fmt"], p["b_fmt"], p["acc_fmt"],
+    c, acc = _addends(p, f)
+    r = golden.fma(f["a"], f["b"], c, p["a_fmt"], p["b_fmt"], acc,
                    rounding=p["rounding"])
     return pack(tb.fo, r=r)
 
@@ -98,9 +124,10 @@ def describe(tb):
         x = unpack(tb.fi, [bin_])
         a = golden.decode(x["a"], p["a_fmt"])[0]
         b = golden.decode(x["b"], p["b_fmt"])[0]
-        c = golden.decode(x["c"], p["acc_fmt"])[0]
-        e = golden.decode([exp], p["acc_fmt"])[0]
-        g = golden.decode([got], p["acc_fmt"])[0]
+        cc, acc = _addends(p, x)
+        c = golden.decode(cc, acc)[0]
+        e = golden.decode([exp], acc)[0]
+        g = golden.decode([got], acc)[0]
         return f"a={a!r} b={b!r} c={c!r} expected={e!r} got={g!r}"
     return render
 

@@ -4,7 +4,7 @@ rational oracle in test_golden_fma.py)."""
 import pytest
 
 from lpcores.errors import ParamError
-from lpcores.hdl.fma import FMA
+from lpcores.hdl.fma import FMA, FMul
 from lpcores.sim import runner
 
 
@@ -40,6 +40,29 @@ def test_fma_rtl(a, b, acc, rnd, stages, opts, on_icarus, sim, build_root,
     runner.assert_passes(res)
 
 
+# FMul (r = round(a*b), IterNorm's output multiply): the same bench and golden.fma
+# with c = -0. (a, b, r, kwargs, options)
+FMUL = [
+    ("e4m3", "e4m3", "fp32", dict(stages=2), {}),                    # every product
+    ("e5m2", "e4m3", "bf16", dict(fmax=150), {}),                     # every product
+    ("bf16", "bf16", "bf16", dict(fmax=100), {"random": 20000}),
+    ("e4m3", "e5m2", "fp16", dict(stages=0, rounding="rtz"), {}),     # every product
+]
+
+
+@pytest.mark.sim
+@pytest.mark.parametrize("a,b,r,kw,opts,on_icarus",
+                         [c + (k == 0,) for k, c in enumerate(FMUL)],
+                         ids=[f"{a}x{b}-{r}-" + "-".join(f"{k}{v}" for k, v in kw.items())
+                              for a, b, r, kw, _ in FMUL])
+def test_fmul_rtl(a, b, r, kw, opts, on_icarus, sim, build_root, icarus_subset):
+    icarus_subset(on_icarus)
+    core = FMul(a_fmt=a, b_fmt=b, r_fmt=r, **kw)
+    res = runner.run(core, "lpcores.sim.fma", sim=sim, seed=5, options=opts,
+                     build_root=build_root)
+    runner.assert_passes(res)
+
+
 @pytest.mark.slow
 @pytest.mark.sim
 @pytest.mark.parametrize("a,b,acc", SPECIALS, ids=[f"{a}x{b}+{c}" for a, b, c in SPECIALS])
@@ -62,3 +85,13 @@ def test_fma_bad_params(kwargs, msg):
     with pytest.raises(ParamError) as e:
         FMA(**kwargs)
     assert str(e.value) == msg
+
+
+def test_fmul_bad_params():
+    with pytest.raises(ParamError) as e:
+        FMul(a_fmt="e4m3", b_fmt="e4m3", r_fmt="e5m2")
+    assert str(e.value) == "r_fmt must be one of fp32, fp16, bf16, got r_fmt='e5m2'"
+    with pytest.raises(ParamError) as e:
+        FMul(a_fmt="e4m3", b_fmt="e4m3", stages=6)
+    assert str(e.value) == ("stages must be in 0..5 for fmul (it has 5 cut points), "
+                            "got stages=6")

@@ -13,10 +13,11 @@ from lpcores.sim import runner
 
 # (class, fmt, lanes, max_d, mode, iters, affine)
 FAST = [
-    (FisrNorm, "fp32", 4, 128, "rmsnorm", 3, True),
+    (FisrNorm, "fp32", 2, 64, "rmsnorm", 3, True),
     (IterNorm, "bf16", 2, 128, "layernorm", 3, True),
 ]
 SLOW = [
+    (FisrNorm, "fp32", 4, 128, "rmsnorm", 3, True),
     (IterNorm, "bf16", 8, 128, "l2", 5, False),        # l2: the default suite's budget
     (IterNorm, "bf16", 16, 256, "l2", 5, False),
     (IterNorm, "bf16", 16, 1024, "rmsnorm", 5, False),
@@ -36,9 +37,10 @@ SLOW = [
 # the fmax build (lane sums on Dots with P partials, the scalar program on one
 # pipelined FX FMA, output FMAs): (class, fmt, lanes, max_d, mode, iters, fmax)
 FMAX = [
-    (FisrNorm, "fp32", 4, 128, "rmsnorm", 2, 80),
+    (FisrNorm, "fp32", 1, 64, "rmsnorm", 2, 80),
 ]
 FMAX_SLOW = [
+    (FisrNorm, "fp32", 4, 128, "rmsnorm", 2, 80),
     (IterNorm, "bf16", 2, 64, "l2", 5, 100),
     (FisrNorm, "bf16", 2, 64, "l2", 5, 100),
     (IterNorm, "bf16", 16, 256, "rmsnorm", 3, 100),
