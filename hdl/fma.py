@@ -31,7 +31,7 @@ Latency ``stages + 1`` cycles, throughput one FMA a cycle.
 
 from amaranth.hdl import Module
 
-from lpcores.errors import ParamError, check_choice
+from lpcores.errors import check_choice
 from lpcores.formats import FLOAT_FORMATS, get_format
 
 from .base import Field, Pipeline, StreamCore, name_pipelined, plan_pipeline
@@ -72,24 +72,11 @@ class FMA(StreamCore):
 
     def __init__(self, *, a_fmt, b_fmt, acc_fmt="fp32", rounding="rne", stages=None,
                  fmax=None, family=None):
-        self.fa = get_format(a_fmt, param="a_fmt", allowed=FLOAT_FORMATS)
-        self.fb = get_format(b_fmt, param="b_fmt", allowed=FLOAT_FORMATS)
-        self.fc = get_format(acc_fmt, param="acc_fmt", allowed=ACC_FORMATS)
-        self.rounding = check_choice("rounding", rounding, ROUNDINGS)
-        self.in_fields = [Field("a", self.fa.bits, self.fa.name),
-                          Field("b", self.fb.bits, self.fb.name),
-                          Field("c", self.fc.bits, self.fc.name)]
-        self.out_fields = [Field("r", self.fc.bits, self.fc.name)]
-        super().__init__()
+        _formats(self, a_fmt, b_fmt, ("acc_fmt", acc_fmt), rounding, addend=True)
         # its 63-bit window and 86-bit alignment shifter: the wide-datapath derate
         # of the delay model (measured on this core's paths, docs/timing.md)
         self.wide_derate = True
-        self.stages, self.timing = plan_pipeline(self, CUTS, stages=stages, fmax=fmax,
-                                                 family=family, name="fma")
-        name_pipelined(self, f"fma_{self.fa.name}_{self.fb.name}_{self.fc.name}"
-                       f"{'_rtz' if rounding == 'rtz' else ''}",
-                       {"a_fmt": self.fa.name, "b_fmt": self.fb.name,
-                        "acc_fmt": self.fc.name, "rounding": rounding}, fmax)
+        _plan(self, CUTS, "fma", "acc_fmt", stages, fmax, family)
 
     def elaborate(self, platform):
         m = Module()
@@ -118,12 +105,7 @@ class FMA(StreamCore):
         s, floor = pipe.cut("add", s, *c.values)
         cx = pipe.cut("lzc", fixed_lzc(s, m=m, floor=floor, pipe=pipe, name="n"))
         u = counted_to_unpacked(m, cx, name="n", pipe=pipe)
-        u = pipe.cut("norm", u)
-        d = round_decide(m, fc, u, rounding=self.rounding, exp_min=self._exp_min(),
-                         name="r", pipe=pipe)
-        d = pipe.cut("round", d)
-        r = round_apply(m, d, name="r", pipe=pipe)
-        pipe.output(r=pack(m, fc, r, rounding=self.rounding, name="o", pipe=pipe))
+        _round_out(self, m, pipe, pipe.cut("norm", u))
         return m
 
     def _exp_min(self):
@@ -138,6 +120,43 @@ class FMA(StreamCore):
 
 
 MUL_CUTS = ("round", "mul", "norm", "unpack", "lzc")
+
+
+def _formats(core, a_fmt, b_fmt, result, rounding, addend):
+    """The FMA's and FMul's parameters checked, and their ports: ``a``, ``b`` (and
+    the addend ``c`` in the result's format), ``r``; ``result`` is (parameter name,
+    value)."""
+    core.fa = get_format(a_fmt, param="a_fmt", allowed=FLOAT_FORMATS)
+    core.fb = get_format(b_fmt, param="b_fmt", allowed=FLOAT_FORMATS)
+    core.fc = get_format(result[1], param=result[0], allowed=ACC_FORMATS)
+    core.rounding = check_choice("rounding", rounding, ROUNDINGS)
+    core.in_fields = [Field("a", core.fa.bits, core.fa.name),
+                      Field("b", core.fb.bits, core.fb.name)]
+    if addend:
+        core.in_fields.append(Field("c", core.fc.bits, core.fc.name))
+    core.out_fields = [Field("r", core.fc.bits, core.fc.name)]
+    StreamCore.__init__(core)
+
+
+def _plan(core, cuts, name, result, stages, fmax, family):
+    """Pipelining (``stages`` or ``fmax``), then the module name and parameters."""
+    core.stages, core.timing = plan_pipeline(core, cuts, stages=stages, fmax=fmax,
+                                             family=family, name=name)
+    name_pipelined(core, f"{name}_{core.fa.name}_{core.fb.name}_{core.fc.name}"
+                   f"{'_rtz' if core.rounding == 'rtz' else ''}",
+                   {"a_fmt": core.fa.name, "b_fmt": core.fb.name,
+                    result: core.fc.name, "rounding": core.rounding}, fmax)
+
+
+def _round_out(core, m, pipe, u):
+    """The rounding of a normalized ``u`` into the result's format, then the output:
+    decided, a cut point, applied by incrementing the packed code, packed."""
+    fc = core.fc
+    d = round_decide(m, fc, u, rounding=core.rounding, exp_min=core._exp_min(),
+                     name="r", pipe=pipe)
+    d = pipe.cut("round", d)
+    r = round_apply(m, d, name="r", pipe=pipe)
+    pipe.output(r=pack(m, fc, r, rounding=core.rounding, name="o", pipe=pipe))
 
 
 class FMul(StreamCore):
@@ -155,44 +174,26 @@ class FMul(StreamCore):
 
     def __init__(self, *, a_fmt, b_fmt, r_fmt="fp32", rounding="rne", stages=None,
                  fmax=None, family=None):
-        self.fa = get_format(a_fmt, param="a_fmt", allowed=FLOAT_FORMATS)
-        self.fb = get_format(b_fmt, param="b_fmt", allowed=FLOAT_FORMATS)
-        self.fc = get_format(r_fmt, param="r_fmt", allowed=ACC_FORMATS)
-        self.rounding = check_choice("rounding", rounding, ROUNDINGS)
-        self.in_fields = [Field("a", self.fa.bits, self.fa.name),
-                          Field("b", self.fb.bits, self.fb.name)]
-        self.out_fields = [Field("r", self.fc.bits, self.fc.name)]
-        super().__init__()
-        self.stages, self.timing = plan_pipeline(self, MUL_CUTS, stages=stages,
-                                                 fmax=fmax, family=family, name="fmul")
-        name_pipelined(self, f"fmul_{self.fa.name}_{self.fb.name}_{self.fc.name}"
-                       f"{'_rtz' if rounding == 'rtz' else ''}",
-                       {"a_fmt": self.fa.name, "b_fmt": self.fb.name,
-                        "r_fmt": self.fc.name, "rounding": rounding}, fmax)
+        _formats(self, a_fmt, b_fmt, ("r_fmt", r_fmt), rounding, addend=False)
+        _plan(self, MUL_CUTS, "fmul", "r_fmt", stages, fmax, family)
 
     def elaborate(self, platform):
         m = Module()
-        fa, fb, fc = self.fa, self.fb, self.fc
+        fa, fb = self.fa, self.fb
         pipe = Pipeline(m, self, MUL_CUTS, self.stages)
-        pl = self.i.payload
         with pipe.parallel():
-            ua = unpack(m, pl.a, fa, name="a", pipe=pipe)
-            ub = unpack(m, pl.b, fb, name="b", pipe=pipe)
+            ua = unpack(m, self.i.payload.a, fa, name="a", pipe=pipe)
+            ub = unpack(m, self.i.payload.b, fb, name="b", pipe=pipe)
         ua, ub = pipe.cut("unpack", ua, ub)
         p = multiply(m, ua, fa, ub, fb, name="p", pipe=pipe, dsp_cut=True)
         p = pipe.cut("mul", p)
         # the clamp's marker from the product's exponent (a chain and a decode; a
         # fine cut point after it), then the LZC over both
-        floor = lzc_floor(m, p, fc.emin, name="n", pipe=pipe)
+        floor = lzc_floor(m, p, self.fc.emin, name="n", pipe=pipe)
         p, floor = pipe.cut("n.floor", p, floor)
         cx = pipe.cut("lzc", fixed_lzc(p, m=m, floor=floor, pipe=pipe, name="n"))
         u = counted_to_unpacked(m, cx, name="n", pipe=pipe)
-        u = pipe.cut("norm", u)
-        d = round_decide(m, fc, u, rounding=self.rounding, exp_min=self._exp_min(),
-                         name="r", pipe=pipe)
-        d = pipe.cut("round", d)
-        r = round_apply(m, d, name="r", pipe=pipe)
-        pipe.output(r=pack(m, fc, r, rounding=self.rounding, name="o", pipe=pipe))
+        _round_out(self, m, pipe, pipe.cut("norm", u))
         return m
 
     def _exp_min(self):
