@@ -54,7 +54,10 @@ end, marks the page, and exits with status 1.
 A clock the delay model refuses (``fmax`` beyond the model for that core and
 target: :class:`lpcores.errors.FmaxError`) is a result, not a failure: the row says
 ``refused`` with the model's fastest clock, and nothing is synthesized for it. A
-section whose rows ask for ``fmax`` gets a *met* column (achieved >= asked).
+section whose rows ask for ``fmax`` gets a *met* column (achieved >= asked). Columns
+may also name ``est_mhz`` and ``stages_placed`` (the delay model's estimate and the
+registers it placed) and, with ``seeds`` above 1, ``fmax_by_seed`` (every seed's
+Fmax; the best is the row's Fmax).
 """
 
 import csv
