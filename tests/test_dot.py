@@ -96,7 +96,7 @@ def test_dot_rtl(kw, opts, on_icarus, sim, build_root, icarus_subset):
     (dict(a_fmt="e4m3", b_fmt="e4m3", lanes=1, accumulate="fp", fmax=50),
      "contexts=1 is too few for fmax=50 MHz on ecp5: the accumulate loop of this dot "
      "is 4 cycles deep at that clock and needs contexts >= 4; with contexts=1 the "
-     "delay model reaches about 19 MHz"),
+     "delay model reaches about 18 MHz"),
 ])
 def test_dot_bad_params(kwargs, msg):
     with pytest.raises(ParamError) as e:
