@@ -26,11 +26,12 @@ from .fp import (_special_codes, add_aligned, align_packed, align_pre, code_clas
 __all__ = ["fp_accumulate"]
 
 
-def _packed_side(m, fo, rounding, ez, mz, is_nan, is_inf, is_zero, overflow, mag_e,
-                 sign):
+def _packed_side(m, fo, rounding, zero, ez, mz, is_nan, is_inf, is_zero, overflow,
+                 mag_e, sign):
     """What the loop stores beside :func:`.fp.pack`'s code, from pack's inputs:
     its ``exp_field_min1`` and its :func:`.fp.code_class` (``Cat(ef1, nrm, zero,
-    inf, nan)``). The special codes' (constants but for the sign), a zero's, else
+    inf, nan)``). The special codes' (constants but for the sign), a zero's (the
+    constant ``zero``, also the accumulators' reset value), else
     the rounded code's, whose exponent field is zero iff ``ez`` and whose magnitude
     is zero iff ``mz``, both decided beside the increment (one LUT level, where the
     tests on pack's code are two and three after pack's two)."""
@@ -46,7 +47,7 @@ def _packed_side(m, fo, rounding, ez, mz, is_nan, is_inf, is_zero, overflow, mag
     with m.Elif(is_inf):
         m.d.comb += out.eq(side(inf))
     with m.Elif(is_zero):
-        m.d.comb += out.eq(Cat(Const(1, E), Const(0b0010, 4)))
+        m.d.comb += out.eq(zero)
     with m.Elif(overflow):
         m.d.comb += out.eq(side(ovf))
     with m.Else():
@@ -166,7 +167,7 @@ def fp_accumulate(m, pipe, ctx, make_x, fmt, *, index, init, last, first=None,
             with pipe.carry(ez, mz, r.is_nan, r.is_inf, r.is_zero, r.overflow,
                             Value.cast(r.mag)[M:], r.sign) as ce:
                 code = pack(m, fo, r, rounding=rounding, name="o", pipe=pipe)
-            ef_new = _packed_side(m, fo, rounding, *ce.values)
+            ef_new = _packed_side(m, fo, rounding, ef_init, *ce.values)
     index, last_end, carried = cc.values
     new = code if first is not None else Mux(last_end, init, code)
     with m.If(pipe.advance & pipe.valid):          # the write-back closes the loop

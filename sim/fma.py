@@ -75,8 +75,9 @@ def vectors(tb):
     fa, fb, fc = get_format(p["a_fmt"]), get_format(p["b_fmt"]), get_format(acc)
     rng = tb.nprng("vectors")
     mode = tb.options.get("mode", "products")
-    ga, gb, gc = special_grid(fa, fb, fc)
-    if not has_c:                       # FMul: every (a, b) of the grid once
+    if has_c:
+        ga, gb, gc = special_grid(fa, fb, fc)
+    else:                               # FMul: every (a, b) of the grid once
         ga, gb = (x.ravel() for x in np.meshgrid(special_codes(fa), special_codes(fb),
                                                  indexing="ij"))
     if mode == "specials":
