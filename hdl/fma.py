@@ -4,9 +4,17 @@
 ``fp32``, ``fp16`` or ``bf16``. Built from the shared blocks of :mod:`.fp`:
 
     unpack a, b, c -> multiply (exact, PW = (Ma+1)+(Mb+1) bits)
-    -> align_add (exact window of 2*CW + PW + 7 bits, sticky beyond it)
-    -> normalize (log-depth LZC clamped at emin, left shift)
+    -> the product's leading-zero count
+    -> align_swap (the product normalized; the operand with the larger exponent
+       anchors a window of W + 4 bits, W = max(PW, CW), the other shifted right
+       with a sticky, as in an adder)
+    -> add_aligned -> normalize (log-depth LZC clamped at emin, left shift)
     -> round_decide -> round_apply (increment the packed code) -> pack
+
+The window is as narrow as an adder's: for e4m3 x e4m3 + fp32, 28 bits (a window
+anchored on the product, with room for the addend above and below it, takes
+2*CW + PW + 7 = 63). The product is exact, so ``a*b + c`` rounded once is the sum
+of two exact operands rounded once: :func:`.fp.align_swap` has the argument.
 
 Pipelining (``stages``, 0..7): cut points in the order they are taken, chosen to
 split the longest combinational segment each time:
@@ -14,17 +22,15 @@ split the longest combinational segment each time:
 1. ``add``: after the aligned add, before the LZC/normalize (halves the path).
 2. ``round``: after the rounding decision (sticky, round bit, overflow), before the
    increment of the packed code and the special-value mux.
-3. ``mul``: after the significand multiply and the exponent difference.
+3. ``mul``: after the significand multiply and the exponent terms of the swap.
 4. ``norm``: between normalize and round.
 5. ``unpack``: after unpacking, before the multiplier.
-6. ``align``: inside the aligned add, between the addend's alignment shift and
-   the signed add (the two carry chains of the add, then the shifter, are what is
-   left of the longest segment).
+6. ``align``: after the alignment, before the signed add.
 7. ``lzc``: inside normalize, between the leading-zero count and the shift.
 
 ``fmax`` places registers by delay instead, at these and at the fine cut points
-inside the blocks (between the levels of the alignment shifter, the LZC tree and
-the normalizing shifter).
+inside the blocks (between the levels of the product's LZC and normalizing shift,
+the alignment shifter, the LZC tree and the normalizing shifter, inside the add).
 
 Latency ``stages + 1`` cycles, throughput one FMA a cycle.
 """
@@ -35,9 +41,9 @@ from lpcores.errors import check_choice
 from lpcores.formats import FLOAT_FORMATS, get_format
 
 from .base import Field, Pipeline, StreamCore, name_pipelined, plan_pipeline
-from .fp import (ROUNDINGS, add_aligned, align, align_exps, counted_to_unpacked,
-                 fixed_lzc, floor_marker, lzc_floor, multiply, pack, round_apply,
-                 round_decide, unpack, window_exp_min)
+from .fp import (ROUNDINGS, add_aligned, align_swap, counted_to_unpacked, fixed_lzc,
+                 floor_marker, lzc_floor, multiply, pack, round_apply, round_decide,
+                 swap_exps, unpack)
 
 __all__ = ["FMA", "FMul", "ACC_FORMATS"]
 
@@ -73,8 +79,8 @@ class FMA(StreamCore):
     def __init__(self, *, a_fmt, b_fmt, acc_fmt="fp32", rounding="rne", stages=None,
                  fmax=None, family=None):
         _formats(self, a_fmt, b_fmt, ("acc_fmt", acc_fmt), rounding, addend=True)
-        # its 63-bit window and 86-bit alignment shifter: the wide-datapath derate
-        # of the delay model (measured on this core's paths, docs/timing.md)
+        # the wide-datapath derate of the delay model (measured on this core's
+        # paths, docs/timing.md): its alignment shifter's word is 2W + 3 bits
         self.wide_derate = True
         _plan(self, CUTS, "fma", "acc_fmt", stages, fmax, family)
 
@@ -91,32 +97,29 @@ class FMA(StreamCore):
         with pipe.carry(uc) as cu:               # across a wide product's fine cut
             p = multiply(m, ua, fa, ub, fb, name="p", pipe=pipe, dsp_cut=True)
         (uc,) = cu.values
-        # the addend's exponent terms of the alignment, beside the multiply (one
-        # short carry chain, as the product's exponent the multiply charges)
-        pre = align_exps(m, uc, fc, (fa.man_bits + 1) + (fb.man_bits + 1), name="s")
-        p, uc, pre = pipe.cut("mul", p, uc, pre)
-        al = align(m, p, uc, fc, name="s", pipe=pipe, emin=fc.emin,
-                   p_bounds=fa.emin + fb.emin - fa.man_bits - fb.man_bits,
-                   floor_room=True, pre=pre)
-        al = pipe.cut("align", al)
+        p, uc = pipe.cut("mul", p, uc)
+        # the exponent terms of the swap: short carry chains, beside the product's
+        # LZC in the fabric (charged before it: the LZC may take fine cuts)
+        pre = swap_exps(m, p, uc, fc, name="s", pipe=pipe)
+        with pipe.carry(uc, pre) as cc:          # across the LZC's fine cuts
+            cp = fixed_lzc(p, m=m, pipe=pipe, name="s_pn")
+        uc, pre = cc.values
+        al = pipe.cut("align", align_swap(m, cp, uc, fc, pre, name="s", pipe=pipe))
         # the LZC's floor marker decoded from its room beside the adder's chains
         with pipe.carry(floor_marker(m, al)) as c:   # across the adder's fine cut
-            s = add_aligned(m, al, name="s", pipe=pipe)
+            s = add_aligned(m, al, name="s", pipe=pipe, split_hi=True)
         s, floor = pipe.cut("add", s, *c.values)
         cx = pipe.cut("lzc", fixed_lzc(s, m=m, floor=floor, pipe=pipe, name="n"))
-        u = counted_to_unpacked(m, cx, name="n", pipe=pipe)
-        _round_out(self, m, pipe, pipe.cut("norm", u))
+        # the rounder's exponent bases beside the normalizing shift (its carry
+        # chains off the round stage)
+        u, eb = counted_to_unpacked(m, cx, name="n", pipe=pipe, round_fmt=fc)
+        _round_out(self, m, pipe, *pipe.cut("norm", u, eb))
         return m
 
     def _exp_min(self):
-        """The lowest exponent the emin-clamped normalize hands the rounder
-        (:func:`.fp.window_exp_min` of the window :func:`.fp.align` builds)."""
-        fa, fb, fc = self.fa, self.fb, self.fc
-        CW = fc.man_bits + 1
-        PW = (fa.man_bits + 1) + (fb.man_bits + 1)
-        L, dmax = CW + 3, PW + 3
-        return window_exp_min(fa.emin + fb.emin - fa.man_bits - fb.man_bits,
-                              L + dmax + CW + 1, fc, L, dmax)
+        """The lowest exponent the emin-clamped normalize hands the rounder: the
+        window's MSB always weighs more than ``emin`` (:func:`.fp.align_swap`)."""
+        return self.fc.emin
 
 
 MUL_CUTS = ("round", "mul", "norm", "unpack", "lzc")
@@ -148,12 +151,13 @@ def _plan(core, cuts, name, result, stages, fmax, family):
                     result: core.fc.name, "rounding": core.rounding}, fmax)
 
 
-def _round_out(core, m, pipe, u):
+def _round_out(core, m, pipe, u, ebase=None):
     """The rounding of a normalized ``u`` into the result's format, then the output:
-    decided, a cut point, applied by incrementing the packed code, packed."""
+    decided, a cut point, applied by incrementing the packed code, packed.
+    ``ebase``: :func:`.fp.round_decide`'s, built beside the normalizing shift."""
     fc = core.fc
     d = round_decide(m, fc, u, rounding=core.rounding, exp_min=core._exp_min(),
-                     name="r", pipe=pipe)
+                     name="r", pipe=pipe, ebase=ebase)
     d = pipe.cut("round", d)
     r = round_apply(m, d, name="r", pipe=pipe)
     pipe.output(r=pack(m, fc, r, rounding=core.rounding, name="o", pipe=pipe))

@@ -59,7 +59,8 @@ __all__ = ["Unpacked", "Rounded", "Fixed", "Aligned", "Counted", "exp_shape", "u
            "round_apply", "pack", "round_pack", "round_decide_packed", "apply_pack",
            "shift_levels", "sticky_compress", "less",
            "multiply", "lane_products", "align_add", "align", "add_aligned", "fixed_lzc", "AlignPre",
-           "align_pre", "align_packed", "floor_marker", "align_exps",
+           "align_pre", "align_packed", "floor_marker", "SwapPre", "swap_exps",
+           "align_swap",
            "counted_to_unpacked",
            "fixed_to_unpacked", "kulisch_width", "to_fixed", "sum_tree",
            "fixed_from_signed", "ROUNDINGS"]
@@ -987,23 +988,7 @@ class Aligned:
     room_lo: int = None     # the lowest value the room takes (None: unknown)
 
 
-def align_exps(m, c, fc, PW, name="s", pipe=None):
-    """The addend's exponent terms of :func:`align` for a product of ``PW`` bits,
-    built ahead of it (beside the multiply): ``ec0 = c.exp - M`` and ``ec0 - (dmax
-    + 1)``, so that :func:`align` (given them as ``pre``) decides ``p_sticky`` with
-    a compare side by side with its exponent difference, and registers it there."""
-    fc = get_format(fc)
-    dmax = PW + 3
-    e = Value.cast(c.exp)
-    ec0 = Signal(signed(len(e) + 2), name=f"{name}_ec0")
-    ec0k = Signal(signed(len(e) + 3), name=f"{name}_ec0k")
-    m.d.comb += [ec0.eq(e - fc.man_bits), ec0k.eq(e - (fc.man_bits + dmax + 1))]
-    _charge(pipe, lambda fab: fab.carry(len(ec0k)))
-    return ec0, ec0k
-
-
-def align(m, p, c, fc, name="s", pipe=None, emin=None, p_bounds=None, floor_room=False,
-          pre=None):
+def align(m, p, c, fc, name="s", pipe=None, emin=None, p_bounds=None, floor_room=False):
     """The first half of :func:`align_add`: place ``p`` and ``c`` in the window.
 
     Timing: the exponent difference and the shift clamp (two short carry chains),
@@ -1017,9 +1002,7 @@ def align(m, p, c, fc, name="s", pipe=None, emin=None, p_bounds=None, floor_room
     room instead (``room``, ``room_lo``: the addend's or the product's, chosen here,
     12 bits or so to register instead of the window-wide marker), for
     :func:`floor_marker` to decode later, beside the adder; the clamp's stage then
-    holds no window-wide mux steered by ``p_sticky``. ``pre``: :func:`align_exps`'s
-    terms (then ``p_sticky`` is decided beside the exponent difference, before its
-    fine cut point, and the clamp's stage starts from it registered)."""
+    holds no window-wide mux steered by ``p_sticky``."""
     fc = get_format(fc)
     PW = len(Value.cast(p.mag))
     CW = fc.man_bits + 1
@@ -1028,15 +1011,9 @@ def align(m, p, c, fc, name="s", pipe=None, emin=None, p_bounds=None, floor_room
     T = L + dmax + CW + 1                         # + carry bit
     top = L + dmax + CW                           # shift at which c is all sticky
 
-    ec0, ec0k = (Value.cast(c.exp) - fc.man_bits, None) if pre is None else pre
+    ec0 = Value.cast(c.exp) - fc.man_bits
     delta = Signal(signed(max(len(Value.cast(p.exp0)), len(ec0)) + 2), name=f"{name}_delta")
     m.d.comb += delta.eq(ec0 - p.exp0)
-    early = None
-    if ec0k is not None:
-        # p_sticky (below) beside delta: delta > dmax is ec0k - p.exp0 >= 0
-        gt = Signal(signed(len(delta) + 1), name=f"{name}_gt")
-        early = Signal(name=f"{name}_psticky")
-        m.d.comb += [gt.eq(ec0k - p.exp0), early.eq(~gt[-1] | p.is_zero)]
     rooms = (None, None)
     if emin is not None:
         # lzc_floor's room (window MSB weight - emin) of either anchoring, beside
@@ -1049,14 +1026,13 @@ def align(m, p, c, fc, name="s", pipe=None, emin=None, p_bounds=None, floor_room
         lo_c = (fc.emin - fc.man_bits) + (T - 1 - L - dmax - emin)
         lo_p = None if p_bounds is None else p_bounds + (T - 1 - L - emin)
         rooms = ((rc, lo_c), (rp, lo_p))
-    _charge(pipe, lambda fab: fab.carry(len(delta)) + (0 if early is None else fab.lut))
-    with _carry(pipe, p, c, ec0, rooms, early) as cc:
+    _charge(pipe, lambda fab: fab.carry(len(delta)))
+    with _carry(pipe, p, c, ec0, rooms) as cc:
         delta = _cut(pipe, f"{name}_al.d", delta)
-    p, c, ec0, rooms, p_sticky = cc.values
-    if p_sticky is None:
-        # a zero product must not anchor the window either: then c alone is placed
-        p_sticky = Signal(name=f"{name}_psticky")
-        m.d.comb += p_sticky.eq((delta > dmax) | p.is_zero)
+    p, c, ec0, rooms = cc.values
+    # a zero product must not anchor the window either: then c alone is placed
+    p_sticky = Signal(name=f"{name}_psticky")
+    m.d.comb += p_sticky.eq((delta > dmax) | p.is_zero)
     sh = Signal(range(top + 1), name=f"{name}_sh")
     with m.If(p_sticky):
         m.d.comb += sh.eq(0)
@@ -1286,6 +1262,134 @@ def window_exp_min(p_exp0_min, T, fc, L, dmax):
     return fc.emin if bit0 + T - 1 >= fc.emin else None
 
 
+@dataclass
+class SwapPre:
+    """The exponent terms of :func:`align_swap` that do not depend on the product's
+    leading-zero count: built beside the multiply, each then one subtract of the
+    count away (six short carry chains side by side)."""
+    base: Value     # ep - ec before the count: p.exp0 + PW - 1 - c.exp
+    base_lo: Value  # base - S: d >= S (p far above c) is base_lo - count >= 0
+    base_hi: Value  # base + S: -d >= S (p far below c) is count - base_hi >= 0
+    e0p: Value      # window bit 0's weight when p anchors, before the count
+    e0c: Value      # ... when c anchors
+    rp: Value       # lzc_floor's room (window MSB weight - emin) when p anchors, before the count
+    rc: Value       # ... when c anchors
+
+
+def swap_exps(m, p, c, fc, name="s", pipe=None):
+    """:class:`SwapPre` of a product ``p`` (:class:`Fixed`, not normalized) and an
+    addend ``c`` (:class:`Unpacked`) of ``fc``: one carry chain deep."""
+    fc = get_format(fc)
+    PW = len(Value.cast(p.mag))
+    W = max(PW, fc.man_bits + 1)
+    S = W + 3
+    e, ec = Value.cast(p.exp0), Value.cast(c.exp)
+    w = max(len(e), len(ec), (abs(fc.emin) + PW + W + 8).bit_length() + 1) + 2
+    names = ("base", "base_lo", "base_hi", "e0p", "e0c", "rp", "rc")
+    sigs = [Signal(signed(w), name=f"{name}_{n}") for n in names]
+    m.d.comb += [s.eq(v) for s, v in zip(sigs, (
+        e - ec + (PW - 1), e - ec + (PW - 1 - S), e - ec + (PW - 1 + S),
+        e + (PW - 1 - (W + 2)), ec - (W + 2),
+        e + (PW - fc.emin), ec + (1 - fc.emin)))]
+    _charge(pipe, lambda fab: fab.carry(w))
+    return SwapPre(*sigs)
+
+
+def align_swap(m, cp, c, fc, pre, name="s", pipe=None):
+    """Place an exact product and an addend of ``fc`` in one narrow window, the
+    operand with the larger exponent anchoring it (an adder's swap): the FMA's
+    alignment when the product is not wider than the window needs.
+
+    ``cp``: the product (:class:`Fixed`, ``PW`` bits) with its leading-zero count
+    (:func:`fixed_lzc`, no floor); ``c``: the addend (:class:`Unpacked`, its
+    significand ``CW = man_bits + 1`` bits, exponent ``emin`` when subnormal or
+    zero); ``pre``: :func:`swap_exps` of the two. Both significands are taken as
+    ``W = max(PW, CW)`` bits, MSB at the top: the product normalized by its count
+    (its MSB weighs ``ep = p.exp0 + PW - 1 - count``), the addend as it is (MSB
+    weight ``ec``). Window, ``T = W + 4`` bits, bit 0 weighing ``big - (W + 2)``::
+
+        [ carry | anchor's W bits | 3 guard bits ]
+
+    The product anchors when ``d = ep - ec > 0`` (and it is not zero), else the
+    addend; the other is shifted right by ``|d|`` (clamped at ``S = W + 3``, where
+    it is all below), the bits below bit 0 ORed into bit 0 (sticky). Exact to the
+    rounding of the sum to ``fc``, by the adder's argument:
+
+    * ``|d| <= 1``: the shifted operand fits (it has at most ``W`` bits, moved at
+      most 1 into 3 guard bits): the sum is exact, cancellation included.
+    * ``|d| >= 2`` and the anchor normalized (the product always; the addend when
+      normal): the sum is above half the anchor's MSB weight, so its rounding point
+      is at most ``CW`` bits below that and the sticky lies 2+ bits under it.
+    * the addend anchors subnormal or zero (``ec = emin``, ``ep < emin``): the sum
+      is below ``2**(emin + 1)``, rounded on the subnormal grid ``2**(emin - M)``,
+      which the window's guard bits lie under.
+
+    The window's MSB weighs ``big + 1 > emin`` (``ec >= emin``, and the product
+    anchors only above it), so an emin-clamped normalize (:func:`floor_marker` of
+    the ``room`` returned) hands the rounder ``exp >= emin``: no subnormal shifter.
+    Specials ride along swapped, for :func:`add_aligned`: its ``p`` is the anchor.
+
+    Timing: the count enters six short chains side by side (the shift amount both
+    ways, both clamps, the window's exponent and room) beside the product's
+    normalizing shift (fine cut points ``<name>_pn.k``), then the clamp and the swap
+    (two LUT levels, a cut point ``<name>_al.sh`` after them), the shifted operand's
+    barrel shift (``<name>_al.k``) and its sticky OR (``<name>_al.stk`` before it).
+    """
+    fc = get_format(fc)
+    p, count = cp.x, Value.cast(cp.count)
+    PW = len(Value.cast(p.mag))
+    CW = fc.man_bits + 1
+    W = max(PW, CW)
+    S = W + 3
+    T = W + 4
+    wd = len(Value.cast(pre.base)) + 2
+    d, rd, dk, rdk, e0p, rp = (Signal(signed(wd), name=f"{name}_{n}")
+                               for n in ("d", "rd", "dk", "rdk", "e0pn", "rpn"))
+    m.d.comb += [d.eq(pre.base - count), rd.eq(count - pre.base),
+                 dk.eq(pre.base_lo - count), rdk.eq(count - pre.base_hi),
+                 e0p.eq(pre.e0p - count), rp.eq(pre.rp - count)]
+    # the chains start from the count beside the shifter's first level (as
+    # normalize_shift's exponent) and end before the first cut it may take
+    width = PW * pipe.spread if pipe is not None and pipe.wide else None
+    _charge(pipe, lambda fab: max(0.0, fab.carry(wd) - fab.shift_level(width)))
+    pf = (p.sign, p.is_zero, p.is_inf, p.is_nan)
+    cf = (c.sign, c.is_zero, c.is_inf, c.is_nan, c.sig)
+    with _carry(pipe, pf, cf, d, rd, dk, rdk, e0p, rp, pre.e0c, pre.rc) as cc:
+        pn = shift_levels(m, p.mag, count, left=True, pipe=pipe, name=f"{name}_pn")
+    pf, cf, d, rd, dk, rdk, e0p, rp, e0c, rc = cc.values
+    (p_sign, p_zero, p_inf, p_nan), (c_sign, c_zero, c_inf, c_nan, c_sig) = pf, cf
+    pbig = Signal(name=f"{name}_pbig")
+    m.d.comb += pbig.eq(rd[-1] & ~p_zero)
+    sh = Signal(range(S + 1), name=f"{name}_sh")
+    m.d.comb += sh.eq(Mux(pbig, Mux(dk[-1], d, S), Mux(rdk[-1], rd, S)))
+    psig = Cat(Const(0, W - PW), pn)            # MSB-aligned, W bits
+    csig = Cat(Const(0, W - CW), Value.cast(c_sig))
+    sw = lambda x, y: Mux(pbig, x, y)           # noqa: E731
+    big, small = Signal(W, name=f"{name}_big"), Signal(W, name=f"{name}_small")
+    m.d.comb += [big.eq(sw(psig, csig)), small.eq(sw(csig, psig))]
+    flags = [(sw(x, y), sw(y, x)) for x, y in ((p_sign, c_sign), (p_zero, c_zero),
+                                                (p_inf, c_inf), (p_nan, c_nan))]
+    (bs, ss), (bz, sz), (bi, si), (bn, sn) = flags
+    e0 = Signal(signed(wd), name=f"{name}_e0")
+    room = Signal(signed(wd), name=f"{name}_room")
+    m.d.comb += [e0.eq(sw(e0p, e0c)), room.eq(sw(rp, rc))]
+    _charge(pipe, lambda fab: fab.luts(2))
+    rest = (big, bs, ss, bz, sz, bi, si, bn, sn, e0, room)
+    with _carry(pipe, *rest) as cc:
+        sh, small = _cut(pipe, f"{name}_al.sh", sh, small)
+        word = Signal(2 * W + 3, name=f"{name}_word")
+        m.d.comb += word.eq(shift_levels(m, Cat(Const(0, W + 3), small), sh, left=False,
+                                         pipe=pipe, name=f"{name}_al"))
+        word = _cut(pipe, f"{name}_al.stk", word)
+    big, bs, ss, bz, sz, bi, si, bn, sn, e0, room = cc.values
+    cwin = Signal(T, name=f"{name}_cwin")
+    m.d.comb += cwin.eq(Cat(word[W] | word[:W].any(), word[W + 1:], Const(0, 1)))
+    _charge(pipe, lambda fab: fab.reduce(W + 1))
+    pwin = Cat(Const(0, 3), big, Const(0, 1))
+    return Aligned(pwin, cwin, bs, ss, Const(0, 1), Const(0, signed(2)), e0, 0, 0,
+                   bz, sz, bi, si, bn, sn, room=room, room_lo=1)
+
+
 def add_aligned(m, a, name="s", pipe=None, split_hi=False):
     """The second half of :func:`align_add`: the signed add of an :class:`Aligned`.
 
@@ -1301,8 +1405,8 @@ def add_aligned(m, a, name="s", pipe=None, split_hi=False):
     T = len(pwin)
     # zero beside the adder, from its inputs: equal operands of a subtraction, or
     # two zero operands of an addition
-    zero = Signal(name=f"{name}_zero")
     if not (split_hi and pipe is not None and pipe.will_cut(f"{name}_add.lo")):
+        zero = Signal(name=f"{name}_zero")
         m.d.comb += zero.eq(Mux(a.p_sign ^ a.c_sign, pwin == cwin, (pwin | cwin) == 0))
         zero_now = True
     else:
@@ -1311,6 +1415,11 @@ def add_aligned(m, a, name="s", pipe=None, split_hi=False):
         # (a nonzero operand leaves a nonzero window: placed or as its sticky); the
         # window-wide equality is four LUT levels and more than a half chain
         zero_now = False
+        # the result's sign for each outcome of the borrows, before the chains
+        # (from the flags alone): after them one 5-input select, not the zero,
+        # then the zero's sign, then the Inf's (four LUT levels behind the chain
+        # on iCE40, measured in the FMA at --fmax 50); ``zero`` holds them till then
+        zero = _signs_by_borrow(a)
     # a fine cut point splits the three carry chains in halves: the low halves and
     # their carries (borrows) are registered, the high halves take them as carry-in
     h = (T + 1) // 2
@@ -1325,10 +1434,9 @@ def add_aligned(m, a, name="s", pipe=None, split_hi=False):
         m.d.comb += [lo_d.eq(pwin[:h] - cwin[:h]), lo_r.eq(cwin[:h] - pwin[:h]),
                      lo_t.eq(pwin[:h] + cwin[:h])]
         pipe.charge(pipe.fab.carry(h + 1))
-        with pipe.carry(a, zero if zero_now else None) as c:
+        with pipe.carry(a, zero) as c:
             lo_d, lo_r, lo_t = pipe.cut(point, lo_d, lo_r, lo_t)
-        a, z = c.values
-        zero = z if zero_now else zero
+        a, zero = c.values
         pwin, cwin = Value.cast(a.pwin), Value.cast(a.cwin)
         ph, ch = pwin[h:], cwin[h:]
         d_hi = Signal(signed(T - h + 1), name=f"{name}_dhi")
@@ -1357,34 +1465,52 @@ def add_aligned(m, a, name="s", pipe=None, split_hi=False):
                 diff, rdiff, total = pipe.cut(f"{name}_add.hi", diff, rdiff, total)
             a, zero = c.values
         else:
-            with pipe.carry(a, rneg) as c:
+            with pipe.carry(a, rneg, zero) as c:
                 diff, rdiff, total = pipe.cut(f"{name}_add.hi", diff, rdiff, total)
-            a, rneg = c.values
-            m.d.comb += zero.eq(Mux(a.p_sign ^ a.c_sign, ~Value.cast(diff)[T] & ~rneg,
-                                    a.p_zero & a.c_zero))
+            a, rneg, (e1, e01, e00) = c.values
+            dneg = Value.cast(diff)[T]
+            zero = Signal(name=f"{name}_zero")
+            m.d.comb += zero.eq(Mux(a.p_sign ^ a.c_sign, ~dneg & ~rneg, a.p_zero & a.c_zero))
+            final_sign = Mux(dneg, e1, Mux(rneg, e01, e00))
     if pipe is not None:
         pipe.charge(pipe.fab.luts(2))         # the selection, the sign
     sub = a.p_sign ^ a.c_sign
     mag = Signal(T, name=f"{name}_mag")
-    sign = Signal(name=f"{name}_sign")
     neg = diff[T]          # the sign bit (a compare with 0 lints UNSIGNED once Yosys
     #                        proves a window's difference never negative)
-    m.d.comb += [
-        mag.eq(Mux(sub, Mux(neg, rdiff, diff[:T]), total)),
-        sign.eq(Mux(sub & neg, a.c_sign, a.p_sign)),
-    ]
+    m.d.comb += mag.eq(Mux(sub, Mux(neg, rdiff, diff[:T]), total))
+    if zero_now:
+        sign = Signal(name=f"{name}_sign")
+        m.d.comb += sign.eq(Mux(sub & neg, a.c_sign, a.p_sign))
 
     # bit 0 weighs 2**(p.exp0 - L), unless c anchors the window (at L + dmax)
     ec0, L, dmax = Value.cast(a.ec0), a.L, a.dmax
     exp0 = Signal(signed(max(len(Value.cast(a.p_exp0)), len(ec0)) + 2), name=f"{name}_exp0")
     m.d.comb += exp0.eq(Mux(a.p_sticky, ec0 - (L + dmax), a.p_exp0 - L))
+    is_nan = a.p_nan | a.c_nan | (a.p_inf & a.c_inf & sub)
+    is_inf = a.p_inf | a.c_inf
+    if not zero_now:
+        return Fixed(final_sign, mag, exp0, zero, is_inf, is_nan)
     both_zero = a.p_zero & a.c_zero
     zsign = Mux(both_zero, a.p_sign & a.c_sign, 0)
     out_sign = Mux(zero, zsign, sign)
-    is_nan = a.p_nan | a.c_nan | (a.p_inf & a.c_inf & sub)
-    is_inf = a.p_inf | a.c_inf
     inf_sign = Mux(a.p_inf, a.p_sign, a.c_sign)
     return Fixed(Mux(is_inf, inf_sign, out_sign), mag, exp0, zero, is_inf, is_nan)
+
+
+def _signs_by_borrow(a):
+    """:func:`add_aligned`'s result sign from an :class:`Aligned`'s flags alone, for
+    each outcome of its chains' borrows: ``(e1, e01, e00)`` for ``p - c < 0``;
+    ``p - c >= 0`` and ``c - p < 0`` (a nonzero difference); both ``>= 0`` (a zero
+    difference). An addition's sign does not depend on them (all three equal)."""
+    sub = a.p_sign ^ a.c_sign
+    both_zero = a.p_zero & a.c_zero
+    zsign = Mux(both_zero, a.p_sign & a.c_sign, 0)     # +0 unless two zeros
+    add_sign = Mux(both_zero, zsign, a.p_sign)
+    is_inf = a.p_inf | a.c_inf
+    inf_sign = Mux(a.p_inf, a.p_sign, a.c_sign)
+    return tuple(Mux(is_inf, inf_sign, Mux(sub, s, add_sign))
+                 for s in (a.c_sign, a.p_sign, zsign))
 
 
 def fixed_to_unpacked(m, x, name="u", emin=None, pipe=None):

@@ -15,6 +15,7 @@ CASES = [
     ("e4m3", "e5m2", "fp32", "rne", 0, {}),                    # mixed, every product
     ("bf16", "bf16", "fp32", "rne", 2, {"random": 30000}),
     ("bf16", "bf16", "bf16", "rne", 6, {"random": 20000}),
+    ("fp32", "fp32", "fp32", "rne", 4, {"random": 20000}),    # a 48-bit product
     ("e4m3", "e4m3", "fp16", "rtz", 7, {}),
     ("e2m1", "e3m2", "bf16", "rne", 1, {}),
     ("e2m3", "e2m1", "fp16", "rne", 0, {}),
@@ -24,7 +25,7 @@ SPECIALS = [(a, b, c) for a in ("e4m3", "e5m2", "bf16") for b in ("e4m3", "e5m2"
             for c in ("fp32", "fp16", "bf16")]
 
 
-ICARUS = {0, 3, 7}          # on Icarus by default: e4m3 exhaustive, bf16, fp16 out
+ICARUS = {0, 3, 8}          # on Icarus by default: e4m3 exhaustive, bf16, fp16 out
 
 
 @pytest.mark.sim
