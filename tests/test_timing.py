@@ -145,6 +145,8 @@ FMAX_CASES = [
      {"random": 20000}),
     (FMA, dict(a_fmt="e5m2", b_fmt="e5m2", acc_fmt="bf16", fmax=30, family="ice40"),
      "lpcores.sim.fma", {}),
+    # issue 11's iCE40 target: the add split at both fine points, every product
+    (FMA, dict(a_fmt="e4m3", b_fmt="e4m3", fmax=50, family="ice40"), "lpcores.sim.fma", {}),
     # a 24x24 significand product: DSP-wide partial products, a cut, their sum (and a
     # cut inside the sum: p.pp and p_ps.1 at 120 MHz)
     (FMA, dict(a_fmt="fp32", b_fmt="fp32", fmax=120), "lpcores.sim.fma",
@@ -208,9 +210,16 @@ FMAX_CASES = [
 ]
 
 
+# the longest of them (MXQuant's 32 fp32 lanes: about 70 s on Verilator) under -m slow,
+# to keep the default suite near its 20-minute budget on 2 cores
+SLOW_FMAX = {"mxquant_fp32_e2m1_l32_f140ecp5"}
+
+
 @pytest.mark.sim
-@pytest.mark.parametrize("cls,kwargs,tb,opts", FMAX_CASES,
-                         ids=[cls(**kw).module_name for cls, kw, _, _ in FMAX_CASES])
+@pytest.mark.parametrize("cls,kwargs,tb,opts", [
+    pytest.param(*c, marks=pytest.mark.slow) if c[0](**c[1]).module_name in SLOW_FMAX
+    else c for c in FMAX_CASES],
+    ids=[cls(**kw).module_name for cls, kw, _, _ in FMAX_CASES])
 def test_fmax_rtl(cls, kwargs, tb, opts, sim, build_root, icarus_subset):
     icarus_subset(kwargs.get("fmax") in (120, 180))
     core = cls(**kwargs)
