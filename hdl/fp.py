@@ -1574,6 +1574,7 @@ def fixed_lzc(x, *, m=None, emin=None, floor=None, pipe=None, name="u"):
         floor = lzc_floor(m, x, emin, name=name)
     if floor is not None:
         mag = mag | floor
+        _charge(pipe, lambda fab: fab.floor_or)
     with _carry(pipe, x) as c:
         _, count = lzc(mag, pipe=pipe, name=f"{name}_lzc", m=m)
     return Counted(c.values[0], count)

@@ -42,6 +42,10 @@ class Fabric:
     carry_bit: float    # one bit of carry chain
     dsp_mul: float      # an inferred multiplier, fabric registers around it
     lzc_node: float = None  # one LZC tree level (default: a LUT level)
+    # the emin floor marker ORed into the word in front of an LZC (fp.fixed_lzc):
+    # free where the mapper folds it into the tree's first level (ECP5), a level of
+    # its own where it does not (iCE40)
+    floor_or: float = 0.0
     has_dsp: bool = True
     # a datapath wider than ``wide_bits`` (the FMA's 63-bit window, its 86-bit
     # alignment shifter): each shifter or LZC level costs ``wide`` more, the
@@ -143,7 +147,7 @@ FABRICS = {
                    dsp_mul=5.8, lzc_node=1.3, wide_bits=48, wide=0.2, fanout_ns=0.35,
                    enable=7.9),
     "ice40": Fabric("ice40", reg=2.0, lut=3.3, carry_base=6.1, carry_bit=0.35,
-                    dsp_mul=5.5, lzc_node=2.7, wide_bits=48, wide=0.2, fanout_ns=0.8),
+                    dsp_mul=5.5, wide_bits=48, wide=0.2, fanout_ns=0.8, floor_or=3.3),
     "xilinx": Fabric("xilinx", reg=0.9, lut=0.75, carry_base=0.9, carry_bit=0.02,
                      dsp_mul=3.5, fanout_ns=0.25),
     "gowin": Fabric("gowin", reg=1.2, lut=0.9, carry_base=1.3, carry_bit=0.04,
