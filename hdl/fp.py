@@ -1265,8 +1265,8 @@ def window_exp_min(p_exp0_min, T, fc, L, dmax):
 @dataclass
 class SwapPre:
     """The exponent terms of :func:`align_swap` that do not depend on the product's
-    leading-zero count: built beside the multiply, each then one subtract of the
-    count away (six short carry chains side by side)."""
+    leading-zero count: built before (the FMA: beside the product's LZC), each then
+    one subtract of the count away (six short carry chains side by side)."""
     base: Value     # ep - ec before the count: p.exp0 + PW - 1 - c.exp
     base_lo: Value  # base - S: d >= S (p far above c) is base_lo - count >= 0
     base_hi: Value  # base + S: -d >= S (p far below c) is count - base_hi >= 0
@@ -1298,7 +1298,7 @@ def swap_exps(m, p, c, fc, name="s", pipe=None):
 def align_swap(m, cp, c, fc, pre, name="s", pipe=None):
     """Place an exact product and an addend of ``fc`` in one narrow window, the
     operand with the larger exponent anchoring it (an adder's swap): the FMA's
-    alignment when the product is not wider than the window needs.
+    alignment, for a product of any width.
 
     ``cp``: the product (:class:`Fixed`, ``PW`` bits) with its leading-zero count
     (:func:`fixed_lzc`, no floor); ``c``: the addend (:class:`Unpacked`, its
