@@ -146,7 +146,7 @@ FABRICS = {
     "ecp5": Fabric("ecp5", reg=1.2, lut=0.95, carry_base=2.1, carry_bit=0.045,
                    dsp_mul=5.8, lzc_node=1.3, wide_bits=48, wide=0.2, fanout_ns=0.35,
                    enable=7.9),
-    "ice40": Fabric("ice40", reg=2.0, lut=3.3, carry_base=6.1, carry_bit=0.35,
+    "ice40": Fabric("ice40", reg=3.0, lut=3.3, carry_base=6.1, carry_bit=0.35,
                     dsp_mul=5.5, wide_bits=48, wide=0.2, fanout_ns=0.8, floor_or=3.3),
     "xilinx": Fabric("xilinx", reg=0.9, lut=0.75, carry_base=0.9, carry_bit=0.02,
                      dsp_mul=3.5, fanout_ns=0.25),

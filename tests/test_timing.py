@@ -187,7 +187,7 @@ FMAX_CASES = [
      "lpcores.sim.nmprune", {}),
     (NMPrune, dict(n=3, m=5, fmt="int8", groups=2, scaled=True, channels=30,
                    selection="sortnet", fmax=120), "lpcores.sim.nmprune", {"beats": 800}),
-    (NMPrune, dict(n=4, m=8, fmt="e4m3", groups=2, fmax=60, family="ice40"),
+    (NMPrune, dict(n=4, m=8, fmt="e4m3", groups=2, fmax=55, family="ice40"),
      "lpcores.sim.nmprune", {}),
     # a narrow accumulator (max_terms 16, 13 bits) beside bf16's emin: the emin
     # clamp's `top - emin` once wrapped around (every result 2**9 off)
