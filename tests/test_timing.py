@@ -213,13 +213,13 @@ FMAX_CASES = [
 # the longest of them (MXQuant's 32 fp32 lanes: about 70 s on Verilator) under -m slow,
 # to keep the default suite near its 20-minute budget on 2 cores
 SLOW_FMAX = {"mxquant_fp32_e2m1_l32_f140ecp5"}
+FMAX_IDS = [cls(**kw).module_name for cls, kw, _, _ in FMAX_CASES]    # one plan each
 
 
 @pytest.mark.sim
 @pytest.mark.parametrize("cls,kwargs,tb,opts", [
-    pytest.param(*c, marks=pytest.mark.slow) if c[0](**c[1]).module_name in SLOW_FMAX
-    else c for c in FMAX_CASES],
-    ids=[cls(**kw).module_name for cls, kw, _, _ in FMAX_CASES])
+    pytest.param(*c, marks=pytest.mark.slow) if name in SLOW_FMAX else c
+    for c, name in zip(FMAX_CASES, FMAX_IDS)], ids=FMAX_IDS)
 def test_fmax_rtl(cls, kwargs, tb, opts, sim, build_root, icarus_subset):
     icarus_subset(kwargs.get("fmax") in (120, 180))
     core = cls(**kwargs)
