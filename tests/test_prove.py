@@ -320,7 +320,8 @@ def test_lost_beat_fails_equivalence(tmp_path):
 # latency 21
 NORM = dict(lanes=16, max_d=64, iters=1)
 # the output register: o__payload <= { err, last, y15, ..., y0 } under `advance`
-OUT_REG = r"else if \(advance\) o__payload <= \{ (\S+) , (\S+) , "
+# (Yosys writes an escaped name with a space before the comma)
+OUT_REG = r"else if \(advance\) o__payload <= \{ (\S+?) ?, (\S+?) ?, "
 needs_abc = pytest.mark.skipif(not abc_bin(), reason="the unbounded proof needs ABC "
                                "(apt-get install berkeley-abc)")
 
@@ -358,33 +359,42 @@ NORM_MUTANTS = {
     # acknowledges beats during reset
     "ready_tied_high": (_sub1(READY, "assign i__ready = 1'b1;"), "ready_low_in_reset"),
     # a vector's last beat is never valid: the vector is lost
-    "last_valid_dropped": (_sub1(r"(else if \(advance\) o__valid <= )(\S+) ;",
+    "last_valid_dropped": (_sub1(r"(else if \(advance\) o__valid <= )(\S+?) ?;",
                                  r"\1\2 & ~{last} ;"), "vector_not_late"),
     # every output beat flagged last: more vectors out than in
-    "last_stuck": (_sub1(r"(o__payload <= \{ \S+ , )\S+ ,", r"\1 1'b1 ,"),
+    "last_stuck": (_sub1(r"(o__payload <= \{ \S+? ?, )\S+? ?,", r"\1 1'b1 ,"),
                    "no_output_without_input"),
     # the output register loads while stalled
     "payload_without_enable": (_sub1(r"else if \(advance\) o__payload <=",
                                      "else o__payload <="), "stall_keeps_payload"),
+    # the output valid set, not cleared, by reset
+    "valid_set_in_reset": (_sub1(r"if \(rst\) o__valid <= 1'h0;",
+                                 "if (rst) o__valid <= 1'h1;"), "valid_low_after_reset"),
     # ready through i__valid (a combinational path from the input)
     "ready_from_valid": (_sub1(READY, r"assign i__ready = (\1) & ~(i__valid & o__valid "
                                       r"& o__ready);"), "ready_independent_of_valid"),
 }
-# the default run takes two (about 35 s on 2 workers); -m formal the rest
-QUICK_NORM = ("ready_tied_high", "last_valid_dropped")
+# the default run takes three (about 40 s on 2 workers); -m formal the rest
+QUICK_NORM = ("ready_tied_high", "last_valid_dropped", "valid_set_in_reset")
 
 
 @pytest.mark.parametrize("name", [n if n in QUICK_NORM else
                                   pytest.param(n, marks=pytest.mark.formal)
                                   for n in NORM_MUTANTS])
 def test_norm_control_defect_fails(name, norm_rtl, tmp_path):
-    """The datapath cut keeps the control exact: each control defect fails (with
-    the unbounded engine where ABC is installed, else the bounded one)."""
+    """The datapath cut keeps the control exact: each control defect fails. The
+    proof by induction fails in its base case (a counterexample from reset) or its
+    step does not close on the defective file; then the unbounded engine (ABC's
+    PDR) where ABC is installed, else the bounded one, finds the counterexample."""
     edit, prop = NORM_MUTANTS[name]
     d = _norm_mutant(tmp_path, norm_rtl, name, edit)
     r = prove(d, workdir=tmp_path / "proof")
     assert r.abstraction
     _assert_fails_with(r, prop)
+    if name == "valid_set_in_reset":       # cycle 1: inside the base case
+        assert r.engine == "induction" and not r.fallback, r.summary()
+    elif name != "ready_tied_high":        # (its abstraction loses the slot flags)
+        assert r.engine != "induction" and r.fallback, r.summary()
 
 
 def test_datapath_cut_only_for_the_stream_contract(norm_rtl, tmp_path):
@@ -399,13 +409,39 @@ def test_datapath_cut_only_for_the_stream_contract(norm_rtl, tmp_path):
                                      ("iternorm", dict(lanes=16, max_d=64))])
 def test_norm_control_unbounded(core, kw, tmp_path):
     spec, full = _kwargs(core, **kw)
-    r = prove_core(spec, full, build=tmp_path)
+    r = prove_core(spec, full, build=tmp_path, engine="pdr")
     assert r.ok, r.summary()
     assert "(control; datapath cut) (unbounded proof (ABC PDR)" in r.summary()
     # the arithmetic and the vector buffer are gone, the control registers stay
     assert "0 memories" in r.abstraction, r.abstraction
     il = (r.workdir.parent / (r.workdir.name + "_abs") / "abstract.il").read_text()
     assert "$anyseq" in il and "$mem" not in il and "$mul" not in il
+
+
+INDUCTION = "(unbounded proof (induction, 2 steps, on the control's invariants)"
+
+
+# the default configurations (16 lanes, max_d 1024, latency 153: beyond PDR and BMC
+# here) and the corners of the invariants' constants: one beat per vector (the write
+# slot named after the buffer's address), one lane, rmsnorm's extra step, fp32
+@pytest.mark.parametrize("core,kw", [
+    ("iternorm", {}), ("fisrnorm", {}),
+    pytest.param("iternorm", dict(lanes=64, max_d=64), marks=pytest.mark.formal),
+    pytest.param("iternorm", dict(lanes=1, max_d=2048, iters=2),
+                 marks=pytest.mark.formal),
+    pytest.param("fisrnorm", dict(fmt="fp32", lanes=4, max_d=4096, mode="rmsnorm",
+                                  iters=3), marks=pytest.mark.formal)])
+def test_norm_control_by_induction(core, kw, tmp_path):
+    spec, full = _kwargs(core, **kw)
+    r = prove_core(spec, full, build=tmp_path)
+    assert r.ok, r.summary()
+    assert INDUCTION in r.summary(), r.summary()
+    assert not r.fallback
+    # the proof read the abstraction, with the control registers made ports
+    assert "0 memories" in r.abstraction, r.abstraction
+    il = (r.workdir.parent / "stream_abs" / "exposed" / "exposed.il").read_text()
+    assert "$anyseq" in il and "$mem" not in il and "$mul" not in il
+    assert re.search(r"wire (width \d+ )?output \d+ \\c_cnt", il)
 
 
 # -- bad input: one sentence ------------------------------------------------------------
@@ -443,6 +479,12 @@ def files(tmp_path_factory):
      "--equiv compares a pipelined configuration with the unpipelined one: give "
      "--stages > 0"),
     (["iternorm", "--equiv"], "--equiv needs a core with a pipeline parameter"),
+    (["convert", "--in-fmt", "e4m3", "--out-fmt", "bf16", "--engine", "induction"],
+     "the unbounded proof (--engine induction) covers the stream contract of a core "
+     "with output vectors"),
+    (["iternorm", "--lanes", "1", "--max-d", "64", "--mode", "layernorm", "--engine",
+      "induction"], "the proof by induction (--engine induction) has invariants for "
+     "the one-cycle IterNorm/FisrNorm in mode l2 or rmsnorm without affine only"),
     (["fma9"], "argument core: invalid choice: 'fma9'"),
 ])
 def test_bad_input_is_one_sentence(args, msg, files, tmp_path):
