@@ -674,7 +674,7 @@ def expose_control(il, workdir):
 def _norm_invariants(d, control, tw):
     """Harness lines: the helper invariants of the one-cycle IterNorm/FisrNorm's
     control, strong enough that every assertion of the unbounded harness is
-    inductive (docs/formal.md, "The default configuration, by induction").
+    inductive (docs/formal.md, "By induction on the control's invariants").
 
     A vector whose last beat was accepted is in exactly one of the stages P (the
     beat register), H (hand-over), B (the scalar unit, running or done), J (the job
@@ -683,8 +683,9 @@ def _norm_invariants(d, control, tw):
     The buffer's slot flags are exactly the slots held by A (a vector being
     written), P, H, B, J and C, no two holding the same. The tracked vector's
     remaining time ``D`` (cycles in which the output is not stalled, an upper bound)
-    is written per stage from the counters; ``t_free + D <= latency`` is the
-    invariant that makes ``vector_not_late`` inductive."""
+    is written per stage from the counters (1 in O: a stalled last beat may wait
+    there); ``t_free + D <= latency + 1`` is the invariant that makes
+    ``vector_not_late`` inductive."""
     L = d.sidecar["latency"]
     nb, nmin, ns = control["nb"], control["nmin"], control["nstep"]
     W = max(tw, (L + 4 * nb + 2 * ns + 16).bit_length()) + 1
