@@ -766,13 +766,7 @@ def comb_inputs(module, port):
     cell but registers (``$dff`` and its kin end a path; a memory is passed through,
     which can only add inputs)."""
     cells = module["cells"]
-    driver = {}
-    for name, c in cells.items():
-        for p, bits in c["connections"].items():
-            if c["port_directions"].get(p) == "output":
-                for b in bits:
-                    if isinstance(b, int):
-                        driver[b] = name
+    driver = _drivers(cells)
     inbit = {b: n for n, pt in module["ports"].items() if pt["direction"] == "input"
              for b in pt["bits"] if isinstance(b, int)}
     found, seen = set(), set()
@@ -784,10 +778,9 @@ def comb_inputs(module, port):
         seen.add(b)
         if b in inbit:
             found.add(inbit[b])
-        name = driver.get(b)
-        if name is None or "dff" in cells[name]["type"]:
+        if b not in driver or "dff" in cells[driver[b][0]]["type"]:
             continue
-        c = cells[name]
+        c = cells[driver[b][0]]
         todo += [x for p, bits in c["connections"].items()
                  if c["port_directions"].get(p) == "input" for x in bits
                  if isinstance(x, int)]
@@ -808,6 +801,18 @@ def control_bits(d):
                   for b in range(f["offset"], f["offset"] + f["width"]))
 
 
+def _drivers(cells):
+    """``{net bit: (cell, output port, index)}`` of a Yosys JSON module's cells."""
+    driver = {}
+    for name, c in cells.items():
+        for port, bits in c["connections"].items():
+            if c["port_directions"].get(port) == "output":
+                for i, b in enumerate(bits):
+                    if isinstance(b, int):
+                        driver[b] = (name, port, i)
+    return driver
+
+
 def _cut_cells(module, d):
     """The cells to replace by free values: the data cells at the edge of the control
     cone (a Yosys JSON module after ``prep``).
@@ -821,13 +826,7 @@ def _cut_cells(module, d):
     register's data fields).
     """
     cells = module["cells"]
-    driver = {}
-    for name, c in cells.items():
-        for port, bits in c["connections"].items():
-            if c["port_directions"].get(port) == "output":
-                for i, b in enumerate(bits):
-                    if isinstance(b, int):
-                        driver[b] = (name, port, i)
+    driver = _drivers(cells)
     ports = module["ports"]
     roots = list(ports["i__ready"]["bits"]) + list(ports["o__valid"]["bits"])
     roots += [ports["o__payload"]["bits"][k] for k in control_bits(d)]
@@ -1217,17 +1216,20 @@ def prove(dut, ref=None, *, backpressure=False, depth=None, solver=None, timeout
                          "for the one-cycle IterNorm/FisrNorm in mode l2 or rmsnorm "
                          "without affine only; use --engine pdr or bmc")
     workdir = Path(workdir)
+    note, fallback = "", ""
+    t0 = time.monotonic()
+    if abstract:
+        absdir = workdir.parent / (workdir.name + "_abs")
+        rtlil, note = abstract_datapath(dut, absdir)
+    t_abs = time.monotonic() - t0
     if engine == "induction":
-        r = _prove_induction(dut, control, solver=solver, timeout=timeout,
-                             workdir=workdir)
+        r = _prove_induction(dut, control, rtlil, note, absdir, solver=solver,
+                             timeout=timeout, workdir=workdir)
+        r.seconds += t_abs
         if r.status in ("PASS", "FAIL"):
             return r
-        why = r.fallback
-        engine = "pdr" if abc_bin() else "bmc"
-        fb = prove(dut, depth=depth, solver=solver, timeout=timeout, workdir=workdir,
-                   invariants=invariants, abstract=True, engine=engine)
-        fb.fallback = why
-        return fb
+        # the same abstraction, proven by PDR or the bounded check
+        fallback, engine = r.fallback, "pdr" if abc_bin() else "bmc"
     if ref is not None:
         if ref.in_width != dut.in_width or ref.out_width != dut.out_width:
             raise ParamError(f"{ref.module} and {dut.module} have different payload "
@@ -1242,13 +1244,9 @@ def prove(dut, ref=None, *, backpressure=False, depth=None, solver=None, timeout
         harness = harness_text(dut, dut if backpressure else None, depth=depth,
                                invariants=invariants and engine == "bmc",
                                unbounded=engine == "pdr")
-    note = ""
-    t0 = time.monotonic()
     if abstract:
-        rtlil, note = abstract_datapath(dut, workdir.parent / (workdir.name + "_abs"))
         files = {"dut.il": rtlil}
     files["harness.sv"] = harness
-    t_abs = time.monotonic() - t0
     status, log, secs = _run(workdir, files, depth, solver, timeout,
                              pdr=engine == "pdr")
     cex = None
@@ -1270,13 +1268,11 @@ def prove(dut, ref=None, *, backpressure=False, depth=None, solver=None, timeout
     r = ProveResult(dut.module, kind, status, depth, secs + t_abs, workdir,
                     ref=ref.module.removesuffix("__ref") if ref is not None else None,
                     backpressure=backpressure, abstraction=note,
-                    unbounded=engine == "pdr", cex=cex,
+                    unbounded=engine == "pdr", cex=cex, fallback=fallback,
                     invariants=(kind == "stream" and invariants
                                 and dut.sidecar.get("core") in ("NMPrune", "NMDot")))
     if status == "FAIL":
-        r.failed = _failures(log)
-        vcds = sorted(workdir.glob("engine_*/trace*.vcd"))
-        r.vcd = vcds[0] if vcds else None
+        _read_failures(r, log)
     elif status == "ERROR":
         err = [l.split("] ", 1)[-1].strip() for l in log.splitlines()
                if "ERROR:" in l and "task failed" not in l]
@@ -1286,9 +1282,18 @@ def prove(dut, ref=None, *, backpressure=False, depth=None, solver=None, timeout
     return r
 
 
-def _prove_induction(dut, control, *, solver, timeout, workdir, k=2):
+def _read_failures(r, log):
+    """A failed proof's assertions (with the cycle) and counterexample trace, into
+    ``r`` (a :class:`ProveResult` whose ``workdir`` ran it)."""
+    r.failed = _failures(log)
+    vcds = sorted(r.workdir.glob("engine_*/trace*.vcd"))
+    r.vcd = vcds[0] if vcds else None
+
+
+def _prove_induction(dut, control, il, note, absdir, *, solver, timeout, workdir, k=2):
     """The stream contract of a one-cycle IterNorm/FisrNorm without a bound: the
-    datapath cut (:func:`abstract_datapath`), the control registers exposed, the
+    datapath cut (``il``, ``note``: :func:`abstract_datapath`'s, written in
+    ``absdir``), the control registers exposed, the
     unbounded harness with the control's invariants (:func:`_norm_invariants`), and
     SymbiYosys's k-induction (``mode prove``, smtbmc): a base case of ``k`` cycles from
     reset and an induction step of ``k``. ``ready_independent_of_valid`` is proven
@@ -1296,8 +1301,6 @@ def _prove_induction(dut, control, *, solver, timeout, workdir, k=2):
     Status PASS or FAIL (the base case: a real counterexample); otherwise UNKNOWN with
     ``fallback`` saying why (the caller then uses PDR or BMC)."""
     t0 = time.monotonic()
-    absdir = workdir.parent / (workdir.name + "_abs")
-    il, note = abstract_datapath(dut, absdir)
     workdir = workdir.parent / (workdir.name + "_induction")
     r = ProveResult(dut.module, "stream", "UNKNOWN", k, 0.0, workdir, abstraction=note,
                     unbounded=True, engine="induction")
@@ -1321,9 +1324,7 @@ def _prove_induction(dut, control, *, solver, timeout, workdir, k=2):
                              timeout, induction=True)
     r.status, r.seconds = status, time.monotonic() - t0
     if status == "FAIL":
-        r.failed = _failures(log)
-        vcds = sorted(workdir.glob("engine_*/trace*.vcd"))
-        r.vcd = vcds[0] if vcds else None
+        _read_failures(r, log)
     elif status != "PASS":
         r.status = "UNKNOWN"
         r.fallback = ("the control invariants are not inductive on this file (no "
