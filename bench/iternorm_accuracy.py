@@ -1,9 +1,11 @@
-"""Accuracy study: IterNorm vs FisrNorm vs float64 (docs/iternorm.md, "Accuracy").
+"""Accuracy study: IterNorm (both starts) vs FisrNorm vs float64 (docs/iternorm.md,
+"Accuracy").
 
 For fp32 and bf16, K = 1..6 updates and d in 64..1024 plus the OPT embedding widths,
 on LLM-like activations (standard Gaussian plus a few outlier channels 20-100x
-larger), both golden models (bit-exact to the RTL, lanes=16) are compared with a
-float64 reference:
+larger), the three starts' golden models (bit-exact to the RTL, lanes=16: IterNorm's
+exponent-only start, its ROM start, FisrNorm's fast inverse square root) are
+compared with a float64 reference:
 
 * ``rel_a``: |a_K * sqrt(s64) - 1|, s64 the float64 sum of squares;
 * ``ulp``: |out - ref64| in ulps of ref64 at the output format's precision.
@@ -26,7 +28,12 @@ G = sys.modules["lpcores.golden.iternorm"]
 DS = [64, 128, 256, 512, 1024, 768, 2048, 2560, 4096, 5120, 7168, 9216, 12288]
 KS = range(1, 7)
 FMTS = ("fp32", "bf16")
-METHODS = {"IterNorm": golden.iternorm, "FisrNorm": golden.fisrnorm}
+def _rom(*a, **kw):
+    return golden.iternorm(*a, start="rom", **kw)
+
+
+METHODS = {"IterNorm": golden.iternorm, "IterNorm-ROM": _rom, "FisrNorm": golden.fisrnorm}
+STYLE = {"IterNorm": "-", "IterNorm-ROM": ":", "FisrNorm": "--"}
 OUT = Path(__file__).resolve().parent.parent / "docs" / "iternorm"
 
 
@@ -74,19 +81,17 @@ def converged_at(rows, fmt, method, d):
 
 
 def wins(rows):
-    """Per (fmt, d, K): which method has the lower mean ulp error (tie: within 10%,
-    the jitter of two converged results at the rounding floor)."""
-    tally = {"IterNorm": 0, "FisrNorm": 0, "tie": 0}
+    """Per (fmt, d, K): which start has the lowest mean ulp error; a tie when another
+    is within 10% of it (the jitter of two converged results at the rounding floor)."""
+    tally = dict.fromkeys([*METHODS, "tie"], 0)
     for fmt in FMTS:
         for d in DS:
             for K in KS:
                 e = {x["method"]: x["ulp_mean"] for x in rows
                      if x["fmt"] == fmt and x["d"] == d and x["K"] == K}
-                a, b = e["IterNorm"], e["FisrNorm"]
-                if abs(a - b) <= 0.10 * max(a, b):
-                    tally["tie"] += 1
-                else:
-                    tally["IterNorm" if a < b else "FisrNorm"] += 1
+                best = min(e.values())
+                near = [m for m, v in e.items() if v <= 1.10 * best]
+                tally[near[0] if len(near) == 1 else "tie"] += 1
     return tally
 
 
@@ -96,7 +101,7 @@ def plot(rows, path):
     import matplotlib.pyplot as plt
     fig, axes = plt.subplots(2, 2, figsize=(10, 7), sharex=True)
     for j, fmt in enumerate(FMTS):
-        for name, ls in (("IterNorm", "-"), ("FisrNorm", "--")):
+        for name, ls in STYLE.items():
             for d, col in ((64, "C0"), (1024, "C1"), (12288, "C2")):
                 r = [x for x in rows if x["fmt"] == fmt and x["method"] == name
                      and x["d"] == d]
@@ -111,8 +116,8 @@ def plot(rows, path):
         axes[1, j].set_xlabel("K (updates)")
         axes[0, j].axhline(2.0 ** -24, color="gray", lw=0.8)
     axes[0, 0].legend(fontsize=7)
-    fig.suptitle("IterNorm (solid) vs FisrNorm (dashed) against float64, l2 mode, "
-                 "lanes=16")
+    fig.suptitle("IterNorm (solid), IterNorm ROM start (dotted), FisrNorm (dashed) "
+                 "against float64, l2 mode, lanes=16")
     fig.tight_layout()
     fig.savefig(path.with_suffix(".png"), dpi=110)
     fig.savefig(path.with_suffix(".svg"), metadata={"Date": None})
@@ -123,7 +128,7 @@ def markdown(rows):
     lines = []
     for fmt in FMTS:
         lines.append(f"**{fmt}**: mean output error in ulps (max |a_K sqrt(s) - 1| in "
-                     f"brackets), IterNorm / FisrNorm")
+                     f"brackets), " + " / ".join(METHODS))
         lines.append("")
         lines.append("| d | " + " | ".join(f"K={K}" for K in KS) + " | converged at K |")
         lines.append("|---" * (len(KS) + 2) + "|")
@@ -132,17 +137,15 @@ def markdown(rows):
             for K in KS:
                 e = {x["method"]: x for x in rows
                      if x["fmt"] == fmt and x["d"] == d and x["K"] == K}
-                i, f = e["IterNorm"], e["FisrNorm"]
-                cells.append(f"{i['ulp_mean']:.3g} ({i['rel_a_max']:.1e}) / "
-                             f"{f['ulp_mean']:.3g} ({f['rel_a_max']:.1e})")
-            conv = (f"{converged_at(rows, fmt, 'IterNorm', d)} / "
-                    f"{converged_at(rows, fmt, 'FisrNorm', d)}")
+                cells.append(" / ".join(f"{e[n]['ulp_mean']:.3g} ({e[n]['rel_a_max']:.1e})"
+                                        for n in METHODS))
+            conv = " / ".join(str(converged_at(rows, fmt, n, d)) for n in METHODS)
             lines.append(f"| {d} | " + " | ".join(cells) + f" | {conv} |")
         lines.append("")
     t = wins(rows)
-    lines.append(f"Wins (lower mean ulp error, ties within 10%) over {sum(t.values())} "
-                 f"(format, d, K) cases: IterNorm {t['IterNorm']}, FisrNorm "
-                 f"{t['FisrNorm']}, tie {t['tie']}.")
+    lines.append(f"Wins (lowest mean ulp error, a tie when another start is within 10%) "
+                 f"over {sum(t.values())} (format, d, K) cases: "
+                 + ", ".join(f"{k} {v}" for k, v in t.items()) + ".")
     return "\n".join(lines) + "\n"
 
 

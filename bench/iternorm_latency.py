@@ -8,6 +8,10 @@ generator's ``latency_of(d)``: the formula in its sidecar, which the regression
 (tests/test_iternorm.py, sim/iternorm.py) checks cycle-exactly against the generated
 Verilog, and which docs/iternorm.md also measured in simulation. The paper's
 IterNorm (32/28 nm, 100 MHz) takes 112 cycles at d = 64 and 227 at d = 1024.
+
+Beside them the fmax build at 100 MHz (16 lanes, l2, ``max_d`` 1024): the
+exponent-only start with K = 5, and the ROM start with the updates that reach the
+rounding floor (K = 1 for bf16, 2 for fp32; docs/iternorm.md, "Accuracy").
 """
 
 import argparse
@@ -19,6 +23,10 @@ DS = (64, 128, 256, 512, 768, 1024)
 LANES = (8, 16, 32)
 MODES = ("l2", "rmsnorm", "layernorm")
 PAPER = {64: 112, 1024: 227}
+#: the fmax build's rows: (label, keyword arguments)
+FMAX = (("fmax 100, exp start, K = 5", dict(iters=5)),
+        ("fmax 100, ROM start, K = 1 (bf16 floor)", dict(iters=1, start="rom")),
+        ("fmax 100, ROM start, K = 2 (fp32 floor)", dict(iters=2, start="rom")))
 
 
 def table():
@@ -28,6 +36,14 @@ def table():
             core = IterNorm(fmt="bf16", lanes=lanes, max_d=1024, mode=mode, iters=5)
             rows.append((mode, lanes, [core.latency_of(d) for d in DS],
                          core.latency_formula))
+    return rows
+
+
+def fmax_table(lanes=16):
+    rows = []
+    for label, kw in FMAX:
+        core = IterNorm(fmt="bf16", lanes=lanes, max_d=1024, mode="l2", fmax=100, **kw)
+        rows.append((label, lanes, [core.latency_of(d) for d in DS]))
     return rows
 
 
@@ -46,6 +62,13 @@ def main():
     for mode, lanes, lat, _ in rows:
         lines.append(f"| {mode} | {lanes} | " + " | ".join(map(str, lat)) + " |")
     lines.append("| paper | - | " + " | ".join(str(PAPER.get(d, "")) for d in DS) + " |")
+    frows = fmax_table()
+    lines += ["", "The fmax build (`--fmax 100`, l2, bf16, max_d 1024): at 100 MHz each "
+              "dependent FX multiply-add takes 14 cycles, an update 42.", "",
+              "| build | lanes | " + " | ".join(f"d={d}" for d in DS) + " |",
+              "|---|---:|" + "---:|" * len(DS)]
+    for label, lanes, lat in frows:
+        lines.append(f"| {label} | {lanes} | " + " | ".join(map(str, lat)) + " |")
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "latency.md").write_text("\n".join(lines) + "\n")
 
@@ -53,17 +76,21 @@ def main():
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     matplotlib.rcParams["svg.hashsalt"] = "lpcores"
-    fig, ax = plt.subplots(figsize=(6.4, 4.0))
+    fig, ax = plt.subplots(figsize=(7.2, 5.0))
     styles = {"l2": "-", "rmsnorm": "--", "layernorm": ":"}
     for mode, lanes, lat, _ in rows:
         ax.plot(DS, lat, styles[mode], marker="o", ms=3, label=f"{mode}, {lanes} lanes")
+    for (label, lanes, lat), col in zip(frows, ("firebrick", "navy", "darkgreen")):
+        ax.plot(DS, lat, "-.", color=col, lw=2, marker="s", ms=4,
+                label=f"{label}, {lanes} lanes")
     ax.plot(list(PAPER), list(PAPER.values()), "k*-", ms=10, label="paper (IterNorm)")
     ax.set_xlabel("d (vector length)")
     ax.set_ylabel("cycles, first beat in to last beat out")
     ax.set_xscale("log", base=2)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, ncol=2)
-    ax.set_title("IterNorm latency against d (bf16, K = 5)", fontsize=10)
+    ax.set_title("IterNorm latency against d (bf16; one-cycle build K = 5; "
+                 "fmax build dash-dot)", fontsize=10)
     fig.tight_layout()
     fig.savefig(args.out / "latency.png", dpi=110, metadata={"Software": None})
     fig.savefig(args.out / "latency.svg", metadata={"Date": None, "Creator": None})

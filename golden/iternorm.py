@@ -19,7 +19,11 @@ The arithmetic (docs/iternorm.md has the derivations):
   constant vector (every element equal; +0 and -0 count as equal) takes
   ``mean = RNE(x0 + 0)`` instead, which is ``x0`` exactly (+0 for a zero vector):
   every ``y`` is 0, ``s == 0``, and the output is zeros (affine: ``beta``).
-* Start: IterNorm ``a0 = 2**-ceil(E/2)`` for ``s = m * 2**E, 1 <= m < 2``. FisrNorm
+* Start: IterNorm ``a0 = 2**-ceil(E/2)`` for ``s = m * 2**E, 1 <= m < 2``, or with
+  ``start="rom"`` ``a0 = T[r][k] * 2**-q`` (``E = 2q + r``, ``k`` the leading
+  ``ROM_B`` fraction bits of ``m``, :func:`rom_table`: the best constant for
+  ``1/sqrt(x)`` over the table entry's interval of ``x = m * 2**r``, within
+  ``2**-8``). FisrNorm
   the classic 0x5f3759df on the fp32 bits of ``s``, applied to ``s * 4**-q`` (``E =
   2q + r``, ``r`` in {0, 1}) and then scaled by ``2**-q``: identical, bit for bit, to
   the classic trick wherever ``s`` is a normal fp32, and defined on all of FX.
@@ -51,10 +55,17 @@ from lpcores.formats import Format, get_format
 from .codec import decode, encode
 
 __all__ = ["iternorm", "fisrnorm", "FX", "MODES", "STARTS", "fx_fma", "fx_round",
-           "a0_iter", "a0_fisr", "sqrt_rn", "inv_rn", "check_lam", "reference"]
+           "a0_iter", "a0_fisr", "a0_rom", "rom_table", "ROM_B", "ROM_W", "sqrt_rn",
+           "inv_rn", "check_lam", "reference"]
 
 MODES = ("l2", "layernorm", "rmsnorm")
-STARTS = ("iter", "fisr")
+STARTS = ("iter", "fisr", "rom")
+#: IterNorm's ``start`` parameter: the exponent-only start or the ROM-refined one
+ITER_STARTS = ("exp", "rom")
+#: The ROM start's table: indexed by E's parity and the leading ROM_B fraction bits
+#: of s (2 * 2**ROM_B entries), each an unsigned ROM_W-bit fraction in (1/2, 1)
+ROM_B = 6
+ROM_W = 12
 IO_FORMATS = ("fp32", "bf16")
 MAGIC = 0x5F3759DF
 
@@ -170,6 +181,54 @@ def a0_fisr(s):
     return np.ldexp(y, -q)
 
 
+def rom_table():
+    """The ROM start's entries ``T[r][k]`` as integers: ``T / 2**ROM_W`` approximates
+    ``1/sqrt(x)`` on ``x in [lo, hi)``, ``lo = (1 + k/2**ROM_B) * 2**r``, ``hi = lo +
+    2**(r - ROM_B)``. The entry is ``RN(2 / (sqrt(lo) + sqrt(hi)))`` on the
+    ``2**-ROM_W`` grid: ``2/(sqrt(lo) + sqrt(hi))`` is the constant whose largest
+    relative error over the interval is least (it errs by the same amount at both
+    ends, ``(sqrt(hi) - sqrt(lo)) / (sqrt(hi) + sqrt(lo))``, at most ``2**-(ROM_B+2)``);
+    the grid adds at most ``2**-ROM_W`` relative. Computed in integers with 80 guard
+    bits; a value within 2**-40 of a rounding tie would raise (none is)."""
+    G = 80
+    tab = []
+    for r in (0, 1):
+        row = []
+        for k in range(1 << ROM_B):
+            lo = ((1 << ROM_B) + k) << r            # the interval in units of 2**-ROM_B
+            sl = math.isqrt(lo << (2 * G - ROM_B))   # floor(sqrt(lo) * 2**G)
+            sh = math.isqrt((lo + (1 << r)) << (2 * G - ROM_B))
+            # y * 2**ROM_W = 2**(ROM_W + 1 + G) / (sl + sh + e), 0 <= e < 2: v is
+            # within 2**(ROM_W + 2 - G) of it
+            num = 1 << (ROM_W + 1 + G)
+            v = Fraction(num, sl + sh + 1)
+            t = math.floor(v + Fraction(1, 2))
+            if abs((v - t) - Fraction(1, 2)) < Fraction(1, 1 << 40) or \
+                    abs((v - t) + Fraction(1, 2)) < Fraction(1, 1 << 40):
+                raise AssertionError(f"ROM entry ({r}, {k}) is too close to a tie")
+            assert (1 << (ROM_W - 1)) < t < (1 << ROM_W)
+            row.append(t)
+        tab.append(row)
+    return tab
+
+
+_ROM = None
+
+
+def a0_rom(s):
+    """IterNorm's ROM start ``T[r][k] * 2**(-ROM_W - q)`` (s > 0, finite FX)."""
+    global _ROM
+    if _ROM is None:
+        _ROM = np.array(rom_table(), dtype=np.float64)
+    s = np.asarray(s, dtype=np.float64)
+    f, ex = np.frexp(s)                        # s = f * 2**ex, f in [1/2, 1)
+    E = ex.astype(np.int64) - 1
+    q = E >> 1
+    r = E - 2 * q
+    k = (np.ldexp(f, ROM_B + 1).astype(np.int64)) & ((1 << ROM_B) - 1)
+    return np.ldexp(_ROM[r, k], -ROM_W - q)
+
+
 def check_lam(lam):
     """lam must be a power of two in 2**-8 .. 1; returns log2(lam)."""
     ok = isinstance(lam, (int, float)) and not isinstance(lam, bool) and lam > 0
@@ -248,7 +307,7 @@ def _norm(x, fmt, mode, iters, lam, gamma, beta, lanes, start, trace, partials=1
     s = _lane_sum(y, lanes, square=True, partials=partials)
     zero = s == 0
     s1 = np.where(zero, 1.0, s)
-    a = a0_iter(s1) if start == "iter" else a0_fisr(s1)
+    a = {"iter": a0_iter, "fisr": a0_fisr, "rom": a0_rom}[start](s1)
     hist = [a]
     lamv = 2.0 ** lk
     for _ in range(iters):
@@ -280,7 +339,7 @@ def _norm(x, fmt, mode, iters, lam, gamma, beta, lanes, start, trace, partials=1
 
 
 def iternorm(x, fmt, mode="l2", iters=5, lam=0.5, gamma=None, beta=None, lanes=16,
-             *, partials=1, trace=False):
+             *, partials=1, start="exp", trace=False):
     """IterNorm of vectors ``x`` (codes of ``fmt``, ``fp32`` or ``bf16``; the last axis
     is the vector, its length ``d`` a multiple of ``lanes``) -> codes of ``fmt``.
 
@@ -291,9 +350,11 @@ def iternorm(x, fmt, mode="l2", iters=5, lam=0.5, gamma=None, beta=None, lanes=1
     ``same`` (constant vectors; layernorm only), ``bad`` (NaN/Inf vectors) and
     ``zero`` (s == 0). ``partials``: the sums of squares (and of x) kept per lane
     (:func:`_lane_sum`; the hardware's ``fmax`` build, docs/iternorm.md).
+    ``start``: ``exp`` (``2**-ceil(E/2)``, SPEC §4.4) or ``rom`` (:func:`a0_rom`).
     """
-    return _norm(x, fmt, mode, iters, lam, gamma, beta, lanes, "iter", trace,
-                 partials)
+    check_choice("start", start, ITER_STARTS)
+    return _norm(x, fmt, mode, iters, lam, gamma, beta, lanes,
+                 "iter" if start == "exp" else "rom", trace, partials)
 
 
 def fisrnorm(x, fmt, mode="l2", iters=5, lam=0.5, gamma=None, beta=None, lanes=16,

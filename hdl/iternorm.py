@@ -77,13 +77,15 @@ not during its ``~3K`` scalar cycles (nor, in layernorm, its second pass).
 import math
 import re
 
-from amaranth.hdl import Cat, Const, Module, Mux, ResetSignal, Signal, Value, signed
+from amaranth.hdl import (Array, Cat, Const, Module, Mux, ResetSignal, Signal, Value,
+                          signed)
 from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.memory import Memory
 
 from lpcores.errors import FmaxError, ParamError, check_choice, check_int
 from lpcores.formats import get_format
-from lpcores.golden.iternorm import FX, MAGIC, check_lam, inv_rn, sqrt_rn
+from lpcores.golden.iternorm import (FX, ITER_STARTS, MAGIC, ROM_B, ROM_W, check_lam,
+                                     inv_rn, rom_table, sqrt_rn)
 
 from .base import Field, StreamCore, timing_suffix
 from .timing import check_fmax
@@ -108,11 +110,22 @@ FX_NEGZERO = 1 << 33
 
 
 class _Norm(StreamCore):
-    start = None            # "iter" or "fisr"
+    start = None            # "iter", "rom" or "fisr"
+    start_choices = None    # the ``start`` parameter's values, where it has one
     core_name = None
 
     def __init__(self, *, fmt="bf16", lanes=16, max_d=1024, mode="l2", iters=5,
-                 lam=0.5, affine=False, fmax=None, family=None, partials=None):
+                 lam=0.5, affine=False, fmax=None, family=None, partials=None,
+                 start=None):
+        if self.start_choices is None:
+            if start is not None:
+                raise ParamError(f"start applies to iternorm only ({self.core_name} "
+                                 f"starts from its own {self.start_name}), got "
+                                 f"start={start!r}")
+        else:
+            start = check_choice("start", self.start_choices[0] if start is None
+                                 else start, self.start_choices)
+            self.start = "iter" if start == "exp" else start
         self.f = get_format(fmt, param="fmt", allowed=IO_FORMATS)
         self.lanes = check_int("lanes", lanes, lo=1, hi=64)
         if lanes & (lanes - 1):
@@ -149,9 +162,12 @@ class _Norm(StreamCore):
         self.levels = L.bit_length() - 1
         self.params = {"fmt": self.f.name, "lanes": L, "max_d": max_d, "mode": mode,
                        "iters": iters, "lam": lam, "affine": affine}
+        if self.start == "rom":                 # as Dot's contexts: named when not default
+            self.params["start"] = "rom"
         self.module_name = (f"{self.core_name}_{self.f.name}_l{L}_d{max_d}_{mode}_k{iters}"
                             f"{'' if lam == 0.5 else f'_lam{-self.lam_log2}'}"
-                            f"{'_affine' if affine else ''}")
+                            f"{'_affine' if affine else ''}"
+                            f"{'_rom' if self.start == 'rom' else ''}")
         if fmax is not None:
             self._plan_fast(fmax, family, partials)
             return
@@ -677,6 +693,19 @@ def _start_a0(m, s_src, start):
     a0 = Signal(FX.bits)
     if start == "iter":
         m.d.comb += a0.eq((FX.bias - ((E + 1) >> 1)) << 23)
+    elif start == "rom":
+        # T[r][k] * 2**(-ROM_W - q): the entry's ROM_W - 1 bits below its leading one
+        # are a0's fraction, the exponent field bias - 1 - q = (3*bias - 1 - s_e) >> 1
+        # (-floor(x/2) = floor((1 - x)/2): one chain); r = E[0] = s_e[0] ^ bias[0]
+        tab = rom_table()
+        rom = Array(Const(t & ((1 << (ROM_W - 1)) - 1), ROM_W - 1)
+                    for r in (0, 1) for t in tab[r])
+        r = s_src[23] ^ (FX.bias & 1)
+        ent = Signal(ROM_W - 1)
+        e_a = Signal(signed(12))
+        m.d.comb += [ent.eq(rom[Cat(s_src[23 - ROM_B:23], r)]),
+                     e_a.eq((3 * FX.bias - 1 - s_e) >> 1)]
+        m.d.comb += a0.eq(Cat(Const(0, 24 - ROM_W), ent, e_a[:10]))
     else:
         # q = E >> 1; the fp32 bits of s * 4**-q have the exponent field 127 + E[0]
         # (E[0] = s_e[0] ^ bias[0], no chain); a0's exponent field is
@@ -978,8 +1007,14 @@ class IterNorm(_Norm):
     affine : bool
         Stream gamma and beta beside x; output ``RNE(RNE_FX(c*y)*g + b)``
         (``y = x``, or ``RNE_FX(x - mean)`` in layernorm).
+    start : str
+        ``exp`` (default: ``2**-ceil(E/2)``, exponent arithmetic only) or ``rom``
+        (``2**-q`` times a 128-entry table on E's parity and the leading 6 fraction
+        bits of s, within ``2**-8`` of ``1/sqrt(s)``: bf16 at its rounding floor
+        after one update, fp32 after two; ``golden.iternorm(..., start="rom")``).
     """
     start = "iter"
+    start_choices = ITER_STARTS
     core_name = "iternorm"
 
 
@@ -987,4 +1022,5 @@ class FisrNorm(_Norm):
     """The baseline: :class:`IterNorm` started from the fast inverse square root
     (0x5f3759df on the fp32 bits of s); same parameters."""
     start = "fisr"
+    start_name = "fast inverse square root"
     core_name = "fisrnorm"

@@ -143,7 +143,10 @@ CORES.update({c.name: c for c in [
     CoreSpec(
         "iternorm", "lpcores.hdl.iternorm:IterNorm", "lpcores.sim.iternorm",
         "iterative L2/RMS normalization, start 2**-ceil(E/2), K Newton updates",
-        _norm_opts()),
+        _norm_opts() + (
+            Opt("--start", "start", "exp (2**-ceil(E/2)) or rom (a 128-entry table on "
+                "the leading bits of s, within 2**-8: fewer updates)", default="exp",
+                choices=("exp", "rom")),)),
     CoreSpec(
         "fisrnorm", "lpcores.hdl.iternorm:FisrNorm", "lpcores.sim.iternorm",
         "the IterNorm baseline started from the fast inverse square root (0x5f3759df)",

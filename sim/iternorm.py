@@ -145,6 +145,8 @@ def expected_beats(tb, vecs):
             continue
         x, g, b = v
         kw = dict(gamma=g, beta=b) if p["affine"] else {}
+        if "start" in p:
+            kw["start"] = p["start"]
         y = fn(x[None, :], p["fmt"], mode=p["mode"], iters=p["iters"], lam=p["lam"],
                lanes=L, partials=p.get("partials", 1), **kw)[0].reshape(-1, L)
         nb = len(y)

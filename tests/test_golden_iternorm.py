@@ -39,6 +39,33 @@ def rn24(x):
     return sgn * q * ulp
 
 
+ROM_B, ROM_W = 6, 12                   # docs/iternorm.md, "The ROM start"
+
+
+def _gt_sum_of_roots(a, lo, hi):
+    """a > sqrt(lo) + sqrt(hi), exactly (a, lo, hi positive Fractions)."""
+    # a - sqrt(lo) > sqrt(hi)  <=>  a > sqrt(lo) and (a - sqrt(lo))**2 > hi, i.e.
+    # a*a + lo - hi > 2*a*sqrt(lo): the left side positive, then square both
+    left = a * a + lo - hi
+    return a * a > lo and left > 0 and left * left > 4 * a * a * lo
+
+
+def rom_entry(r, k):
+    """RN(2 / (sqrt(lo) + sqrt(hi)), 2**-ROM_W) by bisection on exact comparisons."""
+    lo = (1 + Fraction(k, 2 ** ROM_B)) * 2 ** r
+    hi = lo + Fraction(2 ** r, 2 ** ROM_B)
+    # y < c  <=>  2/c < sqrt(lo) + sqrt(hi); find t with (t - 1/2) < y*2**W < (t + 1/2)
+    n_lo, n_hi = 2 ** (ROM_W - 1), 2 ** ROM_W          # y in (1/2, 1)
+    while n_hi - n_lo > 1:                             # largest n with n - 1/2 < y*2**W
+        mid = (n_lo + n_hi) // 2
+        c = (mid - Fraction(1, 2)) / 2 ** ROM_W
+        if _gt_sum_of_roots(2 / c, lo, hi):            # c < y
+            n_lo = mid
+        else:
+            n_hi = mid
+    return n_lo
+
+
 def oracle_norm(xcodes, fmt, mode, iters, lam, lanes, start, partials=1):
     """One vector, exactly as specified; returns (output codes, a_K). ``partials``:
     element j goes to lane j % lanes, beat j // lanes to that lane's sum
@@ -75,6 +102,10 @@ def oracle_norm(xcodes, fmt, mode, iters, lam, lanes, start, partials=1):
             E -= 1
         if start == "iter":
             a = Fraction(2) ** -(-(-E // 2))            # 2**-ceil(E/2)
+        elif start == "rom":
+            q, r = E // 2, E % 2
+            k = int((s / Fraction(2) ** E - 1) * 2 ** ROM_B)   # leading fraction bits
+            a = Fraction(rom_entry(r, k), 2 ** ROM_W) / Fraction(2) ** q
         else:
             q, r = E // 2, E % 2
             m = s / Fraction(2) ** (2 * q)                 # in [1, 4)
@@ -178,12 +209,51 @@ def test_starts():
     assert np.array_equal(G.a0_fisr(s32.astype(float)), classic.astype(float))
 
 
+def test_rom_start():
+    """The ROM start's table against the exact-rational definition, its error bound
+    over every entry's interval, and a0_rom against the oracle's index arithmetic."""
+    assert (G.ROM_B, G.ROM_W) == (ROM_B, ROM_W)
+    tab = G.rom_table()
+    worst = Fraction(0)
+    for r in (0, 1):
+        for k in range(2 ** ROM_B):
+            t = tab[r][k]
+            assert t == rom_entry(r, k), (r, k)
+            lo = (1 + Fraction(k, 2 ** ROM_B)) * 2 ** r
+            hi = lo + Fraction(2 ** r, 2 ** ROM_B)
+            y2 = Fraction(t, 2 ** ROM_W) ** 2
+            # |y*sqrt(x) - 1| is largest at an end; (y*sqrt(x))**2 in [y2*lo, y2*hi)
+            worst = max(worst, 1 - y2 * lo, y2 * hi - 1)
+    # (1 + e)**2 - 1 <= 2**-7 + 2**-16 <=> e <= 2**-8 (the docs' bound)
+    assert worst <= Fraction(1, 2 ** 7) + Fraction(1, 2 ** 16)
+    rng = np.random.default_rng(4)
+    s = np.abs(_fx_values(rng, 3000, -290, 270))
+    a = G.a0_rom(s)
+    for sv, av in zip(s[:300], a[:300]):
+        sf = Fraction(float(sv))
+        E = sf.numerator.bit_length() - sf.denominator.bit_length()
+        while Fraction(2) ** E > sf:
+            E -= 1
+        k = int((sf / Fraction(2) ** E - 1) * 2 ** ROM_B)
+        exp = Fraction(tab[E % 2][k], 2 ** ROM_W) / Fraction(2) ** (E // 2)
+        assert Fraction(float(av)) == exp
+    assert (np.abs(a * np.sqrt(s) - 1) <= 2.0 ** -8).all()
+
+
 # -- whole vectors against the exact-rational model ----------------------------------
+
+def _golden_fn(start):
+    if start == "fisr":
+        return golden.fisrnorm
+    return lambda *a, **kw: golden.iternorm(*a, start="exp" if start == "iter" else
+                                            "rom", **kw)
+
 
 @pytest.mark.parametrize("fmt,mode,start,lanes", [
     ("bf16", "l2", "iter", 4), ("fp32", "l2", "fisr", 8), ("bf16", "rmsnorm", "fisr", 1),
     ("fp32", "rmsnorm", "iter", 4), ("fp32", "layernorm", "iter", 2),
-    ("bf16", "layernorm", "fisr", 4)])
+    ("bf16", "layernorm", "fisr", 4), ("fp32", "l2", "rom", 4),
+    ("bf16", "rmsnorm", "rom", 2)])
 def test_vectors_match_exact_model(fmt, mode, start, lanes):
     rng = np.random.default_rng([5, lanes, len(mode)])
     x = rng.standard_normal((3, 64)) * np.exp2(rng.integers(-20, 20, (3, 1)))
@@ -191,8 +261,8 @@ def test_vectors_match_exact_model(fmt, mode, start, lanes):
     x[0, :] += 3.0                                      # a mean for layernorm
     codes = golden.encode(x, fmt)
     codes[1, 5] = 0x8000 if fmt == "bf16" else 0x80000000        # a -0 element
-    fn = golden.iternorm if start == "iter" else golden.fisrnorm
-    for iters, lam in ((5, 0.5), (2, 0.25)):
+    fn = _golden_fn(start)
+    for iters, lam in ((5, 0.5), (2, 0.25), (1, 0.5)):
         got, info = fn(codes, fmt, mode=mode, iters=iters, lam=lam, lanes=lanes,
                        trace=True)
         for v in range(3):
@@ -203,7 +273,8 @@ def test_vectors_match_exact_model(fmt, mode, start, lanes):
 
 @pytest.mark.parametrize("fmt,mode,start,lanes,partials", [
     ("fp32", "l2", "iter", 2, 8), ("fp32", "rmsnorm", "fisr", 4, 4),
-    ("bf16", "l2", "fisr", 1, 16), ("fp32", "layernorm", "iter", 2, 2)])
+    ("bf16", "l2", "fisr", 1, 16), ("fp32", "layernorm", "iter", 2, 2),
+    ("fp32", "l2", "rom", 2, 8)])
 def test_partials_match_exact_model(fmt, mode, start, lanes, partials):
     """The fmax build's order of the sums (P per lane), against the exact model; and
     it is a different order: s differs from the one-sum order on some vectors."""
@@ -211,7 +282,7 @@ def test_partials_match_exact_model(fmt, mode, start, lanes, partials):
     x = rng.standard_normal((6, 128)) * np.exp2(rng.integers(-20, 20, (6, 1)))
     x[:, 3] *= 40
     codes = golden.encode(x, fmt)
-    fn = golden.iternorm if start == "iter" else golden.fisrnorm
+    fn = _golden_fn(start)
     got, info = fn(codes, fmt, mode=mode, iters=3, lanes=lanes, partials=partials,
                    trace=True)
     one = fn(codes, fmt, mode=mode, iters=3, lanes=lanes, trace=True)[1]
@@ -328,6 +399,7 @@ def test_affine():
     (dict(lanes=128), "d (the last axis of x) must be a positive multiple of lanes=128, "
                       "got d=64"),
     (dict(gamma=[0] * 64), "gamma and beta must be given together (affine), got only gamma"),
+    (dict(start="fisr"), "start must be one of exp, rom, got start='fisr'"),
 ])
 def test_bad_params(kwargs, msg):
     args = dict(fmt="bf16")

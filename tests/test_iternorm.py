@@ -11,10 +11,12 @@ from lpcores.hdl.iternorm import FisrNorm, IterNorm
 from lpcores.sim import runner
 
 
-# (class, fmt, lanes, max_d, mode, iters, affine)
+# (class, fmt, lanes, max_d, mode, iters, affine[, more keyword arguments])
+ROM = {"start": "rom"}
 FAST = [
     (FisrNorm, "fp32", 2, 64, "rmsnorm", 3, True),
     (IterNorm, "bf16", 2, 128, "layernorm", 3, True),
+    (IterNorm, "fp32", 2, 64, "rmsnorm", 2, False, ROM),
 ]
 SLOW = [
     (FisrNorm, "fp32", 4, 128, "rmsnorm", 3, True),
@@ -31,6 +33,8 @@ SLOW = [
     (FisrNorm, "fp32", 16, 256, "layernorm", 3, True),
     (FisrNorm, "bf16", 8, 512, "layernorm", 2, True),
     (IterNorm, "fp32", 1, 64, "layernorm", 2, False),
+    (IterNorm, "bf16", 16, 1024, "l2", 1, False, ROM),
+    (IterNorm, "fp32", 4, 128, "layernorm", 2, True, ROM),
 ]
 
 
@@ -46,18 +50,22 @@ FMAX_SLOW = [
     (IterNorm, "bf16", 16, 256, "rmsnorm", 3, 100),
     (IterNorm, "bf16", 1, 64, "l2", 5, 125),
     (FisrNorm, "bf16", 8, 128, "l2", 4, 60),
+    (IterNorm, "bf16", 2, 64, "l2", 1, 100, ROM),
+    (IterNorm, "fp32", 16, 256, "rmsnorm", 2, 100, ROM),
 ]
 
 
 def _id(c):
-    cls, fmt, lanes, d, mode, k, aff = c
+    cls, fmt, lanes, d, mode, k, aff, *more = c
     tail = f"-f{aff}" if not isinstance(aff, bool) else "-aff" if aff else ""
+    tail += "".join(f"-{v}" for v in (more[0].values() if more else ()))
     return f"{cls.__name__}-{fmt}-l{lanes}-d{d}-{mode}-k{k}{tail}"
 
 
 def _run(case, sim, build_root, **opts):
-    cls, fmt, lanes, max_d, mode, iters, affine = case
+    cls, fmt, lanes, max_d, mode, iters, affine, *more = case
     kw = dict(affine=affine) if isinstance(affine, bool) else dict(fmax=affine)
+    kw.update(*more)
     core = cls(fmt=fmt, lanes=lanes, max_d=max_d, mode=mode, iters=iters, **kw)
     res = runner.run(core, "lpcores.sim.iternorm", sim=sim, seed=20261123,
                      build_root=build_root, options=opts)
@@ -140,6 +148,20 @@ def test_bad_params(cls, kwargs, msg):
     with pytest.raises(ParamError) as e:
         cls(**kwargs)
     assert str(e.value) == msg
+
+
+def test_bad_start():
+    with pytest.raises(ParamError) as e:
+        IterNorm(start="fisr")
+    assert str(e.value) == "start must be one of exp, rom, got start='fisr'"
+    with pytest.raises(ParamError) as e:
+        FisrNorm(start="rom")
+    assert str(e.value) == ("start applies to iternorm only (fisrnorm starts from its "
+                            "own fast inverse square root), got start='rom'")
+    assert IterNorm(start="exp").module_name == IterNorm().module_name
+    assert "start" not in IterNorm().sidecar()["params"]
+    rom = IterNorm(start="rom")
+    assert rom.sidecar()["params"]["start"] == "rom" and rom.module_name.endswith("_rom")
 
 
 @pytest.mark.parametrize("kwargs,msg", [
