@@ -44,7 +44,7 @@ from lpcores.formats import get_format
 from .codec import encode_exact
 from .fma import exact_parts, round_sum
 
-__all__ = ["mx_quantize", "mx_dot", "MX_ELEM_FORMATS", "EMAX_ELEM", "BLOCK",
+__all__ = ["mx_quantize", "mx_dot", "fp32_add", "MX_ELEM_FORMATS", "EMAX_ELEM", "BLOCK",
            "MX_ROUNDINGS", "mx_decode"]
 
 BLOCK = 32
@@ -166,12 +166,36 @@ def _scales(s, n_blocks, shape, param):
     return s
 
 
-def mx_dot(a_codes, a_scales, b_codes, b_scales, a_fmt, b_fmt, c=None):
+def fp32_add(x, y):
+    """``RNE_fp32(x + y)`` of fp32 codes (IEEE: NaN, Inf - Inf = NaN, an exact zero sum
+    is -0 only if both are -0)."""
+    xs, xsig, xexp, xz, xinf, xnan = exact_parts(np.asarray(x, dtype=np.int64),
+                                                get_format("fp32"))
+    tot = np.where(xs == 1, -xsig.astype(object), xsig.astype(object))
+    return round_sum(tot, xexp, nan=xnan, pinf=xinf & (xs == 0), ninf=xinf & (xs == 1),
+                     negzero=xz & (xs == 1), c=np.asarray(y, dtype=np.int64),
+                     out_fmt="fp32").astype(np.int64)
+
+
+def mx_dot(a_codes, a_scales, b_codes, b_scales, a_fmt, b_fmt, c=None, *, partials=1):
     """MX dot products over the last axis -> fp32 codes (uint32), shape (...).
 
     ``a_codes``, ``b_codes``: shape (..., n*32); ``a_scales``, ``b_scales``: E8M0
     codes, shape (..., n); ``c``: optional fp32 codes, the accumulator's start value.
+    ``partials`` P (a power of two, 1..16): block ``k`` goes to partial sum ``k mod
+    P``, each accumulated as above from -0; the P partials are then added by a fixed
+    pairwise tree, level by level, ``t[i] <- RNE_fp32(t[2i] + t[2i+1])``
+    (``MXDot(partials=P)``: one dot product at a block a cycle through a P-deep
+    accumulate loop; docs/mx.md, "A single stream at speed"). P = 1 is the order
+    above.
     """
+    if not isinstance(partials, int) or isinstance(partials, bool) or \
+            partials not in (1, 2, 4, 8, 16):
+        raise ParamError(f"partials must be a power of two in 1..16, got "
+                         f"partials={partials!r}")
+    if partials > 1 and c is not None:
+        raise ParamError("c (an accumulator start) applies to partials=1 only, got "
+                         f"partials={partials}")
     fa = _elem(a_fmt, "a_fmt")
     fb = _elem(b_fmt, "b_fmt")
     a = np.asarray(a_codes, dtype=np.int64)
@@ -198,16 +222,20 @@ def mx_dot(a_codes, a_scales, b_codes, b_scales, a_fmt, b_fmt, c=None):
     val, nan, inf, negz, spb = (v.reshape(blk) for v in (val, nan, inf, negz, sp))
     acc = (np.full(a.shape[:-1], 0x80000000, dtype=np.int64) if c is None
            else np.broadcast_to(np.asarray(c, dtype=np.int64), a.shape[:-1]))
+    accs = [acc] * partials
     for k in range(nb):
         s_nan = (sa[..., k] == 0xFF) | (sb[..., k] == 0xFF)
-        acc = round_sum(val[..., k, :].sum(axis=-1),
-                        lsb + sa[..., k] + sb[..., k] - 254,
-                        nan=nan[..., k, :].any(-1) | s_nan,
-                        pinf=(inf & (spb == 0))[..., k, :].any(-1),
-                        ninf=(inf & (spb == 1))[..., k, :].any(-1),
-                        negzero=negz[..., k, :].all(-1), c=acc,
-                        out_fmt="fp32").astype(np.int64)
-    return np.asarray(acc).astype(np.uint32)
+        accs[k % partials] = round_sum(val[..., k, :].sum(axis=-1),
+                                       lsb + sa[..., k] + sb[..., k] - 254,
+                                       nan=nan[..., k, :].any(-1) | s_nan,
+                                       pinf=(inf & (spb == 0))[..., k, :].any(-1),
+                                       ninf=(inf & (spb == 1))[..., k, :].any(-1),
+                                       negzero=negz[..., k, :].all(-1),
+                                       c=accs[k % partials],
+                                       out_fmt="fp32").astype(np.int64)
+    while len(accs) > 1:
+        accs = [fp32_add(accs[2 * i], accs[2 * i + 1]) for i in range(len(accs) // 2)]
+    return np.asarray(accs[0]).astype(np.uint32)
 
 
 def mx_decode(scales, codes, elem_fmt):

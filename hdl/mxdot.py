@@ -38,7 +38,8 @@ the result. Throughput: one beat a cycle; with ``lanes=32`` one block a cycle.
 
 import dataclasses
 
-from amaranth.hdl import Const, Module, Mux, Signal, signed
+from amaranth.hdl import Cat, Const, Module, Mux, ResetSignal, Signal, signed
+from amaranth.lib.fifo import SyncFIFOBuffered
 
 from lpcores.errors import ParamError, check_int
 from lpcores.formats import get_format
@@ -82,8 +83,8 @@ class MXDot(StreamCore):
     Payload: in ``{a0.., b0.., sa, sb, last}``, out ``{r}`` (fp32).
     """
 
-    def __init__(self, *, a_fmt, b_fmt, lanes=32, contexts=1, stages=None, fmax=None,
-                 family=None):
+    def __init__(self, *, a_fmt, b_fmt, lanes=32, contexts=1, partials=1, stages=None,
+                 fmax=None, family=None):
         self.fa = get_format(a_fmt, param="a_fmt", allowed=MX_ELEM_FORMATS)
         self.fb = get_format(b_fmt, param="b_fmt", allowed=MX_ELEM_FORMATS)
         check_int("lanes", lanes, lo=1, hi=32)
@@ -92,6 +93,10 @@ class MXDot(StreamCore):
                              f"lanes={lanes}")
         self.lanes = lanes
         self.contexts = check_int("contexts", contexts, lo=1, hi=64)
+        self.partials = check_int("partials", partials, lo=1, hi=16)
+        if partials & (partials - 1):
+            raise ParamError(f"partials must be a power of two in 1..16, got "
+                             f"partials={partials}")
         L = lanes
         self.in_fields = ([Field(f"a{k}", self.fa.bits, self.fa.name) for k in range(L)]
                           + [Field(f"b{k}", self.fb.bits, self.fb.name) for k in range(L)]
@@ -102,6 +107,21 @@ class MXDot(StreamCore):
                                  f"of 32 elements is {BLOCK // L} beat{'s' if L < BLOCK else ''}")
         self.block_width, self.block_lsb = mx_block_width(self.fa, self.fb, BLOCK)
         super().__init__()
+        if partials > 1:
+            msg = (f"partials needs lanes=32 (a block a beat), got lanes={lanes}"
+                   if lanes != 32 else
+                   f"partials and contexts are alternatives (partials split one dot "
+                   f"product, contexts interleave several), got contexts={contexts}"
+                   if contexts != 1 else
+                   f"partials applies to the fmax build only (give fmax, not stages), got "
+                   f"stages={stages}" if stages is not None else
+                   f"partials applies to the fmax build only (give fmax too), got "
+                   f"partials={partials}" if fmax is None else None)
+            if msg:
+                self._MustUse__silence = True       # refused: never elaborated
+                raise ParamError(msg)
+            self._plan_partials(partials, fmax, family)
+            return
         # clock-directed (or contexts): the blocks charge their delays and offer fine
         # cut points; with stages alone the netlist is the one of the named cuts
         self.timed = fmax is not None or contexts > 1
@@ -121,7 +141,78 @@ class MXDot(StreamCore):
     def sidecar(self):
         s = super().sidecar()
         s["accumulator"] = {"contexts": self.contexts, "loop_cycles": self.loop_cycles}
+        if self.partials > 1:
+            s["accumulator"]["partials"] = self.partials
         return s
+
+    # -- partials: one dot product at a block a cycle ---------------------------------
+
+    def _plan_partials(self, P, fmax, family):
+        """``partials`` P (docs/mx.md, "A single stream at speed"): an inner MXDot
+        with ``contexts = P`` takes block j of a dot product into its sum ``j mod P``
+        (its accumulate loop may be P cycles deep); after the dot product's last block
+        P - 1 pad blocks (every product -0: they add nothing) close the other sums;
+        the P sums are collected and added by a pairwise tree on one pipelined fp32
+        adder (an :class:`.fma.FMA` with ``b = 1``), scheduled statically."""
+        from lpcores.errors import FmaxError
+        from .fma import FMA
+        try:
+            inner = MXDot(a_fmt=self.fa.name, b_fmt=self.fb.name, lanes=32, contexts=P,
+                          fmax=fmax, family=family)
+        except FmaxError as e:
+            if e.loop is None:
+                raise
+            depth, have = e.loop
+            raise e.reworded(
+                f"partials={have} is too few for fmax={fmax:g} MHz on {family or 'ecp5'}: "
+                f"the accumulate loop of this mxdot is {depth} cycles deep at that clock "
+                f"and needs partials >= {depth}; with partials={have} the delay model "
+                f"reaches about {e.fastest_mhz:.0f} MHz") from None
+        try:
+            red = FMA(a_fmt="fp32", b_fmt="e2m1", acc_fmt="fp32", fmax=fmax,
+                      family=family)
+        except FmaxError as e:
+            raise e.reworded(str(e).replace("for this fma", "for this mxdot's tree "
+                                            "adder")) from None
+        for c in (inner, red):
+            c._MustUse__used = True
+        self.inner, self.red = inner, red
+        self.family = inner.family
+        self.loop_cycles = inner.loop_cycles
+        # the tree in level order, each add issued once its operands are written (the
+        # operands registered first, so one cycle more than the adder's latency)
+        self.red_lf = Lf = red.latency + 1
+        prog, n, ready, t = [], P, {}, -1
+        while n > 1:
+            prog += [(2 * i, 2 * i + 1, i) for i in range(n // 2)]
+            n //= 2
+        sched = []
+        for x, y, dst in prog:
+            t = max(t + 1, ready.get(x, 0), ready.get(y, 0))
+            ready[dst] = t + Lf + 1
+            sched.append((t, (x, y, dst)))
+        self.program = sched
+        self.t_fin = ready[0] - 1                    # the last write
+        # last beat at 0, pads 1..P-1, results Li..Li+P-1, the program from Li+P, the
+        # result register two cycles after its last write
+        self.latency = inner.latency + P + self.t_fin + 2
+        self.latency_formula = (
+            f"{self.latency} cycles from the beat carrying last to the result (= the "
+            f"inner accumulate's latency {inner.latency} + partials {P} + the tree "
+            f"{self.t_fin} + 2); after each last beat the input takes no beat for "
+            f"{P - 1} cycles (the pads)")
+        self.beats_per_result = (f"variable: one result per beat with last=1 (a block a "
+                                 f"beat), plus {P - 1} pad cycles per dot product")
+        self.timing = {"family": self.family, "fmax_asked_mhz": fmax, "partials": P,
+                       "accumulate": inner.timing, "tree_adder": red.timing,
+                       "estimate_mhz": min(inner.timing["estimate_mhz"],
+                                           red.timing["estimate_mhz"])}
+        self.stages = None
+        self.params = {"a_fmt": self.fa.name, "b_fmt": self.fb.name, "lanes": 32,
+                       "partials": P, "fmax": fmax, "family": self.family}
+        from .base import timing_suffix
+        self.module_name = (f"mxdot_{self.fa.name}_{self.fb.name}_l32_p{P}"
+                            + timing_suffix(None, fmax, self.family))
 
     def _beat(self, m, prods, pipe=None, carried=()):
         """Exact sum of one beat's products, and the beat's class flags (and the
@@ -152,6 +243,8 @@ class MXDot(StreamCore):
         return s, *c.values
 
     def elaborate(self, platform):
+        if self.partials > 1:
+            return self._elaborate_partials()
         m = Module()
         L, B = self.lanes, BLOCK // self.lanes
         pipe = Pipeline(m, self, CUTS, self.stages)
@@ -307,3 +400,125 @@ class MXDot(StreamCore):
         pipe.gate(last)
         pipe.output(r=code)
         return m
+
+
+def _pad_codes(fa, fb):
+    """A pad block's element codes: every product -0 (a float -0 times +0; MXINT8 has
+    no -0, so -128 x +0, whose sign is the XOR of the signs, SPEC §4.1)."""
+    if fa.kind != "int":
+        return 1 << (fa.bits - 1), 0
+    if fb.kind != "int":
+        return 0, 1 << (fb.bits - 1)
+    return 0x80, 0
+
+
+def _elaborate_partials(self):
+    """``partials`` (:meth:`MXDot._plan_partials`): the input with the pads, the
+    inner MXDot, the collection of its P sums, the static tree on one adder."""
+    m = Module()
+    P, inner, red = self.partials, self.inner, self.red
+    m.submodules.acc = inner
+    m.submodules.tree = red
+    pb = (P - 1).bit_length()
+    pl = self.i.payload
+
+    # ---- the input and the pads ----------------------------------------------------
+    pad_left = Signal(range(P), name="pad_left")     # pads still to send
+    padding = pad_left != 0
+    vph = Signal(pb, name="blk_pos")                 # block index mod P in the dot
+    # the partial sum the inner's first result of a dot product is: (n - 1) mod P,
+    # queued until its results come out (dot products in flight inside the inner)
+    first = SyncFIFOBuffered(width=pb, depth=inner.latency // P + 3)
+    m.submodules.first = first
+    m.d.comb += self.i.ready.eq(inner.i.ready & ~padding & first.w_rdy & ~ResetSignal())
+    take = self.i.valid & self.i.ready
+    pad_a, pad_b = _pad_codes(self.fa, self.fb)
+    for k in range(32):
+        m.d.comb += [inner.i.payload[f"a{k}"].eq(Mux(padding, pad_a, pl[f"a{k}"])),
+                     inner.i.payload[f"b{k}"].eq(Mux(padding, pad_b, pl[f"b{k}"]))]
+    m.d.comb += [inner.i.payload.sa.eq(Mux(padding, 127, pl.sa)),
+                 inner.i.payload.sb.eq(Mux(padding, 127, pl.sb)),
+                 inner.i.payload.last.eq(padding | pl.last),
+                 inner.i.valid.eq(Mux(padding, 1, self.i.valid & ~padding & first.w_rdy)),
+                 first.w_data.eq(vph), first.w_en.eq(take & pl.last)]
+    with m.If(take):
+        m.d.sync += vph.eq(Mux(pl.last, 0, vph + 1))
+        with m.If(pl.last):
+            m.d.sync += pad_left.eq(P - 1)
+    with m.If(padding & inner.i.ready):
+        m.d.sync += pad_left.eq(pad_left - 1)
+
+    # ---- the P sums collected into t[(first + k) mod P] ------------------------------
+    t = [Signal(32, name=f"t{i}") for i in range(P)]
+    b_run, b_done = Signal(name="b_run"), Signal(name="b_done")
+    idle = ~b_run & ~b_done
+    k = Signal(pb, name="got_n")
+    idx = Signal(pb, name="got_idx")
+    m.d.comb += [inner.o.ready.eq(idle), idx.eq(first.r_data + k)]
+    got = inner.o.valid & idle
+    hand = got & (k == P - 1)
+    m.d.comb += first.r_en.eq(hand)
+    with m.If(got):
+        m.d.sync += k.eq(k + 1)
+        for j in range(P):
+            with m.If(idx == j):
+                m.d.sync += t[j].eq(inner.o.payload.r)
+
+    # ---- the tree: a static program on one adder --------------------------------------
+    st = Signal(range(self.t_fin + 2), name="step")
+    with m.If(hand):
+        m.d.sync += [b_run.eq(1), st.eq(0)]
+    with m.Elif(b_run):
+        m.d.sync += st.eq(st + 1)
+    fin = b_run & (st == self.t_fin)
+    o_valid, o_r = Signal(name="o_valid"), Signal(32, name="o_r")
+    push = b_done & (~o_valid | self.o.ready)
+    with m.If(fin):
+        m.d.sync += [b_run.eq(0), b_done.eq(1)]
+    with m.Elif(push):
+        m.d.sync += b_done.eq(0)
+    with m.If(push):
+        m.d.sync += [o_valid.eq(1), o_r.eq(t[0])]
+    with m.Elif(self.o.ready):
+        m.d.sync += o_valid.eq(0)
+    m.d.comb += [self.o.valid.eq(o_valid), self.o.payload.r.eq(o_r)]
+
+    # the program's decode registered a cycle ahead (as IterNorm's scalar program):
+    # ``at(w)`` is a register set while the step counter reads one of ``w``
+    ahead = {}
+
+    def at(whens, name):
+        whens = tuple(sorted(set(whens)))
+        if whens not in ahead:
+            r = Signal(name=name)
+            nxt = Cat(*[st == w - 1 for w in whens if w > 0]).any() \
+                if any(w > 0 for w in whens) else Const(0, 1)
+            m.d.sync += r.eq(Mux(hand, int(0 in whens), b_run & nxt))
+            ahead[whens] = r
+        return ahead[whens]
+
+    Lf = self.red_lf
+    opsel, writes = [{}, {}], {}
+    for when, (x, y, dst) in self.program:
+        opsel[0].setdefault(x, []).append(when)
+        opsel[1].setdefault(y, []).append(when)
+        writes.setdefault(dst, []).append(when + Lf)
+    issue = at([w for w, _ in self.program], "tree_issue")
+    operands = []
+    for pos, srcs in enumerate(opsel):
+        v = 0
+        for src, whens in srcs.items():
+            v = Mux(at(whens, f"tree_sel{'ac'[pos]}{src}"), t[src], 0) | v
+        operands.append(v)
+    ua_r, uc_r, issue_r = Signal(32, name="tree_a"), Signal(32, name="tree_c"), Signal()
+    m.d.sync += [ua_r.eq(operands[0]), uc_r.eq(operands[1]), issue_r.eq(issue)]
+    one = 0b0010                                     # e2m1 1.0
+    m.d.comb += [red.i.valid.eq(issue_r), red.i.payload.a.eq(ua_r),
+                 red.i.payload.b.eq(one), red.i.payload.c.eq(uc_r), red.o.ready.eq(1)]
+    for dst, whens in writes.items():
+        with m.If(at(whens, f"tree_wr{dst}")):
+            m.d.sync += t[dst].eq(red.o.payload.r)
+    return m
+
+
+MXDot._elaborate_partials = _elaborate_partials

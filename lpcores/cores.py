@@ -180,6 +180,10 @@ CORES.update({c.name: c for c in [
             Opt("--lanes", "lanes", "element pairs per beat (divides 32)", type=int,
                 default=32),
             _contexts_opt(),
+            Opt("--partials", "partials", "one dot product at a block a cycle: its blocks "
+                "dealt round-robin to P fp32 sums (a P-deep accumulate loop), added by "
+                "a pairwise tree at the end (with --fmax, lanes 32; a power of two)",
+                type=int, default=1),
         ) + _timing_opts()),
 ]})
 

@@ -55,8 +55,10 @@ def vectors(tb, n_dots=None):
     rng = tb.nprng("vectors")
     n_dots = n_dots or int(tb.options.get("dots", 250))
     lengths = []
+    P = int(p.get("partials", 1))
     for _ in range(n_dots):
-        ln = int(rng.integers(1, 7)) * B
+        # partials P: one to three times P blocks, so every sum count 0..P is seen
+        ln = int(rng.integers(1, 7) if P == 1 else rng.integers(1, 3 * P + 1)) * B
         if B > 1 and rng.random() < 0.06:
             ln -= int(rng.integers(1, B))                # ends in mid-block
         lengths.append(ln)
@@ -164,7 +166,7 @@ def expected_fn(tb, a, b, sa, sb):
                     SA[i, j], SB[i, j] = sa[e], sb[e]
             out[idx] = golden.mx_dot(A.reshape(len(idx), -1), SA,
                                      Bm.reshape(len(idx), -1), SB, p["a_fmt"],
-                                     p["b_fmt"])
+                                     p["b_fmt"], partials=int(p.get("partials", 1)))
         return pack(tb.fo, r=out)
     return expected
 
@@ -182,9 +184,41 @@ async def test_timing(dut):
     beat carrying last, back-to-back dot products."""
     tb = TB(dut)
     await tb.start()
+    if tb.sidecar["params"].get("partials", 1) > 1:
+        await _timing_partials(tb)
+        return
     a, b, sa, sb, last = vectors(tb, 40)
     beats, ends = beats_of(tb, a, b, sa, sb, last)
     await tb.check_timing(beats, expected_fn(tb, a, b, sa, sb), ends=ends)
+
+
+async def _timing_partials(tb):
+    """partials P: dot products at least as long as the latency (the tree keeps up),
+    back to back at full throughput: a block every cycle within a dot product, P - 1
+    cycles of pads after each last beat, each result ``latency`` cycles after it."""
+    p = tb.sidecar["params"]
+    P, lat = p["partials"], tb.sidecar["latency"]
+    rng = tb.nprng("timing")
+    lengths = [lat + int(rng.integers(0, P + 4)) for _ in range(6)]
+    n = sum(lengths)
+    # finite elements and mid-range scales: every result a number, so the order of
+    # the sums shows (a NaN or Inf block would make any order right)
+    a = elements(rng, p["a_fmt"], n * 32, specials=0).reshape(n, 32)
+    b = elements(rng, p["b_fmt"], n * 32, specials=0).reshape(n, 32)
+    sa, sb = rng.integers(112, 143, n), rng.integers(112, 143, n)
+    last = np.zeros(n, dtype=np.int64)
+    last[np.cumsum(lengths) - 1] = 1
+    beats, ends = beats_of(tb, a, b, sa, sb, last)
+    tr = await tb.check(beats, expected_fn(tb, a, b, sa, sb), ends=ends,
+                        what="latency/throughput", rng=tb.rng("timing"))
+    acc = tr.accept_cycle
+    gaps = [acc[j + 1] - acc[j] for j in range(n - 1)]
+    want = [P if ends[j] else 1 for j in range(n - 1)]
+    assert gaps == want, f"{tb.unit}: accept gaps {sorted(set(gaps))}, expected 1 and {P}"
+    end_cycles = [c for c, e in zip(acc, ends) if e]
+    delays = sorted({o - e for o, e in zip(tr.output_cycle, end_cycles)})
+    assert delays == [lat], (f"{tb.unit}: results came {delays} cycles after their last "
+                             f"beat; the sidecar says latency {lat}")
 
 
 @cocotb.test()

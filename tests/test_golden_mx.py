@@ -344,6 +344,68 @@ def test_mx_dot_vs_exact_rationals(fa, fb):
         assert int(got[r]) == want, (fa, fb, r, hex(int(got[r])), hex(want))
 
 
+def ref_mx_dot_partials(a, sa, b, sb, fa, fb, P):
+    """Block k into partial k mod P (each the one-chain reference from -0), then the
+    pairwise tree of exact sums, each rounded once to fp32 (docs/mx.md)."""
+    nb = len(sa)
+    t = []
+    for i in range(P):
+        ks = list(range(i, nb, P))
+        idx = [32 * k + e for k in ks for e in range(32)]
+        t.append(ref_mx_dot(a[idx], sa[ks], b[idx], sb[ks], fa, fb))
+    while len(t) > 1:
+        nxt = []
+        for x, y in zip(t[0::2], t[1::2]):
+            (xs, xv), (ys, yv) = oracle.value(x, "fp32"), oracle.value(y, "fp32")
+            s_, v_ = oracle._sum([(xs, xv), (ys, yv)],
+                                 [xs == 1 and xv == 0, ys == 1 and yv == 0])
+            nxt.append(oracle.encode(s_, v_, "fp32"))
+        t = nxt
+    return t[0]
+
+
+@pytest.mark.parametrize("fa,fb,P,nb", [("e4m3", "e4m3", 8, 19), ("e5m2", "e4m3", 4, 6),
+                                        ("int8", "int8", 2, 5), ("e2m1", "e2m1", 16, 3),
+                                        ("e4m3", "e4m3", 8, 8)])
+def test_mx_dot_partials_vs_exact_rationals(fa, fb, P, nb):
+    """partials=P: the blocks dealt round-robin to P sums, then a pairwise tree; fewer
+    blocks than P leave sums at -0; specials (NaN scales, Inf, overflow) as above."""
+    rng = np.random.default_rng(zlib.crc32(repr((fa, fb, P, nb)).encode()))
+    rows = 30
+    a = _codes(rng, fa, (rows, nb * 32), 0.002)
+    b = _codes(rng, fb, (rows, nb * 32), 0.002)
+    sa = rng.integers(100, 150, (rows, nb))
+    sb = rng.integers(100, 150, (rows, nb))
+    sa[0, 0] = 0xFF                                      # a NaN block
+    sa[1:3], sb[1:3] = 0xFE, 0xFE                        # overflow to Inf
+    a[3] = np.where(rng.random(nb * 32) < 0.5, 0x80 if fa != "int8" else 0, a[3]) \
+        if fa in ("e4m3", "e5m2", "int8") else a[3]
+    got = golden.mx_dot(a, sa, b, sb, fa, fb, partials=P)
+    one = golden.mx_dot(a, sa, b, sb, fa, fb)
+    for r in range(rows):
+        want = ref_mx_dot_partials(a[r], sa[r], b[r], sb[r], fa, fb, P)
+        assert int(got[r]) == want, (fa, fb, P, r, hex(int(got[r])), hex(want))
+    if nb > P:
+        assert (got != one).any()                        # another order of rounding
+    # all -0 products: every partial -0, and -0 + -0 = -0
+    z = np.full((1, nb * 32), 0x80 if fa != "int8" else 0x80)
+    pos = np.full((1, nb * 32), 0x38 if fb == "e4m3" else 0)
+    if fa == "e4m3" and fb == "e4m3":
+        s1 = np.full((1, nb), 127)
+        assert golden.mx_dot(z, s1, pos, s1, fa, fb, partials=P)[0] == 0x80000000
+
+
+def test_mx_dot_partials_bad_input():
+    a = np.zeros((1, 32), dtype=np.int64)
+    s = np.full((1, 1), 127)
+    with pytest.raises(ParamError) as e:
+        golden.mx_dot(a, s, a, s, "e4m3", "e4m3", partials=3)
+    assert str(e.value) == "partials must be a power of two in 1..16, got partials=3"
+    with pytest.raises(ParamError) as e:
+        golden.mx_dot(a, s, a, s, "e4m3", "e4m3", c=[0], partials=2)
+    assert str(e.value) == "c (an accumulator start) applies to partials=1 only, got partials=2"
+
+
 def test_mx_dot_with_addend_and_signed_zero():
     rng = np.random.default_rng(5)
     a = _codes(rng, "e4m3", (50, 64), 0.0)

@@ -37,6 +37,12 @@ CASES = [
     (dict(a_fmt="int8", b_fmt="e4m3", lanes=16, contexts=16, fmax=100), {}, False),
     (dict(a_fmt="e5m2", b_fmt="e5m2", lanes=4, contexts=12, fmax=60), {}, False),
     (dict(a_fmt="e2m1", b_fmt="e2m1", lanes=8, contexts=3, fmax=45), {}, False),
+    # partials (docs/mx.md, "A single stream at speed"): one dot product over P sums
+    (dict(a_fmt="e4m3", b_fmt="e4m3", lanes=32, partials=8, fmax=100), {}, True),
+    (dict(a_fmt="int8", b_fmt="int8", lanes=32, partials=2, fmax=30), {}, False),
+    (dict(a_fmt="e5m2", b_fmt="e2m1", lanes=32, partials=16, fmax=125), {}, False),
+    (dict(a_fmt="e2m1", b_fmt="int8", lanes=32, partials=8, fmax=80), {}, False),
+    (dict(a_fmt="int8", b_fmt="e4m3", lanes=32, partials=4, fmax=60), {}, False),
 ]
 ICARUS = 1                          # the one configuration Icarus runs
 
@@ -44,7 +50,8 @@ ICARUS = 1                          # the one configuration Icarus runs
 def _id(kw):
     pipe = f"f{kw['fmax']}" if "fmax" in kw else f"s{kw['stages']}"
     return (f"{kw['a_fmt']}x{kw['b_fmt']}-l{kw['lanes']}-{pipe}"
-            + (f"-k{kw['contexts']}" if "contexts" in kw else ""))
+            + (f"-k{kw['contexts']}" if "contexts" in kw else "")
+            + (f"-p{kw['partials']}" if "partials" in kw else ""))
 
 
 @pytest.mark.sim
@@ -109,8 +116,47 @@ def test_mxdot_sidecar_and_lint(tmp_path):
     (dict(a_fmt="e4m3", b_fmt="e4m3", stages=1, fmax=100),
      "fmax=100 and stages=1 are alternatives (a clock to meet, or a register count): "
      "give one"),
+    (dict(a_fmt="e4m3", b_fmt="e4m3", partials=3, fmax=100),
+     "partials must be a power of two in 1..16, got partials=3"),
+    (dict(a_fmt="e4m3", b_fmt="e4m3", partials=0), "partials must be in 1..16, got "
+     "partials=0"),
+    (dict(a_fmt="e4m3", b_fmt="e4m3", lanes=8, partials=8, fmax=100),
+     "partials needs lanes=32 (a block a beat), got lanes=8"),
+    (dict(a_fmt="e4m3", b_fmt="e4m3", contexts=8, partials=8, fmax=100),
+     "partials and contexts are alternatives (partials split one dot product, contexts "
+     "interleave several), got contexts=8"),
+    (dict(a_fmt="e4m3", b_fmt="e4m3", partials=8),
+     "partials applies to the fmax build only (give fmax too), got partials=8"),
+    (dict(a_fmt="e4m3", b_fmt="e4m3", partials=16, fmax=150),
+     "fmax=150 MHz is beyond what the delay model reaches for this mxdot's tree adder "
+     "on ecp5: the fastest is about 143 MHz, with 13 stages"),
+    (dict(a_fmt="e4m3", b_fmt="e4m3", partials=4, fmax=100),
+     "partials=4 is too few for fmax=100 MHz on ecp5: the accumulate loop of this mxdot "
+     "is 7 cycles deep at that clock and needs partials >= 7; with partials=4 the delay "
+     "model reaches about 66 MHz"),
 ])
 def test_mxdot_bad_params(kwargs, msg):
     with pytest.raises(ParamError) as e:
         MXDot(**kwargs)
     assert str(e.value) == msg
+
+
+def test_partials_plan_and_sidecar(tmp_path):
+    """partials: the tree's static schedule reads only written sums, the latency is
+    its parts', and the generated Verilog lints clean."""
+    core = MXDot(a_fmt="e4m3", b_fmt="e4m3", partials=8, fmax=100)
+    assert core.module_name == "mxdot_e4m3_e4m3_l32_p8_f100ecp5"
+    Lf = core.red.latency + 1
+    written = {i: 0 for i in range(8)}               # the collected sums
+    for t, (x, y, dst) in core.program:
+        assert t >= written[x] and t >= written[y], (t, x, y)
+        written[dst] = t + Lf + 1
+    assert len(core.program) == 7 and core.t_fin == written[0] - 1
+    assert core.latency == core.inner.latency + 8 + core.t_fin + 2
+    assert core.inner.contexts == 8 and core.inner.loop_cycles <= 8
+    v, j = generate(core, tmp_path)
+    ok, out = lint(v)
+    assert ok, out
+    side = json.loads(j.read_text())
+    assert side["params"]["partials"] == 8 and side["accumulator"]["partials"] == 8
+    assert side["latency"] == core.latency
