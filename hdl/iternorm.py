@@ -95,6 +95,10 @@ from .fparith import add, as_fixed, fma, mul
 __all__ = ["IterNorm", "FisrNorm"]
 
 HW_MODES = ("l2", "layernorm", "rmsnorm")
+#: the fmax build's lane Dots run free (never stall) from this many lanes on: the
+#: stall-all enable of every lane's pipeline, and the pads' select into every lane's
+#: multipliers, were the nets that crossed an 85F (docs/iternorm.md)
+FREE_LANES = 8
 IO_FORMATS = ("fp32", "bf16")
 
 
@@ -306,13 +310,16 @@ class _Norm(StreamCore):
         self.out_fields = [Field(f"y{k}", B, f.name) for k in range(L)]
         self.out_fields += [Field("last", 1), Field("err", 1)]
         self.passes = 2
-        self.const = P + Ld + self.t_fin + Lc + 4
+        # from 8 lanes on the lane Dots never stall (_elaborate_fast): their operands
+        # registered once in A, one cycle more
+        self.free_lanes = L >= FREE_LANES
+        self.const = P + Ld + self.t_fin + Lc + 4 + int(self.free_lanes)
         self.latency = self.latency_of(self.max_d)
         self.latency_formula = (
             f"first input beat to last output beat: 2*d/{L} + {self.const} cycles (= "
             f"2*d/lanes + partials + the lane sum's latency {Ld} + the scalar program "
-            f"{self.t_fin} + the output multiply's latency {Lc} + 4); 'latency' is its value "
-            f"at d = max_d")
+            f"{self.t_fin} + the output multiply's latency {Lc} + "
+            f"{4 + int(self.free_lanes)}); 'latency' is its value at d = max_d")
         self.beats_per_result = "d/lanes input beats give d/lanes output beats"
         StreamCore.__init__(self)
 
@@ -758,23 +765,38 @@ def _elaborate_fast(self):
     cap = Signal(pb)                               # the sum the next result is
     ncap = Signal(range(P + 1))                    # results still to collect
     slot_ok = (wcnt != 0) | ~busy.bit_select(wslot, 1)
-    lane_rdy = dots[0].i.ready
+    free = self.free_lanes
+    lane_rdy = Const(1, 1) if free else dots[0].i.ready
     # the next vector streams in while B works on this one: only its sums wait (the
-    # Dots stall until B is idle)
+    # Dots stall until B is idle; free-running Dots: the pads wait for it)
     m.d.comb += self.i.ready.eq(slot_ok & ~a_busy & lane_rdy & ~ResetSignal())
     take = self.i.valid & self.i.ready
     cnt1, beat_bad, busy_clr = _buffer_in(m, f, xs, Cat(*xs), take, pay.last, NB, aw,
                                            wp, wcnt, wslot, busy)
     padding = pad_left != 0                        # A takes no beat meanwhile
-    pad = padding & lane_rdy
-    for k, d in enumerate(dots):
-        # the pads' zeros selected by registers alone: the Dots' ready (B's idle
-        # through their stall-all advance) stays out of their first stage's data
-        m.d.comb += [d.i.valid.eq(take | pad),
-                     d.i.payload.a0.eq(Mux(padding, 0, xs[k])),
-                     d.i.payload.b0.eq(Mux(padding, 0, xs[k])),
-                     d.i.payload.last.eq(pad),
-                     d.o.ready.eq(b_idle)]
+    if free:
+        # the Dots never stall: their results come out only for the pads, which
+        # start when B is idle, and B stays idle until it has them all; the
+        # operands registered here (no enable: nothing downstream stalls)
+        pad = padding & b_idle
+        l_valid, l_last = Signal(name="lane_valid"), Signal(name="lane_last")
+        l_x = [Signal(B, name=f"lane_x{k}") for k in range(L)]
+        m.d.sync += [l_valid.eq(take | pad), l_last.eq(pad)]
+        m.d.sync += [l_x[k].eq(Mux(padding, 0, xs[k])) for k in range(L)]
+        for k, d in enumerate(dots):
+            m.d.comb += [d.i.valid.eq(l_valid), d.i.payload.a0.eq(l_x[k]),
+                         d.i.payload.b0.eq(l_x[k]), d.i.payload.last.eq(l_last),
+                         d.o.ready.eq(1)]
+    else:
+        pad = padding & lane_rdy
+        for k, d in enumerate(dots):
+            # the pads' zeros selected by registers alone: the Dots' ready (B's idle
+            # through their stall-all advance) stays out of their first stage's data
+            m.d.comb += [d.i.valid.eq(take | pad),
+                         d.i.payload.a0.eq(Mux(padding, 0, xs[k])),
+                         d.i.payload.b0.eq(Mux(padding, 0, xs[k])),
+                         d.i.payload.last.eq(pad),
+                         d.o.ready.eq(b_idle)]
     vbad = Signal()
     h_bad, h_cnt, h_slot = (Signal(name="h_bad"), Signal(range(NB + 2), name="h_cnt"),
                             Signal(name="h_slot"))
@@ -789,7 +811,7 @@ def _elaborate_fast(self):
     with m.If(pad):
         m.d.sync += pad_left.eq(pad_left - 1)
     t = [Signal(FX.bits, name=f"t{i}") for i in range(P * L)]
-    got = dots[0].o.valid & b_idle
+    got = dots[0].o.valid & (Const(1, 1) if free else b_idle)
     hand = Signal()                                # the last sum is in
     m.d.comb += hand.eq(got & (ncap == 1))
     with m.If(got):
