@@ -41,7 +41,8 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from amaranth.hdl import Array, Const, Module, Mux, ResetSignal, Signal, Value, unsigned
+from amaranth.hdl import (Array, Cat, Const, Module, Mux, ResetSignal, Signal, Value,
+                          unsigned)
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.back import rtlil
@@ -103,6 +104,29 @@ class StreamCore(wiring.Component):
 
     def sidecar(self):
         return sidecar(self)
+
+
+def step_decoder(m, st, start, run):
+    """The decode of a static program's steps, registered a cycle ahead: returns
+    ``at(whens, name)``, a register that is high while the step counter ``st`` reads
+    one of ``whens`` (decoded from ``st == w - 1`` one step earlier while ``run``, or
+    from ``start``, the cycle before step 0). A program's operand muxes are then
+    AND-ORs of registered one-hot selects, not compares of the counter (IterNorm's
+    scalar program and MXDot's partials tree; the counter's decode into a 16-way
+    operand mux was a critical path at 100 MHz). One register per distinct set of
+    steps."""
+    ahead = {}
+
+    def at(whens, name):
+        whens = tuple(sorted(set(whens)))
+        if whens not in ahead:
+            r = Signal(name=name)
+            nxt = Cat(*[st == w - 1 for w in whens if w > 0]).any() \
+                if any(w > 0 for w in whens) else Const(0, 1)
+            m.d.sync += r.eq(Mux(start, int(0 in whens), run & nxt))
+            ahead[whens] = r
+        return ahead[whens]
+    return at
 
 
 def check_stages(stages, max_stages, core):

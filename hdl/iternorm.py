@@ -87,7 +87,7 @@ from lpcores.formats import get_format
 from lpcores.golden.iternorm import (FX, ITER_STARTS, MAGIC, ROM_B, ROM_W, check_lam,
                                      inv_rn, rom_table, sqrt_rn)
 
-from .base import Field, StreamCore, timing_suffix
+from .base import Field, StreamCore, step_decoder, timing_suffix
 from .timing import check_fmax
 from .fp import Fixed, align_add, fixed_to_unpacked, multiply, round_pack, unpack
 from .fparith import add, as_fixed, fma, mul
@@ -864,22 +864,8 @@ def _elaborate_fast(self):
             "negs": s_reg ^ (1 << 33), "a": a_reg, "u": u_reg, "lamv": lamv,
             "sqrt": sqrt_code}
     dsts = {"u": u_reg, "v": v_reg, "a": a_reg, "c": c_reg}
-    # the decode of the static program, registered a cycle ahead: ``at(w)`` is a
-    # register that is set while the step counter reads ``w`` (decoded from ``st``
-    # one step earlier, or from the hand-off for step 0), so the operand muxes are
-    # AND-ORs of registered one-hot selects, not compares of the counter
-    # (the counter's decode into the 16-way operand mux was the critical path)
-    ahead = {}
-
-    def at(whens, name):
-        whens = tuple(sorted(set(whens)))
-        if whens not in ahead:
-            r = Signal(name=name)
-            nxt = Cat(*[st == w - 1 for w in whens if w > 0]).any() \
-                if any(w > 0 for w in whens) else Const(0, 1)
-            m.d.sync += r.eq(Mux(hand, int(0 in whens), b_run & nxt))
-            ahead[whens] = r
-        return ahead[whens]
+    # the program's decode registered a cycle ahead (base.step_decoder)
+    at = step_decoder(m, st, hand, b_run)
 
     Lf = self.prog_lf                              # with the operand registers
     opsel = [{}, {}, {}]                           # operand -> source -> steps

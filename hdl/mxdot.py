@@ -38,14 +38,14 @@ the result. Throughput: one beat a cycle; with ``lanes=32`` one block a cycle.
 
 import dataclasses
 
-from amaranth.hdl import Cat, Const, Module, Mux, ResetSignal, Signal, signed
+from amaranth.hdl import Const, Module, Mux, ResetSignal, Signal, signed
 from amaranth.lib.fifo import SyncFIFOBuffered
 
 from lpcores.errors import ParamError, check_int
 from lpcores.formats import get_format
 
 from .base import (Contexts, Field, Pipeline, StreamCore, check_loop_depth,
-                   name_pipelined, plan_pipeline)
+                   name_pipelined, plan_pipeline, step_decoder)
 from .accum import fp_accumulate
 from .fp import (_below, align_add, fixed_from_signed, fixed_to_unpacked, lane_products,
                  multiply, pack, round_sig, sum_tree, to_fixed, to_fixed_lanes, unpack)
@@ -483,19 +483,8 @@ def _elaborate_partials(self):
         m.d.sync += o_valid.eq(0)
     m.d.comb += [self.o.valid.eq(o_valid), self.o.payload.r.eq(o_r)]
 
-    # the program's decode registered a cycle ahead (as IterNorm's scalar program):
-    # ``at(w)`` is a register set while the step counter reads one of ``w``
-    ahead = {}
-
-    def at(whens, name):
-        whens = tuple(sorted(set(whens)))
-        if whens not in ahead:
-            r = Signal(name=name)
-            nxt = Cat(*[st == w - 1 for w in whens if w > 0]).any() \
-                if any(w > 0 for w in whens) else Const(0, 1)
-            m.d.sync += r.eq(Mux(hand, int(0 in whens), b_run & nxt))
-            ahead[whens] = r
-        return ahead[whens]
+    # the program's decode registered a cycle ahead (base.step_decoder)
+    at = step_decoder(m, st, hand, b_run)
 
     Lf = self.red_lf
     opsel, writes = [{}, {}], {}
