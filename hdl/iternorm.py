@@ -50,7 +50,8 @@ A. each lane's squares accumulate on a :class:`.dot.Dot` (``accumulate="fp"``,
    cycles deep. After the vector's last beat A feeds P pad beats (``+0``, each
    ``last`` for one sum): they emit the P sums, in the order ``(n + i) mod P``, into
    B's registers ``t[(j)*lanes + k]``. The next vector streams in meanwhile (only its
-   sums wait until B is idle: the Dots stall).
+   sums wait until B is idle: the Dots stall; from ``FREE_LANES`` lanes on the Dots
+   never stall and the pads wait instead, their operands registered once here).
 B. a static program on one FX :class:`.fma.FMA`: the pairwise tree over the
    ``P*lanes`` sums (context-major: the lanes of each sum first), the start, ``K``
    updates (``lam*v`` by lowering v's exponent field: exact, a nonzero

@@ -38,7 +38,9 @@ CASES = [
     (dict(a_fmt="e5m2", b_fmt="e5m2", lanes=4, contexts=12, fmax=60), {}, False),
     (dict(a_fmt="e2m1", b_fmt="e2m1", lanes=8, contexts=3, fmax=45), {}, False),
     # partials (docs/mx.md, "A single stream at speed"): one dot product over P sums
-    (dict(a_fmt="e4m3", b_fmt="e4m3", lanes=32, partials=8, fmax=100), {}, True),
+    # (the default run: the smallest elements, a Verilator build a third of e4m3's)
+    (dict(a_fmt="e2m1", b_fmt="e2m1", lanes=32, partials=4, fmax=60), {}, True),
+    (dict(a_fmt="e4m3", b_fmt="e4m3", lanes=32, partials=8, fmax=100), {}, False),
     (dict(a_fmt="int8", b_fmt="int8", lanes=32, partials=2, fmax=30), {}, False),
     (dict(a_fmt="e5m2", b_fmt="e2m1", lanes=32, partials=16, fmax=125), {}, False),
     (dict(a_fmt="e2m1", b_fmt="int8", lanes=32, partials=8, fmax=80), {}, False),
