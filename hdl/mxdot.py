@@ -73,6 +73,10 @@ class MXDot(StreamCore):
         Independent dot products interleaved beat by beat (1..64, SPEC §4.2): the
         j-th beat since reset belongs to context ``j mod contexts``; the fp32
         accumulate loop may then be up to ``contexts`` cycles deep.
+    partials : int
+        One dot product at a block a cycle (1, 2, 4, 8 or 16; ``lanes=32``, with
+        ``fmax``): block k into fp32 sum ``k mod partials``, the sums added by a
+        pairwise tree at the end (``golden.mx_dot(..., partials=)``; docs/mx.md).
     stages : int
         Pipeline registers besides the output register (0..3).
     fmax, family : float, str
