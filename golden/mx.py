@@ -42,9 +42,9 @@ from lpcores.errors import ParamError, check_choice
 from lpcores.formats import get_format
 
 from .codec import encode_exact
-from .fma import exact_parts, round_sum
+from .fma import exact_parts, fma, round_sum
 
-__all__ = ["mx_quantize", "mx_dot", "fp32_add", "MX_ELEM_FORMATS", "EMAX_ELEM", "BLOCK",
+__all__ = ["mx_quantize", "mx_dot", "MX_ELEM_FORMATS", "EMAX_ELEM", "BLOCK",
            "MX_ROUNDINGS", "mx_decode"]
 
 BLOCK = 32
@@ -166,17 +166,6 @@ def _scales(s, n_blocks, shape, param):
     return s
 
 
-def fp32_add(x, y):
-    """``RNE_fp32(x + y)`` of fp32 codes (IEEE: NaN, Inf - Inf = NaN, an exact zero sum
-    is -0 only if both are -0)."""
-    xs, xsig, xexp, xz, xinf, xnan = exact_parts(np.asarray(x, dtype=np.int64),
-                                                get_format("fp32"))
-    tot = np.where(xs == 1, -xsig.astype(object), xsig.astype(object))
-    return round_sum(tot, xexp, nan=xnan, pinf=xinf & (xs == 0), ninf=xinf & (xs == 1),
-                     negzero=xz & (xs == 1), c=np.asarray(y, dtype=np.int64),
-                     out_fmt="fp32").astype(np.int64)
-
-
 def mx_dot(a_codes, a_scales, b_codes, b_scales, a_fmt, b_fmt, c=None, *, partials=1):
     """MX dot products over the last axis -> fp32 codes (uint32), shape (...).
 
@@ -233,8 +222,11 @@ def mx_dot(a_codes, a_scales, b_codes, b_scales, a_fmt, b_fmt, c=None, *, partia
                                        negzero=negz[..., k, :].all(-1),
                                        c=accs[k % partials],
                                        out_fmt="fp32").astype(np.int64)
+    # the tree's adds as the hardware does them: RNE_fp32(t[2i] * 1.0 + t[2i+1])
+    one = np.full(a.shape[:-1], 0x3F800000, dtype=np.int64)
     while len(accs) > 1:
-        accs = [fp32_add(accs[2 * i], accs[2 * i + 1]) for i in range(len(accs) // 2)]
+        accs = [fma(accs[2 * i], one, accs[2 * i + 1], "fp32", "fp32", "fp32")
+                .astype(np.int64) for i in range(len(accs) // 2)]
     return np.asarray(accs[0]).astype(np.uint32)
 
 

@@ -106,6 +106,31 @@ class StreamCore(wiring.Component):
         return sidecar(self)
 
 
+def pairwise_tree(n):
+    """The ops of a fixed pairwise tree over ``n`` values (a power of two), level by
+    level: ``(x, y, dst)`` index triples, ``t[dst] <- t[x] + t[y]``."""
+    ops = []
+    while n > 1:
+        ops += [(2 * i, 2 * i + 1, i) for i in range(n // 2)]
+        n //= 2
+    return ops
+
+
+def static_schedule(ops):
+    """Issue times of a static program on one pipelined unit: in program order, each
+    op as soon as its sources are written. ``ops``: ``(sources, destinations,
+    latency)``, a destination readable ``latency + 1`` cycles after its op issues.
+    Returns (the issue times, the cycle each destination is readable from); decode
+    the times with :func:`step_decoder`."""
+    ready, t, times = {}, -1, []
+    for srcs, dsts, lat in ops:
+        t = max([t + 1] + [ready.get(x, 0) for x in srcs])
+        for d in dsts:
+            ready[d] = t + lat + 1
+        times.append(t)
+    return times, ready
+
+
 def step_decoder(m, st, start, run):
     """The decode of a static program's steps, registered a cycle ahead: returns
     ``at(whens, name)``, a register that is high while the step counter ``st`` reads
@@ -237,11 +262,25 @@ def check_loop_depth(core, entry, contexts, fmax, name):
         lo, hi = (lo, mid) if fits(mid) else (mid, hi)
     fastest = 1000.0 / (fab.reg + hi)
     core._MustUse__silence = True               # refused: never elaborated, no warning
-    raise FmaxError(
-        f"contexts={contexts} is too few for fmax={fmax:g} MHz on {core.family}: the "
-        f"accumulate loop of this {name} is {depth} cycles deep at that clock and needs "
-        f"contexts >= {depth}; with contexts={contexts} the delay model reaches about "
-        f"{fastest:.0f} MHz", fastest_mhz=round(fastest, 1), loop=(depth, contexts))
+    raise FmaxError(_loop_sentence("contexts", contexts, depth, fastest,
+                                   f"the accumulate loop of this {name}", fmax,
+                                   core.family),
+                    fastest_mhz=round(fastest, 1), loop=(depth, contexts))
+
+
+def _loop_sentence(param, have, depth, fastest, what, fmax, family):
+    return (f"{param}={have} is too few for fmax={fmax:g} MHz on {family}: {what} is "
+            f"{depth} cycles deep at that clock and needs {param} >= {depth}; with "
+            f"{param}={have} the delay model reaches about {fastest:.0f} MHz")
+
+
+def reword_loop(e, param, what, fmax, family):
+    """A sub-core's loop refusal (:func:`check_loop_depth`, ``e.loop`` set) in the
+    words of an enclosing core whose parameter ``param`` (e.g. ``partials``) is the
+    sub-core's ``contexts``; ``what`` names the loop."""
+    depth, have = e.loop
+    return e.reworded(_loop_sentence(param, have, depth, e.fastest_mhz, what, fmax,
+                                     family))
 
 
 def name_pipelined(core, base, params, fmax):

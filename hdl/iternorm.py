@@ -88,7 +88,8 @@ from lpcores.formats import get_format
 from lpcores.golden.iternorm import (FX, ITER_STARTS, MAGIC, ROM_B, ROM_W, check_lam,
                                      inv_rn, rom_table, sqrt_rn)
 
-from .base import Field, StreamCore, step_decoder, timing_suffix
+from .base import (Field, StreamCore, pairwise_tree, reword_loop, static_schedule,
+                   step_decoder, timing_suffix)
 from .timing import check_fmax
 from .fp import Fixed, align_add, fixed_to_unpacked, multiply, round_pack, unpack
 from .fparith import add, as_fixed, fma, mul
@@ -224,13 +225,8 @@ class _Norm(StreamCore):
                 return build()
             except FmaxError as e:
                 if e.loop is not None:
-                    depth, have = e.loop
-                    raise e.reworded(
-                        f"partials={have} is too few for fmax={fmax:g} MHz on "
-                        f"{family}: the lane sums' accumulate loop is {depth} "
-                        f"cycles deep at that clock and needs partials >= {depth}; "
-                        f"with partials={have} the delay model reaches about "
-                        f"{e.fastest_mhz:.0f} MHz") from None
+                    raise reword_loop(e, "partials", "the lane sums' accumulate loop",
+                                      fmax, family) from None
                 raise e.reworded(re.sub(r"for this (dot|fma|fmul)", f"for this "
                                         f"{self.core_name}'s {what}", str(e))) from None
 
@@ -271,30 +267,23 @@ class _Norm(StreamCore):
         # (its operands are registered first: the step counter's decode and the
         # operand muxes get their own cycle, so one more than the FMA's latency)
         self.prog_lf = Lf = self.upd.latency + 1
-        prog, n = [], P * L
-        while n > 1:
-            prog += [(("t", 2 * i), "one", ("t", 2 * i + 1), ("t", i))
-                     for i in range(n // 2)]
-            n //= 2
+        prog = [(("t", x), "one", ("t", y), ("t", d))
+                for x, y, d in pairwise_tree(P * L)]
         prog.append("start")
         for _ in range(K):
             prog += [("a", "a", "negzero", "u"), ("negs", "u", "one", "v"),
                      ("a", "lamv", "a", "a")]
         if self.mode == "rmsnorm":
             prog.append(("a", "sqrt", "negzero", "c"))
-        ready, t, sched = {}, -1, []
-        for op in prog:
+
+        def timed(op):
             if op == "start":                       # s, a0 <- t[0], registered
-                t = max(t + 1, ready.get(("t", 0), 0))
-                ready["s"] = ready["negs"] = ready["a"] = t + 1
-                sched.append((t, op))
-                continue
+                return [("t", 0)], ["s", "negs", "a"], 0
             srcs = [x for x in op[:3] if x not in ("one", "negzero", "sqrt")]
-            srcs = ["v" if x == "lamv" else x for x in srcs]
-            t = max([t + 1] + [ready.get(x, 0) for x in srcs])
-            ready[op[3]] = t + Lf + 1              # written at the end of t + Lf
-            sched.append((t, op))
-        self.program = sched
+            # written at the end of t + Lf
+            return ["v" if x == "lamv" else x for x in srcs], [op[3]], Lf
+        times, ready = static_schedule(timed(op) for op in prog)
+        self.program = list(zip(times, prog))
         self.t_fin = max(ready.values()) - 1        # the last write
         Ld, Lc = dots[0].latency, self.outs[0].latency
         tim = {"family": family, "fmax_asked_mhz": fmax, "partials": P,

@@ -41,11 +41,12 @@ import dataclasses
 from amaranth.hdl import Const, Module, Mux, ResetSignal, Signal, signed
 from amaranth.lib.fifo import SyncFIFOBuffered
 
-from lpcores.errors import ParamError, check_int
+from lpcores.errors import FmaxError, ParamError, check_int
 from lpcores.formats import get_format
 
 from .base import (Contexts, Field, Pipeline, StreamCore, check_loop_depth,
-                   name_pipelined, plan_pipeline, step_decoder)
+                   name_pipelined, pairwise_tree, plan_pipeline, reword_loop,
+                   static_schedule, step_decoder, timing_suffix)
 from .accum import fp_accumulate
 from .fp import (_below, align_add, fixed_from_signed, fixed_to_unpacked, lane_products,
                  multiply, pack, round_sig, sum_tree, to_fixed, to_fixed_lanes, unpack)
@@ -158,7 +159,6 @@ class MXDot(StreamCore):
         P - 1 pad blocks (every product -0: they add nothing) close the other sums;
         the P sums are collected and added by a pairwise tree on one pipelined fp32
         adder (an :class:`.fma.FMA` with ``b = 1``), scheduled statically."""
-        from lpcores.errors import FmaxError
         from .fma import FMA
         try:
             inner = MXDot(a_fmt=self.fa.name, b_fmt=self.fb.name, lanes=32, contexts=P,
@@ -166,12 +166,8 @@ class MXDot(StreamCore):
         except FmaxError as e:
             if e.loop is None:
                 raise
-            depth, have = e.loop
-            raise e.reworded(
-                f"partials={have} is too few for fmax={fmax:g} MHz on {family or 'ecp5'}: "
-                f"the accumulate loop of this mxdot is {depth} cycles deep at that clock "
-                f"and needs partials >= {depth}; with partials={have} the delay model "
-                f"reaches about {e.fastest_mhz:.0f} MHz") from None
+            raise reword_loop(e, "partials", "the accumulate loop of this mxdot", fmax,
+                              family or "ecp5") from None
         try:
             red = FMA(a_fmt="fp32", b_fmt="e2m1", acc_fmt="fp32", fmax=fmax,
                       family=family)
@@ -186,16 +182,9 @@ class MXDot(StreamCore):
         # the tree in level order, each add issued once its operands are written (the
         # operands registered first, so one cycle more than the adder's latency)
         self.red_lf = Lf = red.latency + 1
-        prog, n, ready, t = [], P, {}, -1
-        while n > 1:
-            prog += [(2 * i, 2 * i + 1, i) for i in range(n // 2)]
-            n //= 2
-        sched = []
-        for x, y, dst in prog:
-            t = max(t + 1, ready.get(x, 0), ready.get(y, 0))
-            ready[dst] = t + Lf + 1
-            sched.append((t, (x, y, dst)))
-        self.program = sched
+        prog = pairwise_tree(P)
+        times, ready = static_schedule(([x, y], [dst], Lf) for x, y, dst in prog)
+        self.program = list(zip(times, prog))
         self.t_fin = ready[0] - 1                    # the last write
         # last beat at 0, pads 1..P-1, results Li..Li+P-1, the program from Li+P, the
         # result register two cycles after its last write
@@ -214,7 +203,6 @@ class MXDot(StreamCore):
         self.stages = None
         self.params = {"a_fmt": self.fa.name, "b_fmt": self.fb.name, "lanes": 32,
                        "partials": P, "fmax": fmax, "family": self.family}
-        from .base import timing_suffix
         self.module_name = (f"mxdot_{self.fa.name}_{self.fb.name}_l32_p{P}"
                             + timing_suffix(None, fmax, self.family))
 

@@ -312,17 +312,22 @@ class TB:
         return tr
 
     async def check_timing(self, beats, expected, *, ends=None,
-                           what="latency/throughput"):
+                           what="latency/throughput", pause_after_end=0):
         """At full throughput (valid and ready always high) every beat must be
-        accepted on consecutive cycles, and each result must appear exactly
-        ``latency`` cycles after the beat that completes it."""
+        accepted on consecutive cycles (after a beat that ends a result, exactly
+        ``pause_after_end`` cycles later: MXDot's partials pads), and each result must
+        appear exactly ``latency`` cycles after the beat that completes it."""
         lat = self.sidecar["latency"]
         n = len(beats)
         ends = [True] * n if ends is None else list(ends)
         tr = await self.check(beats, expected, ends=ends, what=what, rng=self.rng(what))
-        c0 = tr.accept_cycle[0]
-        assert tr.accept_cycle == list(range(c0, c0 + n)), \
+        want = [tr.accept_cycle[0]]
+        for j in range(n - 1):
+            want.append(want[-1] + 1 + (pause_after_end if ends[j] else 0))
+        assert tr.accept_cycle == want, (
             f"{self.unit}: input not accepted every cycle at full throughput"
+            + (f" (with {pause_after_end} cycles after each last beat)"
+               if pause_after_end else ""))
         end_cycles = [c for c, k in zip(tr.accept_cycle, range(n)) if ends[k]]
         delays = sorted({o - e for o, e in zip(tr.output_cycle, end_cycles)})
         assert delays == [lat], (f"{self.unit}: results came {delays} cycles after "
