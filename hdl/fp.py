@@ -1745,8 +1745,18 @@ def sum_tree(m, values, width, name="t", signed_=True, pipe=None, carries=(),
         shape = signed(w) if signed_ else unsigned(w)
         for i in range(0, len(level) - 1, 2):
             s = Signal(shape, name=f"{name}{k}_{i // 2}")
-            m.d.comb += s.eq(level[i] + level[i + 1] + pool.pop(0) if pool
-                             else level[i] + level[i + 1])
+            if pool:
+                # the carry-in as an unsigned one-bit addend of the sum already
+                # extended to w bits (mod 2**w: the same value): Yosys' alumacc then
+                # makes each adder one $alu with the carry as its CI and, the
+                # addends' signedness differing, does not merge the levels between
+                # two cuts into one carry-save $macc (a full adder is two LUT4s a
+                # bit where a carry chain level costs one: see sum_tree's docstring)
+                s0 = Signal(shape, name=f"{name}{k}_{i // 2}s")
+                m.d.comb += [s0.eq(level[i] + level[i + 1]),
+                             s.eq((s0.as_unsigned() + pool.pop(0))[:w])]
+            else:
+                m.d.comb += s.eq(level[i] + level[i + 1])
             nxt.append(s)
         if len(level) % 2:
             nxt.append(level[-1])
