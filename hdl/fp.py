@@ -1750,8 +1750,9 @@ def sum_tree(m, values, width, name="t", signed_=True, pipe=None, carries=(),
                 # extended to w bits (mod 2**w: the same value): Yosys' alumacc then
                 # makes each adder one $alu with the carry as its CI and, the
                 # addends' signedness differing, does not merge the levels between
-                # two cuts into one carry-save $macc (a full adder is two LUT4s a
-                # bit where a carry chain level costs one: see sum_tree's docstring)
+                # two cuts into one carry-save $macc (its full adders cost two LUT4s
+                # a bit a level, a carry chain level one: MXDot e4m3 x32 at 100 MHz
+                # on ECP5, 10,253 -> 9,912 LUTs)
                 s0 = Signal(shape, name=f"{name}{k}_{i // 2}s")
                 m.d.comb += [s0.eq(level[i] + level[i + 1]),
                              s.eq((s0.as_unsigned() + pool.pop(0))[:w])]
