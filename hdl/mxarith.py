@@ -16,9 +16,10 @@ from amaranth.hdl import Const, Mux, Signal, Value, signed
 from lpcores.errors import check_choice
 from lpcores.formats import get_format
 
-from .fp import Unpacked, pack, round_sig, sticky_compress, unpack
+from .fp import Unpacked, _table, pack, round_sig, sticky_compress, unpack
 
 __all__ = ["MX_ELEM_FORMATS", "EMAX_ELEM", "MX_ROUNDINGS", "BLOCK", "unpack_elem",
+           "unpack_elem_biased",
            "quantize_elem", "quantize_compress", "elem_lsb", "mx_block_width", "INT8_FRAC"]
 
 BLOCK = 32
@@ -46,6 +47,29 @@ def unpack_elem(m, code, fmt, name="x", pipe=None):
     sig = Signal(8, name=f"{name}_sig")
     m.d.comb += sig.eq(Mux(sign, -code.as_signed(), code))
     return Unpacked(sign, Const(1, signed(3)), sig, code == 0, Const(0, 1), Const(0, 1))
+
+
+def unpack_elem_biased(m, code, fmt, name="x", pipe=None):
+    """:func:`unpack_elem` whose ``exp`` is biased to be unsigned: ``exp - ebias``
+    with ``ebias = elem_lsb(fmt) + man_bits`` (``emin`` for a float format, 1 for
+    int8), so ``sig * 2**(exp + ebias - man_bits)`` is the value. For an exponent
+    field of up to four bits it is a table of the field, ``max(e, 1) - 1`` (one LUT
+    level a bit): a product's place in a block word whose LSB is the smallest
+    product bit is then the sum of its two operands' biased exponents, one adder of
+    two unsigned addends, where ``ea + eb - (Ma + Mb) - lsb`` is three (with a
+    constant) that synthesis maps to full adders and a chain."""
+    f = get_format(fmt)
+    u = unpack_elem(m, code, f, name=name, pipe=pipe)
+    bias = elem_lsb(f) + f.man_bits
+    if f.kind == "int":
+        exp = Const(0, 1)                                 # exp is the constant 1
+    elif f.exp_bits <= 4:
+        efield = Value.cast(code)[f.man_bits:f.man_bits + f.exp_bits]
+        exp = _table(m, efield, lambda e: max(e, 1) - 1, f.exp_bits, name=f"{name}_expb")
+    else:
+        exp = Signal(f.exp_bits, name=f"{name}_expb")  # max(e, 1) - 1 <= 2**E - 2
+        m.d.comb += exp.eq(Value.cast(u.exp) - bias)
+    return Unpacked(u.sign, exp, u.sig, u.is_zero, u.is_inf, u.is_nan)
 
 
 def elem_lsb(fmt):
