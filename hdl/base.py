@@ -399,6 +399,7 @@ class Pipeline:
         self.wide = bool(getattr(core, "wide_derate", False))
         self.spread = 1             # lanes side by side (a lane of Pipeline.lanes)
         self.t = 0.0                # delay accumulated since the last register
+        self._t_point = 0.0         # ... at the last cut point (cut or not)
         self._par = None
         self.segments = []          # (cut point, delay of the logic before it)
         self._carried = []          # values live across a block's fine cut points
@@ -438,10 +439,16 @@ class Pipeline:
             self.m.d.sync += dst.eq(src)
         return reg
 
-    def charge(self, ns):
+    def charge(self, ns, from_start=False):
         """Add the delay of the block just built to the current stage (inside
-        :meth:`parallel`, the branches' delays are not added but maxed)."""
-        if self._par is None:
+        :meth:`parallel`, the branches' delays are not added but maxed).
+        ``from_start``: the block starts at registers, beside the logic charged
+        since the last cut point (a loop's read of its state registers); charged
+        from that point, as if it were cut (conservative otherwise: the plan's
+        segments stay independent of which points it cuts)."""
+        if from_start:
+            self.t = max(self.t, self._t_point + ns)
+        elif self._par is None:
             self.t += ns
         else:
             self.t = max(self.t, self._par + ns)
@@ -487,9 +494,10 @@ class Pipeline:
         if force:
             self.forced.append(point)
         self.segments.append((point, self.t))
+        self._t_point = self.t
         if point not in self.selected:
             return values if len(values) != 1 else values[0]
-        self.t = 0.0
+        self.t = self._t_point = 0.0
         point = point.replace(".", "_")
         for j, c in enumerate(self._carried):
             c.values = [self._reg(v, f"{point}_c{j}_{k}") for k, v in enumerate(c.values)]

@@ -424,13 +424,13 @@ class Dot(StreamCore):
 
         def make_x():
             if self.lanes == 1:              # the beat is the exact product (a Fixed)
-                return beat, fa.emin + fb.emin - fa.man_bits - fb.man_bits
+                return beat
             _, lsb = kulisch_width(fa, fb, self.lanes)
             nan = flags["nan"] | (flags["pinf"] & flags["ninf"])
             return fixed_from_signed(m, beat, lsb, is_nan=nan,
                                      is_inf=flags["pinf"] | flags["ninf"],
                                      inf_sign=flags["ninf"], zero_sign=flags["negzero"],
-                                     name="beat", pipe=pipe), lsb
+                                     name="beat", pipe=pipe)
         if self.addend:                 # the first beat's c starts the sum
             init, first_ = c, first
         else:                           # -0, the IEEE additive identity

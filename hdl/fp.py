@@ -58,9 +58,9 @@ __all__ = ["Unpacked", "Rounded", "Fixed", "Aligned", "Counted", "exp_shape", "u
            "lzc", "normalize", "normalize_shift", "round_sig", "round_decide",
            "round_apply", "pack", "round_pack", "round_decide_packed", "apply_pack",
            "shift_levels", "sticky_compress", "less",
-           "multiply", "lane_products", "align_add", "align", "add_aligned", "fixed_lzc", "AlignPre",
-           "align_pre", "align_packed", "floor_marker", "SwapPre", "swap_exps",
-           "align_swap",
+           "multiply", "lane_products", "align_add", "align", "add_aligned", "fixed_lzc",
+           "floor_marker", "SwapPre", "swap_exps", "align_swap", "SwapX",
+           "swap_pre_packed", "align_swap_packed", "prefix_or",
            "counted_to_unpacked",
            "fixed_to_unpacked", "kulisch_width", "to_fixed", "sum_tree",
            "fixed_from_signed", "ROUNDINGS"]
@@ -1013,11 +1013,11 @@ class Aligned:
     p_nan: Value
     c_nan: Value
     floor: Value = None     # lzc_floor's marker of the sum's window, when asked for
-    room: Value = None      # or its room, not yet decoded (align's floor_room)
+    room: Value = None      # or its room, not yet decoded (align_swap's)
     room_lo: int = None     # the lowest value the room takes (None: unknown)
 
 
-def align(m, p, c, fc, name="s", pipe=None, emin=None, p_bounds=None, floor_room=False):
+def align(m, p, c, fc, name="s", pipe=None, emin=None, p_bounds=None):
     """The first half of :func:`align_add`: place ``p`` and ``c`` in the window.
 
     Timing: the exponent difference and the shift clamp (two short carry chains),
@@ -1027,11 +1027,7 @@ def align(m, p, c, fc, name="s", pipe=None, emin=None, p_bounds=None, floor_room
     ``emin``: also build :func:`lzc_floor`'s marker of the sum (``floor``) here,
     from the exponents, beside the shift clamp and off the adder's path;
     ``p_bounds``, the lowest ``p.exp0`` (a Python int), lets it drop the decode
-    that can never fire (None: assume any). ``floor_room``: return the marker's
-    room instead (``room``, ``room_lo``: the addend's or the product's, chosen here,
-    12 bits or so to register instead of the window-wide marker), for
-    :func:`floor_marker` to decode later, beside the adder; the clamp's stage then
-    holds no window-wide mux steered by ``p_sticky``."""
+    that can never fire (None: assume any)."""
     fc = get_format(fc)
     PW = len(Value.cast(p.mag))
     CW = fc.man_bits + 1
@@ -1069,74 +1065,48 @@ def align(m, p, c, fc, name="s", pipe=None, emin=None, p_bounds=None, floor_room
         m.d.comb += sh.eq(top)
     with m.Else():
         m.d.comb += sh.eq(dmax - delta)
-    floor, room_lo = (None, None) if emin is None else \
-        _floor_select(m, p_sticky, *rooms, T, name, floor_room)
+    floor = None if emin is None else _floor_select(m, p_sticky, *rooms, T, name)
     # the clamp: two compares and a subtract side by side, then a 3:1 mux; beside
     # it the floor markers' decodes, and the mux between them
     _charge(pipe, lambda fab: fab.carry(len(delta)) + fab.luts(2))
     with _carry(pipe, p, c, ec0, p_sticky, floor) as cc:
         sh = _cut(pipe, f"{name}_al.sh", sh)
-    al = _align_place(m, *cc.values, sh, fc, name, pipe)
-    return _room_aligned(al, room_lo) if floor_room and emin is not None else al
+    return _align_place(m, *cc.values, sh, fc, name, pipe)
 
 
-def _floor_select(m, p_sticky, room_c, room_p, T, name, floor_room):
+def _floor_select(m, p_sticky, room_c, room_p, T, name):
     """The floor marker of whichever operand anchors the window (the addend's when
     ``p_sticky``), ``room_c``/``room_p`` each ``(room, lowest room)``: the
-    window-wide marker, or with ``floor_room`` the room itself and the lowest room
-    of either, for :func:`floor_marker` to decode later. Returns
-    ``(floor, room_lo)``."""
+    window-wide marker."""
     (rc, lo_c), (rp, lo_p) = room_c, room_p
-    if floor_room:
-        floor = Signal(signed(max(len(Value.cast(rc)), len(Value.cast(rp)))),
-                       name=f"{name}_room")
-        m.d.comb += floor.eq(Mux(p_sticky, rc, rp))
-        return floor, (None if lo_p is None else min(lo_c, lo_p))
     floor = Signal(T, name=f"{name}_floor")
     m.d.comb += floor.eq(Mux(p_sticky, _floor_marker(m, rc, T, f"{name}_c", lo_c),
                              _floor_marker(m, rp, T, f"{name}_p", lo_p)))
-    return floor, None
-
-
-def _room_aligned(al, room_lo):
-    """An :class:`Aligned` built with ``floor_room``: its ``floor`` field holds the
-    room; moved to ``room`` for :func:`floor_marker`."""
-    return dataclasses.replace(al, floor=None, room=al.floor, room_lo=room_lo)
+    return floor
 
 
 def floor_marker(m, al, name="s"):
-    """Decode the floor marker (:func:`lzc_floor`) of an :class:`Aligned` built with
-    ``floor_room``: one equality decode a window bit, two LUT levels, off the
-    adder's carry chains when built beside them."""
+    """Decode the floor marker (:func:`lzc_floor`) of an :class:`Aligned` that
+    carries its room (:func:`align_swap`, :func:`align_swap_packed`): one equality
+    decode a window bit, two LUT levels, off the adder's carry chains when built
+    beside them."""
     T = len(Value.cast(al.pwin))
     return _floor_marker(m, al.room, T, f"{name}_f", al.room_lo)
 
 
-def _align_place(m, p, c, ec0, p_sticky, floor, sh, fc, name, pipe, prefix=None):
-    """The second part of :func:`align` (and :func:`align_packed`): both operands
-    placed in the window, the addend by its barrel shift, then its sticky OR.
-
-    ``prefix``: the prefix ORs of ``c.sig`` (bit ``j``: any of bits ``0..j``),
-    built before; then the sticky is not an OR tree after the shift but rides the
-    shifter: the word shifted carries, ``top`` zero bits above the addend, the
-    sticky of every shift amount (``V[s]``: any bit of ``c.sig`` that a shift by
-    ``s`` moves below the window), and bit ``V[sh]`` comes out where ``V``
-    started, one mux a level beside the addend's."""
+def _align_place(m, p, c, ec0, p_sticky, floor, sh, fc, name, pipe):
+    """The second part of :func:`align`: both operands placed in the window, the
+    addend by its barrel shift, then its sticky OR."""
     PW = len(Value.cast(p.mag))
     CW = fc.man_bits + 1
     L = CW + 3
     dmax = PW + 3
     T = L + dmax + CW + 1
-    top = L + dmax + CW
     pwin = Signal(T, name=f"{name}_pwin")
     m.d.comb += pwin.eq(Mux(p_sticky, (p.mag != 0).as_unsigned(),
                             Value.cast(p.mag) << L))
     # c aligned: placed at L + dmax, shifted right by sh; CW extra bits below for sticky
     cbig = Cat(Const(0, L + dmax + CW), Value.cast(c.sig))
-    if prefix is not None:
-        nb = len(cbig)
-        vstk = Cat(Const(0, L + dmax), Value.cast(prefix), Value.cast(prefix)[-1])
-        cbig = Cat(cbig, Const(0, top), vstk)
     cshift = Signal(len(cbig), name=f"{name}_cshift")
     rest = (pwin, p.sign, c.sign, p_sticky, ec0, Value.cast(p.exp0),
             p.is_zero, c.is_zero, p.is_inf, c.is_inf, p.is_nan, c.is_nan, floor)
@@ -1147,46 +1117,10 @@ def _align_place(m, p, c, ec0, p_sticky, floor, sh, fc, name, pipe, prefix=None)
     (pwin, p_sign, c_sign, p_sticky, ec0, p_exp0, p_zero, c_zero, p_inf, c_inf, p_nan,
      c_nan, floor) = carried.values
     cwin = Signal(T, name=f"{name}_cwin")
-    if prefix is not None:
-        m.d.comb += cwin.eq(Cat(cshift_[nb + top], cshift_[CW + 1:CW + T]))
-    else:
-        m.d.comb += cwin.eq(Cat(cshift_[CW] | cshift_[:CW].any(),
-                                cshift_[CW + 1:CW + T]))
-        _charge(pipe, lambda fab: fab.reduce(CW + 1))
+    m.d.comb += cwin.eq(Cat(cshift_[CW] | cshift_[:CW].any(), cshift_[CW + 1:CW + T]))
+    _charge(pipe, lambda fab: fab.reduce(CW + 1))
     return Aligned(pwin, cwin, p_sign, c_sign, p_sticky, ec0, p_exp0, L, dmax,
                    p_zero, c_zero, p_inf, c_inf, p_nan, c_nan, floor)
-
-
-@dataclass
-class AlignPre:
-    """What :func:`align_packed` needs of ``p`` alone, computed before a loop."""
-    a: Value            # p.exp0 + dmax + bias + M: the addend's shift is a - ef1
-    b: Value            # a - top - 1: b - ef1 >= 0 when the shift exceeds top
-    rp: Value = None    # lzc_floor's room of p's anchoring (with emin)
-
-
-def align_pre(m, p, fc, name="s", pipe=None, emin=None):
-    """The exponent terms of :func:`align` that depend on ``p`` alone (one carry
-    chain), for :func:`align_packed`: a loop whose addend is a loop-carried
-    accumulator builds them before the loop, outside it."""
-    fc = get_format(fc)
-    PW = len(Value.cast(p.mag))
-    CW = fc.man_bits + 1
-    L, dmax = CW + 3, PW + 3
-    T = L + dmax + CW + 1
-    top = L + dmax + CW
-    e = Value.cast(p.exp0)
-    k = dmax + fc.bias + fc.man_bits
-    w = max(len(e), (k + top + 1).bit_length() + 1, (T + abs(emin or 0)).bit_length() + 1) + 2
-    a = Signal(signed(w), name=f"{name}_pa")
-    b = Signal(signed(w), name=f"{name}_pb")
-    m.d.comb += [a.eq(e + k), b.eq(e + (k - top - 1))]
-    rp = None
-    if emin is not None:
-        rp = Signal(signed(w), name=f"{name}_roomp")
-        m.d.comb += rp.eq(e + (T - 1 - L - emin))
-    _charge(pipe, lambda fab: fab.carry(w))
-    return AlignPre(a, b, rp)
 
 
 def exp_field_min1(code, fc):
@@ -1195,89 +1129,6 @@ def exp_field_min1(code, fc):
     fc = get_format(fc)
     efield = Value.cast(code)[fc.man_bits:fc.man_bits + fc.exp_bits]
     return Cat(efield[0] | (efield == 0), efield[1:])
-
-
-def align_packed(m, p, code, fc, pre, name="s", pipe=None, emin=None, p_bounds=None,
-                 prefix_sticky=False, ef1=None, floor_room=False, cls=None):
-    """:func:`align` of ``p`` and an addend given as a packed code of ``fc``, with
-    ``pre`` from :func:`align_pre`: the unpacking, the exponent difference and the
-    shift clamp fuse into one carry chain (three side by side) and a mux. With
-    ``ef1 = max(efield, 1)`` (a subnormal's exponent field is that of emin) the
-    addend's exponent is ``ef1 - bias``, so :func:`align`'s ``delta > dmax`` is
-    ``a - ef1 < 0`` and its shift ``dmax - delta`` is ``a - ef1`` (``a`` from
-    ``pre``); the rest is :func:`align` exactly.
-
-    ``prefix_sticky``: the addend's sticky rides its shifter (``_align_place``'s
-    ``prefix``), from prefix ORs of its significand built here beside the chains:
-    no OR tree between the shifter and the adder's low half. ``ef1``: the code's
-    :func:`exp_field_min1`, built before (a loop stores it beside the code): the
-    chains then start from it, with no LUT level in front. ``floor_room``: as
-    :func:`align`'s (the marker's room, for :func:`floor_marker` beside the adder).
-    ``cls``: the code's :func:`code_class` as a 4-bit value ``Cat(nrm, is_zero,
-    is_inf, is_nan)``, built before (a loop stores it beside the code): the
-    unpacking is then wires, with no field-wide AND in this stage."""
-    fc = get_format(fc)
-    E, M = fc.exp_bits, fc.man_bits
-    PW = len(Value.cast(p.mag))
-    CW = M + 1
-    L, dmax = CW + 3, PW + 3
-    T = L + dmax + CW + 1
-    top = L + dmax + CW
-    # unpack's sign, significand and class flags; its exponent (a subtract) is not
-    # used: the exponent field enters the chains below directly
-    if cls is None:
-        c = unpack(m, code, fc, name=name + "_c")
-    else:
-        code, cls = Value.cast(code), Value.cast(cls)
-        c = Unpacked(code[fc.bits - 1], None, Cat(code[:M], cls[0]), cls[1], cls[2],
-                     cls[3])
-    given = ef1 is not None
-    if not given:
-        ef1 = exp_field_min1(code, fc)
-    ws = max(len(Value.cast(pre.a)), E + 2) + 1
-    sh_raw = Signal(signed(ws), name=f"{name}_shraw")
-    big = Signal(signed(ws), name=f"{name}_big")
-    ec0 = Signal(signed(ws), name=f"{name}_ec0")
-    m.d.comb += [sh_raw.eq(pre.a - ef1), big.eq(pre.b - ef1),
-                 ec0.eq(ef1 - (fc.bias + M))]
-    rc, rp = None, pre.rp
-    if emin is not None:
-        rc = Signal(signed(ws + 2), name=f"{name}_roomc")
-        m.d.comb += rc.eq(ef1 + (T - 1 - L - dmax - emin - fc.bias - M))
-    # a LUT level (ef1, the flags), then the chains side by side; a fine cut point
-    # may sit before the clamp's muxes
-    prefix = None
-    if not prefix_sticky:
-        _charge(pipe, lambda fab: fab.lut + fab.carry(ws))
-    else:
-        # any of c.sig's bits 0..j, for every j: an OR tree each, beside the chains
-        sig = Value.cast(c.sig)
-        prefix = Signal(len(sig), name=f"{name}_cpre")
-        m.d.comb += prefix.eq(Cat(*(sig[:j + 1].any() for j in range(len(sig)))))
-        with pipe.parallel():
-            pipe.charge((0 if given else pipe.fab.lut) + pipe.fab.carry(ws))
-            pipe.charge(pipe.fab.reduce(len(sig)))
-    with _carry(pipe, p, c, ec0, rc, rp, prefix) as cc:
-        sh_raw, big = _cut(pipe, f"{name}_al.raw", sh_raw, big)
-    p, c, ec0, rc, rp, prefix = cc.values
-    p_sticky = Signal(name=f"{name}_psticky")
-    m.d.comb += p_sticky.eq((sh_raw < 0) | p.is_zero)
-    sh = Signal(range(top + 1), name=f"{name}_sh")
-    m.d.comb += sh.eq(Mux(p_sticky, 0, Mux(big >= 0, top, sh_raw)))
-    floor = room_lo = None
-    if emin is not None:
-        lo_c = (fc.emin - M) + (T - 1 - L - dmax - emin)
-        lo_p = None if p_bounds is None else p_bounds + (T - 1 - L - emin)
-        floor, room_lo = _floor_select(m, p_sticky, (rc, lo_c), (rp, lo_p), T, name,
-                                       floor_room)
-    # the clamp's muxes; beside them the markers: a room-wide equality decode per
-    # bit (two LUT levels), then the mux by p_sticky
-    _charge(pipe, lambda fab: fab.luts(2 if emin is None or floor_room else 3))
-    with _carry(pipe, p, c, ec0, p_sticky, floor, prefix) as cc:
-        sh = _cut(pipe, f"{name}_al.sh", sh)
-    *vals, prefix = cc.values
-    al = _align_place(m, *vals, sh, fc, name, pipe, prefix=prefix)
-    return _room_aligned(al, room_lo) if floor_room and emin is not None else al
 
 
 def window_exp_min(p_exp0_min, T, fc, L, dmax):
@@ -1393,9 +1244,35 @@ def align_swap(m, cp, c, fc, pre, name="s", pipe=None):
     m.d.comb += sh.eq(Mux(pbig, Mux(dk[-1], d, S), Mux(rdk[-1], rd, S)))
     psig = Cat(Const(0, W - PW), pn)            # MSB-aligned, W bits
     csig = Cat(Const(0, W - CW), Value.cast(c_sig))
+    return _swap_place(m, pbig, sh, psig, (p_sign, p_zero, p_inf, p_nan), csig,
+                       (c_sign, c_zero, c_inf, c_nan), e0p, e0c, rp, rc, W, wd, name,
+                       pipe)
+
+
+def _swap_place(m, pbig, sh, psig, pf, csig, cf, e0p, e0c, rp, rc, W, wd, name, pipe,
+                prefix=None):
+    """The second part of :func:`align_swap` (and :func:`align_swap_packed`): the
+    swap of the two ``W``-bit significands (MSB-aligned) by ``pbig`` (the product
+    anchors), the clamp's shift ``sh`` of the other, its sticky OR; ``pf``, ``cf``:
+    each operand's ``(sign, zero, inf, nan)``; ``e0p``/``e0c`` and ``rp``/``rc``:
+    the window bit 0's weight and the floor's room of either anchoring.
+
+    ``prefix``: ``(pp, cp)``, the prefix ORs of ``psig`` and ``csig`` (bit ``j``:
+    any of bits ``0..j``), built before; the sticky then rides the shifter (as
+    :func:`_align_place`'s): a shift by ``s`` leaves bits ``0..s-3`` of the
+    shifted operand at or below the window's bit 0, so ``V[s] = pre[s - 3]``
+    (0 for ``s < 3``), placed ``S`` zero bits above the word and shifted with it,
+    comes out at a fixed place: no OR tree between the shifter and the adder."""
+    T = W + 4
+    S = W + 3
+    (p_sign, p_zero, p_inf, p_nan), (c_sign, c_zero, c_inf, c_nan) = pf, cf
     sw = lambda x, y: Mux(pbig, x, y)           # noqa: E731
     big, small = Signal(W, name=f"{name}_big"), Signal(W, name=f"{name}_small")
     m.d.comb += [big.eq(sw(psig, csig)), small.eq(sw(csig, psig))]
+    spre = None
+    if prefix is not None:
+        spre = Signal(W, name=f"{name}_spre")
+        m.d.comb += spre.eq(sw(prefix[1], prefix[0]))
     flags = [(sw(x, y), sw(y, x)) for x, y in ((p_sign, c_sign), (p_zero, c_zero),
                                                 (p_inf, c_inf), (p_nan, c_nan))]
     (bs, ss), (bz, sz), (bi, si), (bn, sn) = flags
@@ -1405,18 +1282,130 @@ def align_swap(m, cp, c, fc, pre, name="s", pipe=None):
     _charge(pipe, lambda fab: fab.luts(2))
     rest = (big, bs, ss, bz, sz, bi, si, bn, sn, e0, room)
     with _carry(pipe, *rest) as cc:
-        sh, small = _cut(pipe, f"{name}_al.sh", sh, small)
-        word = Signal(2 * W + 3, name=f"{name}_word")
-        m.d.comb += word.eq(shift_levels(m, Cat(Const(0, W + 3), small), sh, left=False,
-                                         pipe=pipe, name=f"{name}_al"))
+        sh, small, spre = _cut(pipe, f"{name}_al.sh", sh, small, spre)
+        src = Cat(Const(0, W + 3), small)
+        if spre is not None:
+            src = Cat(src, Const(0, S), Const(0, 3), spre, Value.cast(spre)[-1])
+        word = Signal(len(src), name=f"{name}_word")
+        m.d.comb += word.eq(shift_levels(m, src, sh, left=False, pipe=pipe,
+                                         name=f"{name}_al"))
         word = _cut(pipe, f"{name}_al.stk", word)
     big, bs, ss, bz, sz, bi, si, bn, sn, e0, room = cc.values
     cwin = Signal(T, name=f"{name}_cwin")
-    m.d.comb += cwin.eq(Cat(word[W] | word[:W].any(), word[W + 1:], Const(0, 1)))
-    _charge(pipe, lambda fab: fab.reduce(W + 1))
+    if spre is not None:
+        m.d.comb += cwin.eq(Cat(word[2 * W + 3 + S], word[W + 1:2 * W + 3], Const(0, 1)))
+    else:
+        m.d.comb += cwin.eq(Cat(word[W] | word[:W].any(), word[W + 1:], Const(0, 1)))
+        _charge(pipe, lambda fab: fab.reduce(W + 1))
     pwin = Cat(Const(0, 3), big, Const(0, 1))
     return Aligned(pwin, cwin, bs, ss, Const(0, 1), Const(0, signed(2)), e0, 0, 0,
                    bz, sz, bi, si, bn, sn, room=room, room_lo=1)
+
+
+@dataclass
+class SwapX:
+    """An exact operand normalized before a loop (:func:`swap_pre_packed`), for
+    :func:`align_swap_packed`: its significand MSB-aligned in ``W`` bits, its flags
+    ``(sign, zero, inf, nan)``, and the exponent terms of the swap that do not
+    depend on the addend (``ep`` its MSB's weight, ``S = W + 3`` the clamp)."""
+    sig: Value
+    flags: tuple
+    a: Value        # ep + bias: the exponent difference d = ep - ec is a - ef1
+    a_lo: Value     # a - S: d >= S is a_lo - ef1 >= 0
+    a_hi: Value     # a + S: -d >= S is ef1 - a_hi >= 0
+    e0p: Value      # the window's bit 0 weight when x anchors: ep - (W + 2)
+    rp: Value       # lzc_floor's room when x anchors: ep + 1 - emin
+    W: int
+    pre: Value = None   # prefix ORs of sig (prefix_sticky)
+
+
+def prefix_or(v):
+    """Bit ``j``: any of ``v``'s bits ``0..j`` (an OR tree each)."""
+    v = Value.cast(v)
+    return Cat(*(v[:j + 1].any() for j in range(len(v))))
+
+
+def swap_pre_packed(m, x, fc, name="s", pipe=None, prefix_sticky=False):
+    """:func:`align_swap`'s product side, before a loop whose addend is a packed
+    code of ``fc`` carried by the loop (:func:`.accum.fp_accumulate`): ``x``
+    (:class:`Fixed`) normalized by its leading-zero count (fine cut points
+    ``<name>_pn_lzc.k``, ``<name>_pn.k``), and the exponent terms that depend on it
+    alone, five short carry chains beside the shift. ``prefix_sticky``: also the
+    prefix ORs of the normalized significand (after the shift: an OR tree each),
+    for :func:`align_swap_packed`'s sticky riding its shifter. Returns a
+    :class:`SwapX`."""
+    fc = get_format(fc)
+    PW = len(Value.cast(x.mag))
+    W = max(PW, fc.man_bits + 1)
+    S = W + 3
+    cp = fixed_lzc(x, m=m, pipe=pipe, name=f"{name}_pn")
+    x, count = cp.x, Value.cast(cp.count)
+    e = Value.cast(x.exp0)
+    w = max(len(e), (abs(fc.emin) + fc.bias + PW + W + 8).bit_length() + 1) + 2
+    names = ("xa", "xalo", "xahi", "e0pn", "rpn")
+    a, a_lo, a_hi, e0p, rp = (Signal(signed(w), name=f"{name}_{n}") for n in names)
+    k = PW - 1 + fc.bias
+    m.d.comb += [a.eq(e + k - count), a_lo.eq(e + (k - S) - count),
+                 a_hi.eq(e + (k + S) - count), e0p.eq(e + (PW - 1 - (W + 2)) - count),
+                 rp.eq(e + (PW - fc.emin) - count)]
+    width = PW * pipe.spread if pipe is not None and pipe.wide else None
+    _charge(pipe, lambda fab: max(0.0, fab.carry(w) - fab.shift_level(width)))
+    flags = (x.sign, x.is_zero, x.is_inf, x.is_nan)
+    with _carry(pipe, flags, a, a_lo, a_hi, e0p, rp) as cc:
+        pn = shift_levels(m, x.mag, count, left=True, pipe=pipe, name=f"{name}_pn")
+    flags, a, a_lo, a_hi, e0p, rp = cc.values
+    sig = Cat(Const(0, W - PW), pn)
+    pre = None
+    if prefix_sticky:
+        pre = Signal(W, name=f"{name}_xpre")
+        m.d.comb += pre.eq(prefix_or(sig))
+        _charge(pipe, lambda fab: fab.reduce(W))
+    return SwapX(sig, flags, a, a_lo, a_hi, e0p, rp, W, pre)
+
+
+def align_swap_packed(m, xs, code, fc, ef1, cls, name="s", pipe=None):
+    """:func:`align_swap` of an operand normalized before the loop (``xs``, a
+    :class:`SwapX`) and an addend given as a packed code of ``fc`` with its
+    :func:`exp_field_min1` ``ef1`` and :func:`code_class` ``cls`` (``Cat(nrm, zero,
+    inf, nan)``), a loop's accumulator and what it stores beside it. The addend's
+    MSB weighs ``ec = ef1 - bias`` (a subnormal's and a zero's: ``emin``), so the
+    exponent difference and both clamps are one subtract of ``ef1`` each (five
+    short chains side by side), its floor's room ``ec + 1 - emin`` is ``ef1``
+    itself; a fine cut point ``<name>_al.raw`` may follow the chains, then
+    :func:`align_swap`'s clamp, swap, shift and sticky, the same window of
+    ``W + 4`` bits (exact to the rounding of the sum: :func:`align_swap`)."""
+    fc = get_format(fc)
+    E, M = fc.exp_bits, fc.man_bits
+    W, S = xs.W, xs.W + 3
+    code, cls, ef1 = Value.cast(code), Value.cast(cls), Value.cast(ef1)
+    c_sig = Cat(code[:M], cls[0])
+    cf = (code[fc.bits - 1], cls[1], cls[2], cls[3])
+    wd = max(len(Value.cast(xs.a)), E + 2) + 1
+    d, rd, dk, rdk, e0c = (Signal(signed(wd), name=f"{name}_{n}")
+                           for n in ("d", "rd", "dk", "rdk", "e0c"))
+    m.d.comb += [d.eq(xs.a - ef1), rd.eq(ef1 - xs.a), dk.eq(xs.a_lo - ef1),
+                 rdk.eq(ef1 - xs.a_hi), e0c.eq(ef1 - (fc.bias + W + 2))]
+    rc = Signal(signed(wd), name=f"{name}_rc")
+    m.d.comb += rc.eq(ef1)
+    cpre = None
+    if xs.pre is None:
+        _charge(pipe, lambda fab: fab.carry(wd))
+    else:
+        # the addend's prefix ORs (its sticky rides the shifter), beside the chains
+        cpre = Signal(W, name=f"{name}_cpre")
+        m.d.comb += cpre.eq(prefix_or(Cat(Const(0, W - M - 1), c_sig)))
+        _charge(pipe, lambda fab: max(fab.carry(wd), fab.reduce(M + 1)))
+    with _carry(pipe, xs.sig, xs.flags, c_sig, cf, xs.e0p, xs.rp, rc, xs.pre,
+                cpre) as cc:
+        d, rd, dk, rdk, e0c = _cut(pipe, f"{name}_al.raw", d, rd, dk, rdk, e0c)
+    psig, pf, c_sig, cf, e0p, rp, rc, ppre, cpre = cc.values
+    pbig = Signal(name=f"{name}_pbig")
+    m.d.comb += pbig.eq(rd[-1] & ~pf[1])
+    sh = Signal(range(S + 1), name=f"{name}_sh")
+    m.d.comb += sh.eq(Mux(pbig, Mux(dk[-1], d, S), Mux(rdk[-1], rd, S)))
+    csig = Cat(Const(0, W - M - 1), c_sig)
+    return _swap_place(m, pbig, sh, psig, pf, csig, cf, e0p, e0c, rp, rc, W, wd, name,
+                       pipe, prefix=None if ppre is None else (ppre, cpre))
 
 
 def add_aligned(m, a, name="s", pipe=None, split_hi=False):

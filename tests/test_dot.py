@@ -28,7 +28,7 @@ CASES = [
     (dict(a_fmt="e4m3", b_fmt="e4m3", lanes=1, accumulate="fp", max_terms=16,
           addend=True, contexts=10, fmax=125), {}),
     (dict(a_fmt="e4m3", b_fmt="e4m3", lanes=1, accumulate="fp", max_terms=16,
-          contexts=8, fmax=100), {}),
+          contexts=8, fmax=125), {}),
     (dict(a_fmt="e4m3", b_fmt="e4m3", lanes=4, accumulate="fp", max_terms=64,
           addend=True, contexts=16, fmax=100), {}),
     (dict(a_fmt="bf16", b_fmt="e5m2", out_fmt="fp16", lanes=1, accumulate="fp",
@@ -89,14 +89,14 @@ def test_dot_rtl(kw, opts, on_icarus, sim, build_root, icarus_subset):
      "contexts must be in 1..64, got contexts=-2"),
     (dict(a_fmt="e4m3", b_fmt="e4m3", contexts=2.5),
      "contexts must be an integer, not 2.5"),
-    (dict(a_fmt="e4m3", b_fmt="e4m3", lanes=1, accumulate="fp", contexts=8, fmax=125),
-     "contexts=8 is too few for fmax=125 MHz on ecp5: the accumulate loop of this dot "
+    (dict(a_fmt="e4m3", b_fmt="e4m3", lanes=1, accumulate="fp", contexts=8, fmax=140),
+     "contexts=8 is too few for fmax=140 MHz on ecp5: the accumulate loop of this dot "
      "is 10 cycles deep at that clock and needs contexts >= 10; with contexts=8 the "
-     "delay model reaches about 114 MHz"),
+     "delay model reaches about 129 MHz"),
     (dict(a_fmt="e4m3", b_fmt="e4m3", lanes=1, accumulate="fp", fmax=50),
      "contexts=1 is too few for fmax=50 MHz on ecp5: the accumulate loop of this dot "
-     "is 4 cycles deep at that clock and needs contexts >= 4; with contexts=1 the "
-     "delay model reaches about 18 MHz"),
+     "is 3 cycles deep at that clock and needs contexts >= 3; with contexts=1 the "
+     "delay model reaches about 23 MHz"),
 ])
 def test_dot_bad_params(kwargs, msg):
     with pytest.raises(ParamError) as e:

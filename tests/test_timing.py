@@ -409,9 +409,9 @@ def test_dot_fp_accumulation_needs_contexts_for_fmax():
     with pytest.raises(ParamError) as e:
         Dot(a_fmt="e4m3", b_fmt="e4m3", accumulate="fp", fmax=100)
     assert str(e.value) == ("contexts=1 is too few for fmax=100 MHz on ecp5: the "
-                            "accumulate loop of this dot is 8 cycles deep at that clock "
-                            "and needs contexts >= 8; with contexts=1 the delay model "
-                            "reaches about 16 MHz")
+                            "accumulate loop of this dot is 7 cycles deep at that clock "
+                            "and needs contexts >= 7; with contexts=1 the delay model "
+                            "reaches about 20 MHz")
     assert Dot(a_fmt="e4m3", b_fmt="e4m3", accumulate="fp", fmax=100,
                contexts=8).loop_cycles <= 8
     assert Dot(a_fmt="e4m3", b_fmt="e4m3", accumulate="fp", stages=1).timing is None
