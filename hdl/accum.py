@@ -101,7 +101,7 @@ def fp_accumulate(m, pipe, ctx, make_x, fmt, *, index, init, last, first=None,
             m.d.sync += first.at(index).eq(last)
     with pipe.carry(index, last, tuple(carried), is_first, init) as c0:
         x = make_x()
-        xs = swap_pre_packed(m, x, fo, name="s", pipe=pipe, prefix_sticky=tree)
+        xs = swap_pre_packed(m, x, fo, name="s", pipe=pipe)
     index, last, carried, is_first, init = c0.values
     pipe.core._loop_entry = len(pipe.segments)
     read_ns = (lambda fab: ctx.tree_read_ns(fab, bits=fo.bits + E + 4)) if tree \
@@ -135,7 +135,7 @@ def fp_accumulate(m, pipe, ctx, make_x, fmt, *, index, init, last, first=None,
             ef_in = Cat(exp_field_min1(acc_in, fo), *code_class(acc_in, fo))
             pipe.charge(pipe.fab.luts(3))
         al = align_swap_packed(m, xs, acc_in, fo, ef_in[:E], ef_in[E:], name="s",
-                               pipe=pipe)
+                               pipe=pipe, sticky_cut=tree)
         with pipe.carry(floor_marker(m, al)) as cf:
             s = add_aligned(m, al, name="s", pipe=pipe, split_hi=True)
         s, floor = pipe.cut("s.sum", s, *cf.values)

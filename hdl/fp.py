@@ -60,7 +60,7 @@ __all__ = ["Unpacked", "Rounded", "Fixed", "Aligned", "Counted", "exp_shape", "u
            "shift_levels", "sticky_compress", "less",
            "multiply", "lane_products", "align_add", "align", "add_aligned", "fixed_lzc",
            "floor_marker", "SwapPre", "swap_exps", "align_swap", "SwapX",
-           "swap_pre_packed", "align_swap_packed", "prefix_or",
+           "swap_pre_packed", "align_swap_packed",
            "counted_to_unpacked",
            "fixed_to_unpacked", "kulisch_width", "to_fixed", "sum_tree",
            "fixed_from_signed", "ROUNDINGS"]
@@ -1250,29 +1250,19 @@ def align_swap(m, cp, c, fc, pre, name="s", pipe=None):
 
 
 def _swap_place(m, pbig, sh, psig, pf, csig, cf, e0p, e0c, rp, rc, W, wd, name, pipe,
-                prefix=None):
+                sticky_cut=False):
     """The second part of :func:`align_swap` (and :func:`align_swap_packed`): the
     swap of the two ``W``-bit significands (MSB-aligned) by ``pbig`` (the product
     anchors), the clamp's shift ``sh`` of the other, its sticky OR; ``pf``, ``cf``:
     each operand's ``(sign, zero, inf, nan)``; ``e0p``/``e0c`` and ``rp``/``rc``:
     the window bit 0's weight and the floor's room of either anchoring.
-
-    ``prefix``: ``(pp, cp)``, the prefix ORs of ``psig`` and ``csig`` (bit ``j``:
-    any of bits ``0..j``), built before; the sticky then rides the shifter (as
-    :func:`_align_place`'s): a shift by ``s`` leaves bits ``0..s-3`` of the
-    shifted operand at or below the window's bit 0, so ``V[s] = pre[s - 3]``
-    (0 for ``s < 3``), placed ``S`` zero bits above the word and shifted with it,
-    comes out at a fixed place: no OR tree between the shifter and the adder."""
+    ``sticky_cut``: a fine cut point ``<name>_al.or`` after the sticky's OR tree,
+    before the adder."""
     T = W + 4
-    S = W + 3
     (p_sign, p_zero, p_inf, p_nan), (c_sign, c_zero, c_inf, c_nan) = pf, cf
     sw = lambda x, y: Mux(pbig, x, y)           # noqa: E731
     big, small = Signal(W, name=f"{name}_big"), Signal(W, name=f"{name}_small")
     m.d.comb += [big.eq(sw(psig, csig)), small.eq(sw(csig, psig))]
-    spre = None
-    if prefix is not None:
-        spre = Signal(W, name=f"{name}_spre")
-        m.d.comb += spre.eq(sw(prefix[1], prefix[0]))
     flags = [(sw(x, y), sw(y, x)) for x, y in ((p_sign, c_sign), (p_zero, c_zero),
                                                 (p_inf, c_inf), (p_nan, c_nan))]
     (bs, ss), (bz, sz), (bi, si), (bn, sn) = flags
@@ -1282,21 +1272,19 @@ def _swap_place(m, pbig, sh, psig, pf, csig, cf, e0p, e0c, rp, rc, W, wd, name, 
     _charge(pipe, lambda fab: fab.luts(2))
     rest = (big, bs, ss, bz, sz, bi, si, bn, sn, e0, room)
     with _carry(pipe, *rest) as cc:
-        sh, small, spre = _cut(pipe, f"{name}_al.sh", sh, small, spre)
-        src = Cat(Const(0, W + 3), small)
-        if spre is not None:
-            src = Cat(src, Const(0, S), Const(0, 3), spre, Value.cast(spre)[-1])
-        word = Signal(len(src), name=f"{name}_word")
-        m.d.comb += word.eq(shift_levels(m, src, sh, left=False, pipe=pipe,
-                                         name=f"{name}_al"))
+        sh, small = _cut(pipe, f"{name}_al.sh", sh, small)
+        word = Signal(2 * W + 3, name=f"{name}_word")
+        m.d.comb += word.eq(shift_levels(m, Cat(Const(0, W + 3), small), sh, left=False,
+                                         pipe=pipe, name=f"{name}_al"))
         word = _cut(pipe, f"{name}_al.stk", word)
     big, bs, ss, bz, sz, bi, si, bn, sn, e0, room = cc.values
     cwin = Signal(T, name=f"{name}_cwin")
-    if spre is not None:
-        m.d.comb += cwin.eq(Cat(word[2 * W + 3 + S], word[W + 1:2 * W + 3], Const(0, 1)))
-    else:
-        m.d.comb += cwin.eq(Cat(word[W] | word[:W].any(), word[W + 1:], Const(0, 1)))
-        _charge(pipe, lambda fab: fab.reduce(W + 1))
+    m.d.comb += cwin.eq(Cat(word[W] | word[:W].any(), word[W + 1:], Const(0, 1)))
+    _charge(pipe, lambda fab: fab.reduce(W + 1))
+    if sticky_cut:
+        with _carry(pipe, big, bs, ss, bz, sz, bi, si, bn, sn, e0, room) as cc:
+            cwin = _cut(pipe, f"{name}_al.or", cwin)
+        big, bs, ss, bz, sz, bi, si, bn, sn, e0, room = cc.values
     pwin = Cat(Const(0, 3), big, Const(0, 1))
     return Aligned(pwin, cwin, bs, ss, Const(0, 1), Const(0, signed(2)), e0, 0, 0,
                    bz, sz, bi, si, bn, sn, room=room, room_lo=1)
@@ -1316,24 +1304,14 @@ class SwapX:
     e0p: Value      # the window's bit 0 weight when x anchors: ep - (W + 2)
     rp: Value       # lzc_floor's room when x anchors: ep + 1 - emin
     W: int
-    pre: Value = None   # prefix ORs of sig (prefix_sticky)
 
 
-def prefix_or(v):
-    """Bit ``j``: any of ``v``'s bits ``0..j`` (an OR tree each)."""
-    v = Value.cast(v)
-    return Cat(*(v[:j + 1].any() for j in range(len(v))))
-
-
-def swap_pre_packed(m, x, fc, name="s", pipe=None, prefix_sticky=False):
+def swap_pre_packed(m, x, fc, name="s", pipe=None):
     """:func:`align_swap`'s product side, before a loop whose addend is a packed
     code of ``fc`` carried by the loop (:func:`.accum.fp_accumulate`): ``x``
     (:class:`Fixed`) normalized by its leading-zero count (fine cut points
     ``<name>_pn_lzc.k``, ``<name>_pn.k``), and the exponent terms that depend on it
-    alone, five short carry chains beside the shift. ``prefix_sticky``: also the
-    prefix ORs of the normalized significand (after the shift: an OR tree each),
-    for :func:`align_swap_packed`'s sticky riding its shifter. Returns a
-    :class:`SwapX`."""
+    alone, five short carry chains beside the shift. Returns a :class:`SwapX`."""
     fc = get_format(fc)
     PW = len(Value.cast(x.mag))
     W = max(PW, fc.man_bits + 1)
@@ -1354,16 +1332,10 @@ def swap_pre_packed(m, x, fc, name="s", pipe=None, prefix_sticky=False):
     with _carry(pipe, flags, a, a_lo, a_hi, e0p, rp) as cc:
         pn = shift_levels(m, x.mag, count, left=True, pipe=pipe, name=f"{name}_pn")
     flags, a, a_lo, a_hi, e0p, rp = cc.values
-    sig = Cat(Const(0, W - PW), pn)
-    pre = None
-    if prefix_sticky:
-        pre = Signal(W, name=f"{name}_xpre")
-        m.d.comb += pre.eq(prefix_or(sig))
-        _charge(pipe, lambda fab: fab.reduce(W))
-    return SwapX(sig, flags, a, a_lo, a_hi, e0p, rp, W, pre)
+    return SwapX(Cat(Const(0, W - PW), pn), flags, a, a_lo, a_hi, e0p, rp, W)
 
 
-def align_swap_packed(m, xs, code, fc, ef1, cls, name="s", pipe=None):
+def align_swap_packed(m, xs, code, fc, ef1, cls, name="s", pipe=None, sticky_cut=False):
     """:func:`align_swap` of an operand normalized before the loop (``xs``, a
     :class:`SwapX`) and an addend given as a packed code of ``fc`` with its
     :func:`exp_field_min1` ``ef1`` and :func:`code_class` ``cls`` (``Cat(nrm, zero,
@@ -1373,7 +1345,9 @@ def align_swap_packed(m, xs, code, fc, ef1, cls, name="s", pipe=None):
     short chains side by side), its floor's room ``ec + 1 - emin`` is ``ef1``
     itself; a fine cut point ``<name>_al.raw`` may follow the chains, then
     :func:`align_swap`'s clamp, swap, shift and sticky, the same window of
-    ``W + 4`` bits (exact to the rounding of the sum: :func:`align_swap`)."""
+    ``W + 4`` bits (exact to the rounding of the sum: :func:`align_swap`).
+    ``sticky_cut``: a fine cut point ``<name>_al.or`` after the sticky's OR tree
+    (:func:`_swap_place`)."""
     fc = get_format(fc)
     E, M = fc.exp_bits, fc.man_bits
     W, S = xs.W, xs.W + 3
@@ -1387,25 +1361,17 @@ def align_swap_packed(m, xs, code, fc, ef1, cls, name="s", pipe=None):
                  rdk.eq(ef1 - xs.a_hi), e0c.eq(ef1 - (fc.bias + W + 2))]
     rc = Signal(signed(wd), name=f"{name}_rc")
     m.d.comb += rc.eq(ef1)
-    cpre = None
-    if xs.pre is None:
-        _charge(pipe, lambda fab: fab.carry(wd))
-    else:
-        # the addend's prefix ORs (its sticky rides the shifter), beside the chains
-        cpre = Signal(W, name=f"{name}_cpre")
-        m.d.comb += cpre.eq(prefix_or(Cat(Const(0, W - M - 1), c_sig)))
-        _charge(pipe, lambda fab: max(fab.carry(wd), fab.reduce(M + 1)))
-    with _carry(pipe, xs.sig, xs.flags, c_sig, cf, xs.e0p, xs.rp, rc, xs.pre,
-                cpre) as cc:
+    _charge(pipe, lambda fab: fab.carry(wd))
+    with _carry(pipe, xs.sig, xs.flags, c_sig, cf, xs.e0p, xs.rp, rc) as cc:
         d, rd, dk, rdk, e0c = _cut(pipe, f"{name}_al.raw", d, rd, dk, rdk, e0c)
-    psig, pf, c_sig, cf, e0p, rp, rc, ppre, cpre = cc.values
+    psig, pf, c_sig, cf, e0p, rp, rc = cc.values
     pbig = Signal(name=f"{name}_pbig")
     m.d.comb += pbig.eq(rd[-1] & ~pf[1])
     sh = Signal(range(S + 1), name=f"{name}_sh")
     m.d.comb += sh.eq(Mux(pbig, Mux(dk[-1], d, S), Mux(rdk[-1], rd, S)))
     csig = Cat(Const(0, W - M - 1), c_sig)
     return _swap_place(m, pbig, sh, psig, pf, csig, cf, e0p, e0c, rp, rc, W, wd, name,
-                       pipe, prefix=None if ppre is None else (ppre, cpre))
+                       pipe, sticky_cut=sticky_cut)
 
 
 def add_aligned(m, a, name="s", pipe=None, split_hi=False):
