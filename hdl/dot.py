@@ -424,13 +424,13 @@ class Dot(StreamCore):
 
         def make_x():
             if self.lanes == 1:              # the beat is the exact product (a Fixed)
-                return beat
+                return beat, fa.emin + fb.emin - fa.man_bits - fb.man_bits
             _, lsb = kulisch_width(fa, fb, self.lanes)
             nan = flags["nan"] | (flags["pinf"] & flags["ninf"])
             return fixed_from_signed(m, beat, lsb, is_nan=nan,
                                      is_inf=flags["pinf"] | flags["ninf"],
                                      inf_sign=flags["ninf"], zero_sign=flags["negzero"],
-                                     name="beat", pipe=pipe)
+                                     name="beat", pipe=pipe), lsb
         if self.addend:                 # the first beat's c starts the sum
             init, first_ = c, first
         else:                           # -0, the IEEE additive identity
@@ -438,7 +438,8 @@ class Dot(StreamCore):
             first.set(last)                            # for the terms counter
         code, last, (ovf,) = fp_accumulate(m, pipe, ctx, make_x, fo, first=first_,
                                            index=ctx.index, init=init, last=last,
-                                           carried=(ovf,), rounding=self.rounding)
+                                           carried=(ovf,), rounding=self.rounding,
+                                           narrow=True)
         return code, last, ovf
 
     def _fp_loop(self, m, pipe, first, last, beat, flags, c):

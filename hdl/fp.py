@@ -58,8 +58,8 @@ __all__ = ["Unpacked", "Rounded", "Fixed", "Aligned", "Counted", "exp_shape", "u
            "lzc", "normalize", "normalize_shift", "round_sig", "round_decide",
            "round_apply", "pack", "round_pack", "round_decide_packed", "apply_pack",
            "shift_levels", "sticky_compress", "less",
-           "multiply", "lane_products", "align_add", "align", "add_aligned", "fixed_lzc",
-           "floor_marker", "SwapPre", "swap_exps", "align_swap", "SwapX",
+           "multiply", "lane_products", "align_add", "align", "add_aligned", "fixed_lzc", "AlignPre",
+           "align_pre", "align_packed", "floor_marker", "SwapPre", "swap_exps", "align_swap", "SwapX",
            "swap_pre_packed", "align_swap_packed",
            "counted_to_unpacked",
            "fixed_to_unpacked", "kulisch_width", "to_fixed", "sum_tree",
@@ -1013,11 +1013,11 @@ class Aligned:
     p_nan: Value
     c_nan: Value
     floor: Value = None     # lzc_floor's marker of the sum's window, when asked for
-    room: Value = None      # or its room, not yet decoded (align_swap's)
+    room: Value = None      # or its room, not yet decoded (align's floor_room)
     room_lo: int = None     # the lowest value the room takes (None: unknown)
 
 
-def align(m, p, c, fc, name="s", pipe=None, emin=None, p_bounds=None):
+def align(m, p, c, fc, name="s", pipe=None, emin=None, p_bounds=None, floor_room=False):
     """The first half of :func:`align_add`: place ``p`` and ``c`` in the window.
 
     Timing: the exponent difference and the shift clamp (two short carry chains),
@@ -1027,7 +1027,11 @@ def align(m, p, c, fc, name="s", pipe=None, emin=None, p_bounds=None):
     ``emin``: also build :func:`lzc_floor`'s marker of the sum (``floor``) here,
     from the exponents, beside the shift clamp and off the adder's path;
     ``p_bounds``, the lowest ``p.exp0`` (a Python int), lets it drop the decode
-    that can never fire (None: assume any)."""
+    that can never fire (None: assume any). ``floor_room``: return the marker's
+    room instead (``room``, ``room_lo``: the addend's or the product's, chosen here,
+    12 bits or so to register instead of the window-wide marker), for
+    :func:`floor_marker` to decode later, beside the adder; the clamp's stage then
+    holds no window-wide mux steered by ``p_sticky``."""
     fc = get_format(fc)
     PW = len(Value.cast(p.mag))
     CW = fc.man_bits + 1
@@ -1065,48 +1069,74 @@ def align(m, p, c, fc, name="s", pipe=None, emin=None, p_bounds=None):
         m.d.comb += sh.eq(top)
     with m.Else():
         m.d.comb += sh.eq(dmax - delta)
-    floor = None if emin is None else _floor_select(m, p_sticky, *rooms, T, name)
+    floor, room_lo = (None, None) if emin is None else \
+        _floor_select(m, p_sticky, *rooms, T, name, floor_room)
     # the clamp: two compares and a subtract side by side, then a 3:1 mux; beside
     # it the floor markers' decodes, and the mux between them
     _charge(pipe, lambda fab: fab.carry(len(delta)) + fab.luts(2))
     with _carry(pipe, p, c, ec0, p_sticky, floor) as cc:
         sh = _cut(pipe, f"{name}_al.sh", sh)
-    return _align_place(m, *cc.values, sh, fc, name, pipe)
+    al = _align_place(m, *cc.values, sh, fc, name, pipe)
+    return _room_aligned(al, room_lo) if floor_room and emin is not None else al
 
 
-def _floor_select(m, p_sticky, room_c, room_p, T, name):
+def _floor_select(m, p_sticky, room_c, room_p, T, name, floor_room):
     """The floor marker of whichever operand anchors the window (the addend's when
     ``p_sticky``), ``room_c``/``room_p`` each ``(room, lowest room)``: the
-    window-wide marker."""
+    window-wide marker, or with ``floor_room`` the room itself and the lowest room
+    of either, for :func:`floor_marker` to decode later. Returns
+    ``(floor, room_lo)``."""
     (rc, lo_c), (rp, lo_p) = room_c, room_p
+    if floor_room:
+        floor = Signal(signed(max(len(Value.cast(rc)), len(Value.cast(rp)))),
+                       name=f"{name}_room")
+        m.d.comb += floor.eq(Mux(p_sticky, rc, rp))
+        return floor, (None if lo_p is None else min(lo_c, lo_p))
     floor = Signal(T, name=f"{name}_floor")
     m.d.comb += floor.eq(Mux(p_sticky, _floor_marker(m, rc, T, f"{name}_c", lo_c),
                              _floor_marker(m, rp, T, f"{name}_p", lo_p)))
-    return floor
+    return floor, None
+
+
+def _room_aligned(al, room_lo):
+    """An :class:`Aligned` built with ``floor_room``: its ``floor`` field holds the
+    room; moved to ``room`` for :func:`floor_marker`."""
+    return dataclasses.replace(al, floor=None, room=al.floor, room_lo=room_lo)
 
 
 def floor_marker(m, al, name="s"):
-    """Decode the floor marker (:func:`lzc_floor`) of an :class:`Aligned` that
-    carries its room (:func:`align_swap`, :func:`align_swap_packed`): one equality
-    decode a window bit, two LUT levels, off the adder's carry chains when built
-    beside them."""
+    """Decode the floor marker (:func:`lzc_floor`) of an :class:`Aligned` built with
+    ``floor_room``: one equality decode a window bit, two LUT levels, off the
+    adder's carry chains when built beside them."""
     T = len(Value.cast(al.pwin))
     return _floor_marker(m, al.room, T, f"{name}_f", al.room_lo)
 
 
-def _align_place(m, p, c, ec0, p_sticky, floor, sh, fc, name, pipe):
-    """The second part of :func:`align`: both operands placed in the window, the
-    addend by its barrel shift, then its sticky OR."""
+def _align_place(m, p, c, ec0, p_sticky, floor, sh, fc, name, pipe, prefix=None):
+    """The second part of :func:`align` (and :func:`align_packed`): both operands
+    placed in the window, the addend by its barrel shift, then its sticky OR.
+
+    ``prefix``: the prefix ORs of ``c.sig`` (bit ``j``: any of bits ``0..j``),
+    built before; then the sticky is not an OR tree after the shift but rides the
+    shifter: the word shifted carries, ``top`` zero bits above the addend, the
+    sticky of every shift amount (``V[s]``: any bit of ``c.sig`` that a shift by
+    ``s`` moves below the window), and bit ``V[sh]`` comes out where ``V``
+    started, one mux a level beside the addend's."""
     PW = len(Value.cast(p.mag))
     CW = fc.man_bits + 1
     L = CW + 3
     dmax = PW + 3
     T = L + dmax + CW + 1
+    top = L + dmax + CW
     pwin = Signal(T, name=f"{name}_pwin")
     m.d.comb += pwin.eq(Mux(p_sticky, (p.mag != 0).as_unsigned(),
                             Value.cast(p.mag) << L))
     # c aligned: placed at L + dmax, shifted right by sh; CW extra bits below for sticky
     cbig = Cat(Const(0, L + dmax + CW), Value.cast(c.sig))
+    if prefix is not None:
+        nb = len(cbig)
+        vstk = Cat(Const(0, L + dmax), Value.cast(prefix), Value.cast(prefix)[-1])
+        cbig = Cat(cbig, Const(0, top), vstk)
     cshift = Signal(len(cbig), name=f"{name}_cshift")
     rest = (pwin, p.sign, c.sign, p_sticky, ec0, Value.cast(p.exp0),
             p.is_zero, c.is_zero, p.is_inf, c.is_inf, p.is_nan, c.is_nan, floor)
@@ -1117,10 +1147,46 @@ def _align_place(m, p, c, ec0, p_sticky, floor, sh, fc, name, pipe):
     (pwin, p_sign, c_sign, p_sticky, ec0, p_exp0, p_zero, c_zero, p_inf, c_inf, p_nan,
      c_nan, floor) = carried.values
     cwin = Signal(T, name=f"{name}_cwin")
-    m.d.comb += cwin.eq(Cat(cshift_[CW] | cshift_[:CW].any(), cshift_[CW + 1:CW + T]))
-    _charge(pipe, lambda fab: fab.reduce(CW + 1))
+    if prefix is not None:
+        m.d.comb += cwin.eq(Cat(cshift_[nb + top], cshift_[CW + 1:CW + T]))
+    else:
+        m.d.comb += cwin.eq(Cat(cshift_[CW] | cshift_[:CW].any(),
+                                cshift_[CW + 1:CW + T]))
+        _charge(pipe, lambda fab: fab.reduce(CW + 1))
     return Aligned(pwin, cwin, p_sign, c_sign, p_sticky, ec0, p_exp0, L, dmax,
                    p_zero, c_zero, p_inf, c_inf, p_nan, c_nan, floor)
+
+
+@dataclass
+class AlignPre:
+    """What :func:`align_packed` needs of ``p`` alone, computed before a loop."""
+    a: Value            # p.exp0 + dmax + bias + M: the addend's shift is a - ef1
+    b: Value            # a - top - 1: b - ef1 >= 0 when the shift exceeds top
+    rp: Value = None    # lzc_floor's room of p's anchoring (with emin)
+
+
+def align_pre(m, p, fc, name="s", pipe=None, emin=None):
+    """The exponent terms of :func:`align` that depend on ``p`` alone (one carry
+    chain), for :func:`align_packed`: a loop whose addend is a loop-carried
+    accumulator builds them before the loop, outside it."""
+    fc = get_format(fc)
+    PW = len(Value.cast(p.mag))
+    CW = fc.man_bits + 1
+    L, dmax = CW + 3, PW + 3
+    T = L + dmax + CW + 1
+    top = L + dmax + CW
+    e = Value.cast(p.exp0)
+    k = dmax + fc.bias + fc.man_bits
+    w = max(len(e), (k + top + 1).bit_length() + 1, (T + abs(emin or 0)).bit_length() + 1) + 2
+    a = Signal(signed(w), name=f"{name}_pa")
+    b = Signal(signed(w), name=f"{name}_pb")
+    m.d.comb += [a.eq(e + k), b.eq(e + (k - top - 1))]
+    rp = None
+    if emin is not None:
+        rp = Signal(signed(w), name=f"{name}_roomp")
+        m.d.comb += rp.eq(e + (T - 1 - L - emin))
+    _charge(pipe, lambda fab: fab.carry(w))
+    return AlignPre(a, b, rp)
 
 
 def exp_field_min1(code, fc):
@@ -1129,6 +1195,89 @@ def exp_field_min1(code, fc):
     fc = get_format(fc)
     efield = Value.cast(code)[fc.man_bits:fc.man_bits + fc.exp_bits]
     return Cat(efield[0] | (efield == 0), efield[1:])
+
+
+def align_packed(m, p, code, fc, pre, name="s", pipe=None, emin=None, p_bounds=None,
+                 prefix_sticky=False, ef1=None, floor_room=False, cls=None):
+    """:func:`align` of ``p`` and an addend given as a packed code of ``fc``, with
+    ``pre`` from :func:`align_pre`: the unpacking, the exponent difference and the
+    shift clamp fuse into one carry chain (three side by side) and a mux. With
+    ``ef1 = max(efield, 1)`` (a subnormal's exponent field is that of emin) the
+    addend's exponent is ``ef1 - bias``, so :func:`align`'s ``delta > dmax`` is
+    ``a - ef1 < 0`` and its shift ``dmax - delta`` is ``a - ef1`` (``a`` from
+    ``pre``); the rest is :func:`align` exactly.
+
+    ``prefix_sticky``: the addend's sticky rides its shifter (``_align_place``'s
+    ``prefix``), from prefix ORs of its significand built here beside the chains:
+    no OR tree between the shifter and the adder's low half. ``ef1``: the code's
+    :func:`exp_field_min1`, built before (a loop stores it beside the code): the
+    chains then start from it, with no LUT level in front. ``floor_room``: as
+    :func:`align`'s (the marker's room, for :func:`floor_marker` beside the adder).
+    ``cls``: the code's :func:`code_class` as a 4-bit value ``Cat(nrm, is_zero,
+    is_inf, is_nan)``, built before (a loop stores it beside the code): the
+    unpacking is then wires, with no field-wide AND in this stage."""
+    fc = get_format(fc)
+    E, M = fc.exp_bits, fc.man_bits
+    PW = len(Value.cast(p.mag))
+    CW = M + 1
+    L, dmax = CW + 3, PW + 3
+    T = L + dmax + CW + 1
+    top = L + dmax + CW
+    # unpack's sign, significand and class flags; its exponent (a subtract) is not
+    # used: the exponent field enters the chains below directly
+    if cls is None:
+        c = unpack(m, code, fc, name=name + "_c")
+    else:
+        code, cls = Value.cast(code), Value.cast(cls)
+        c = Unpacked(code[fc.bits - 1], None, Cat(code[:M], cls[0]), cls[1], cls[2],
+                     cls[3])
+    given = ef1 is not None
+    if not given:
+        ef1 = exp_field_min1(code, fc)
+    ws = max(len(Value.cast(pre.a)), E + 2) + 1
+    sh_raw = Signal(signed(ws), name=f"{name}_shraw")
+    big = Signal(signed(ws), name=f"{name}_big")
+    ec0 = Signal(signed(ws), name=f"{name}_ec0")
+    m.d.comb += [sh_raw.eq(pre.a - ef1), big.eq(pre.b - ef1),
+                 ec0.eq(ef1 - (fc.bias + M))]
+    rc, rp = None, pre.rp
+    if emin is not None:
+        rc = Signal(signed(ws + 2), name=f"{name}_roomc")
+        m.d.comb += rc.eq(ef1 + (T - 1 - L - dmax - emin - fc.bias - M))
+    # a LUT level (ef1, the flags), then the chains side by side; a fine cut point
+    # may sit before the clamp's muxes
+    prefix = None
+    if not prefix_sticky:
+        _charge(pipe, lambda fab: fab.lut + fab.carry(ws))
+    else:
+        # any of c.sig's bits 0..j, for every j: an OR tree each, beside the chains
+        sig = Value.cast(c.sig)
+        prefix = Signal(len(sig), name=f"{name}_cpre")
+        m.d.comb += prefix.eq(Cat(*(sig[:j + 1].any() for j in range(len(sig)))))
+        with pipe.parallel():
+            pipe.charge((0 if given else pipe.fab.lut) + pipe.fab.carry(ws))
+            pipe.charge(pipe.fab.reduce(len(sig)))
+    with _carry(pipe, p, c, ec0, rc, rp, prefix) as cc:
+        sh_raw, big = _cut(pipe, f"{name}_al.raw", sh_raw, big)
+    p, c, ec0, rc, rp, prefix = cc.values
+    p_sticky = Signal(name=f"{name}_psticky")
+    m.d.comb += p_sticky.eq((sh_raw < 0) | p.is_zero)
+    sh = Signal(range(top + 1), name=f"{name}_sh")
+    m.d.comb += sh.eq(Mux(p_sticky, 0, Mux(big >= 0, top, sh_raw)))
+    floor = room_lo = None
+    if emin is not None:
+        lo_c = (fc.emin - M) + (T - 1 - L - dmax - emin)
+        lo_p = None if p_bounds is None else p_bounds + (T - 1 - L - emin)
+        floor, room_lo = _floor_select(m, p_sticky, (rc, lo_c), (rp, lo_p), T, name,
+                                       floor_room)
+    # the clamp's muxes; beside them the markers: a room-wide equality decode per
+    # bit (two LUT levels), then the mux by p_sticky
+    _charge(pipe, lambda fab: fab.luts(2 if emin is None or floor_room else 3))
+    with _carry(pipe, p, c, ec0, p_sticky, floor, prefix) as cc:
+        sh = _cut(pipe, f"{name}_al.sh", sh)
+    *vals, prefix = cc.values
+    al = _align_place(m, *vals, sh, fc, name, pipe, prefix=prefix)
+    return _room_aligned(al, room_lo) if floor_room and emin is not None else al
 
 
 def window_exp_min(p_exp0_min, T, fc, L, dmax):
@@ -1249,15 +1398,12 @@ def align_swap(m, cp, c, fc, pre, name="s", pipe=None):
                        pipe)
 
 
-def _swap_place(m, pbig, sh, psig, pf, csig, cf, e0p, e0c, rp, rc, W, wd, name, pipe,
-                sticky_cut=False):
+def _swap_place(m, pbig, sh, psig, pf, csig, cf, e0p, e0c, rp, rc, W, wd, name, pipe):
     """The second part of :func:`align_swap` (and :func:`align_swap_packed`): the
     swap of the two ``W``-bit significands (MSB-aligned) by ``pbig`` (the product
     anchors), the clamp's shift ``sh`` of the other, its sticky OR; ``pf``, ``cf``:
     each operand's ``(sign, zero, inf, nan)``; ``e0p``/``e0c`` and ``rp``/``rc``:
-    the window bit 0's weight and the floor's room of either anchoring.
-    ``sticky_cut``: a fine cut point ``<name>_al.or`` after the sticky's OR tree,
-    before the adder."""
+    the window bit 0's weight and the floor's room of either anchoring."""
     T = W + 4
     (p_sign, p_zero, p_inf, p_nan), (c_sign, c_zero, c_inf, c_nan) = pf, cf
     sw = lambda x, y: Mux(pbig, x, y)           # noqa: E731
@@ -1281,10 +1427,6 @@ def _swap_place(m, pbig, sh, psig, pf, csig, cf, e0p, e0c, rp, rc, W, wd, name, 
     cwin = Signal(T, name=f"{name}_cwin")
     m.d.comb += cwin.eq(Cat(word[W] | word[:W].any(), word[W + 1:], Const(0, 1)))
     _charge(pipe, lambda fab: fab.reduce(W + 1))
-    if sticky_cut:
-        with _carry(pipe, big, bs, ss, bz, sz, bi, si, bn, sn, e0, room) as cc:
-            cwin = _cut(pipe, f"{name}_al.or", cwin)
-        big, bs, ss, bz, sz, bi, si, bn, sn, e0, room = cc.values
     pwin = Cat(Const(0, 3), big, Const(0, 1))
     return Aligned(pwin, cwin, bs, ss, Const(0, 1), Const(0, signed(2)), e0, 0, 0,
                    bz, sz, bi, si, bn, sn, room=room, room_lo=1)
@@ -1335,7 +1477,7 @@ def swap_pre_packed(m, x, fc, name="s", pipe=None):
     return SwapX(Cat(Const(0, W - PW), pn), flags, a, a_lo, a_hi, e0p, rp, W)
 
 
-def align_swap_packed(m, xs, code, fc, ef1, cls, name="s", pipe=None, sticky_cut=False):
+def align_swap_packed(m, xs, code, fc, ef1, cls, name="s", pipe=None):
     """:func:`align_swap` of an operand normalized before the loop (``xs``, a
     :class:`SwapX`) and an addend given as a packed code of ``fc`` with its
     :func:`exp_field_min1` ``ef1`` and :func:`code_class` ``cls`` (``Cat(nrm, zero,
@@ -1345,9 +1487,7 @@ def align_swap_packed(m, xs, code, fc, ef1, cls, name="s", pipe=None, sticky_cut
     short chains side by side), its floor's room ``ec + 1 - emin`` is ``ef1``
     itself; a fine cut point ``<name>_al.raw`` may follow the chains, then
     :func:`align_swap`'s clamp, swap, shift and sticky, the same window of
-    ``W + 4`` bits (exact to the rounding of the sum: :func:`align_swap`).
-    ``sticky_cut``: a fine cut point ``<name>_al.or`` after the sticky's OR tree
-    (:func:`_swap_place`)."""
+    ``W + 4`` bits (exact to the rounding of the sum: :func:`align_swap`)."""
     fc = get_format(fc)
     E, M = fc.exp_bits, fc.man_bits
     W, S = xs.W, xs.W + 3
@@ -1371,7 +1511,7 @@ def align_swap_packed(m, xs, code, fc, ef1, cls, name="s", pipe=None, sticky_cut
     m.d.comb += sh.eq(Mux(pbig, Mux(dk[-1], d, S), Mux(rdk[-1], rd, S)))
     csig = Cat(Const(0, W - M - 1), c_sig)
     return _swap_place(m, pbig, sh, psig, pf, csig, cf, e0p, e0c, rp, rc, W, wd, name,
-                       pipe, sticky_cut=sticky_cut)
+                       pipe)
 
 
 def add_aligned(m, a, name="s", pipe=None, split_hi=False):

@@ -411,7 +411,7 @@ class MXDot(StreamCore):
         fx, last, index = pipe.cut("block", fx, last, index)
         # every dot product starts from -0 (the accumulator's reset value, and what
         # the write-back stores after its last block)
-        code, last, _ = fp_accumulate(m, pipe, ctx, lambda: fx, "fp32",
+        code, last, _ = fp_accumulate(m, pipe, ctx, lambda: (fx, lo), "fp32",
                                       index=index, init=Const(NEG_ZERO, 32), last=last,
                                       fast_read=True)
         pipe.gate(last)

@@ -114,7 +114,7 @@ def test_mxdot_sidecar_and_lint(tmp_path):
     (dict(a_fmt="e4m3", b_fmt="e4m3", contexts=4, fmax=100),
      "contexts=4 is too few for fmax=100 MHz on ecp5: the accumulate loop of this "
      "mxdot is 7 cycles deep at that clock and needs contexts >= 7; with contexts=4 "
-     "the delay model reaches about 70 MHz"),
+     "the delay model reaches about 66 MHz"),
     (dict(a_fmt="e4m3", b_fmt="e4m3", stages=1, fmax=100),
      "fmax=100 and stages=1 are alternatives (a clock to meet, or a register count): "
      "give one"),
@@ -135,7 +135,7 @@ def test_mxdot_sidecar_and_lint(tmp_path):
     (dict(a_fmt="e4m3", b_fmt="e4m3", partials=4, fmax=100),
      "partials=4 is too few for fmax=100 MHz on ecp5: the accumulate loop of this mxdot "
      "is 7 cycles deep at that clock and needs partials >= 7; with partials=4 the delay "
-     "model reaches about 70 MHz"),
+     "model reaches about 66 MHz"),
 ])
 def test_mxdot_bad_params(kwargs, msg):
     with pytest.raises(ParamError) as e:
