@@ -121,11 +121,7 @@ def fp_accumulate(m, pipe, ctx, make_x, fmt, *, index, init, last, first=None,
         acc = ctx.reg(fo.bits, init=init.value, name="acc")
         acc_in = acc.read(index) if tree else acc.at(index)
         if side:
-            efield = (init.value >> fo.man_bits) & ((1 << E) - 1)
-            mzero = (init.value & ((1 << fo.man_bits) - 1)) == 0
-            assert mzero and efield == 0, "a sum starts from a zero"
-            ef_init = 1 | 0b0010 << E           # max(efield, 1); nrm 0, zero 1
-            ef = ctx.reg(E + 4, init=ef_init, name="acc_ef")
+            ef, ef_init = _side_reg(ctx, fo, init)
             ef_in = ef.read(index) if tree else ef.at(index)
     else:
         acc = ctx.reg(fo.bits, name="acc")
@@ -195,11 +191,7 @@ def _accumulate_narrow(m, pipe, ctx, make_x, fo, *, index, init, last, first, ca
     if first is None:
         acc = ctx.reg(fo.bits, init=init.value, name="acc")
         acc_in = acc.at(index)
-        efield = (init.value >> fo.man_bits) & ((1 << E) - 1)
-        mzero = (init.value & ((1 << fo.man_bits) - 1)) == 0
-        assert mzero and efield == 0, "a sum starts from a zero"
-        ef_init = 1 | 0b0010 << E           # max(efield, 1); nrm 0, zero 1
-        ef = ctx.reg(E + 4, init=ef_init, name="acc_ef")
+        ef, ef_init = _side_reg(ctx, fo, init)
         ef_in = ef.at(index)
         # the read starts at the context registers, beside the normalizing
         # shift's last level
@@ -232,6 +224,19 @@ def _accumulate_narrow(m, pipe, ctx, make_x, fo, *, index, init, last, first, ca
     index, last_end, carried = cc.values
     _write_back(m, pipe, acc, ef, index, last_end, code, ef_new, init, ef_init, first)
     return code, last_end, carried
+
+
+def _side_reg(ctx, fo, init):
+    """The per-context register of what a loop stores beside its accumulator
+    (``Cat(max(efield, 1), nrm, zero, inf, nan)``, :func:`_packed_side`), and its
+    value for the constant ``init`` a sum starts from (a zero: the reset value).
+    Returns ``(register, init value)``."""
+    E = fo.exp_bits
+    efield = (init.value >> fo.man_bits) & ((1 << E) - 1)
+    mzero = (init.value & ((1 << fo.man_bits) - 1)) == 0
+    assert mzero and efield == 0, "a sum starts from a zero"
+    ef_init = 1 | 0b0010 << E           # max(efield, 1); nrm 0, zero 1
+    return ctx.reg(E + 4, init=ef_init, name="acc_ef"), ef_init
 
 
 def _round_pack(m, pipe, fo, u, eb, exp_min, rounding, ef_init):

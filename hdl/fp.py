@@ -941,10 +941,14 @@ def _multiply_wide(m, ua, ub, fa, fb, sa, sb, exp0, mag, name, pipe):
     return Fixed(flags[0], mag, exp0_, *flags[1:])
 
 
-def lane_products(m, pairs, fa, fb, pipe, unpack_fn=None):
+def lane_products(m, pairs, fa, fb, pipe, unpack_fn=None, shift=False):
     """Exact products of lanes ``(a_code, b_code)`` side by side on ``pipe``: the
     lanes' unpacking, a fine cut point (``mul.u``), their :func:`multiply`.
-    ``unpack_fn`` (default :func:`unpack`) takes ``(m, code, fmt, name=, pipe=)``."""
+    ``unpack_fn`` (default :func:`unpack`) takes ``(m, code, fmt, name=, pipe=)``.
+    ``shift``: ``unpack_fn`` returns biased, unsigned exponents
+    (:func:`.mxarith.unpack_elem_biased`), and each product's ``exp0`` becomes the
+    sum of its operands' two (``<name>_sh``), its shift into a word whose LSB is
+    the smallest product bit: one adder of two unsigned addends."""
     unpack_fn = unpack_fn or unpack
     us = []
     with pipe.parallel():
@@ -955,7 +959,13 @@ def lane_products(m, pairs, fa, fb, pipe, unpack_fn=None):
     prods = []
     with pipe.parallel():
         for k, (ua, ub) in enumerate(us):
-            prods.append(multiply(m, ua, fa, ub, fb, name=f"p{k}", pipe=pipe))
+            p = multiply(m, ua, fa, ub, fb, name=f"p{k}", pipe=pipe)
+            if shift:
+                sh = Signal(max(len(Value.cast(ua.exp)), len(Value.cast(ub.exp))) + 1,
+                            name=f"p{k}_sh")
+                m.d.comb += sh.eq(ua.exp + ub.exp)
+                p = dataclasses.replace(p, exp0=sh)
+            prods.append(p)
     return prods
 
 

@@ -38,7 +38,7 @@ the result. Throughput: one beat a cycle; with ``lanes=32`` one block a cycle.
 
 import dataclasses
 
-from amaranth.hdl import Const, Module, Mux, ResetSignal, Signal, Value, signed
+from amaranth.hdl import Const, Module, Mux, ResetSignal, Signal, signed
 from amaranth.lib.fifo import SyncFIFOBuffered
 
 from lpcores.errors import FmaxError, ParamError, check_int
@@ -48,7 +48,7 @@ from .base import (Contexts, Field, Pipeline, StreamCore, check_loop_depth,
                    name_pipelined, pairwise_tree, plan_pipeline, reword_loop,
                    static_schedule, step_decoder, timing_suffix)
 from .accum import fp_accumulate
-from .fp import (_below, align_add, fixed_from_signed, fixed_to_unpacked,
+from .fp import (_below, align_add, fixed_from_signed, fixed_to_unpacked, lane_products,
                  multiply, pack, round_sig, sum_tree, to_fixed, to_fixed_lanes, unpack)
 from .mxarith import (BLOCK, MX_ELEM_FORMATS, mx_block_width, unpack_elem,
                       unpack_elem_biased)
@@ -231,35 +231,10 @@ class MXDot(StreamCore):
             return s, tuple(out), carried
         with pipe.carry(tuple(out), carried) as c:
             # negative lanes in ones' complement, their +1s the tree's carry-ins
-            # the products' exp0 is already their shift (_lane_products)
+            # the products' exp0 is already their shift (lane_products(shift=))
             fx, cins = to_fixed_lanes(m, prods, 0, bw, name="k", pipe=pipe)
             s = sum_tree(m, fx, bw, name="t", pipe=pipe, carries=cins, leaf_bits=w1)
         return s, *c.values
-
-    def _lane_products(self, m, pl, pipe):
-        """:func:`.fp.lane_products` on biased exponents
-        (:func:`.mxarith.unpack_elem_biased`): each product's ``exp0`` is its shift
-        into the beat's word, ``exp0 - lsb = (ea - ebias_a) + (eb - ebias_b)``
-        (the word's LSB is the smallest product bit), one adder of the two
-        registered biased exponents; :func:`.fp.to_fixed_lanes` then takes
-        ``lsb = 0``."""
-        us = []
-        with pipe.parallel():
-            for k in range(self.lanes):
-                us.append((unpack_elem_biased(m, getattr(pl, f"a{k}"), self.fa,
-                                              name=f"a{k}", pipe=pipe),
-                           unpack_elem_biased(m, getattr(pl, f"b{k}"), self.fb,
-                                              name=f"b{k}", pipe=pipe)))
-        us = pipe.cut("mul.u", tuple(us))
-        prods = []
-        with pipe.parallel():
-            for k, (ua, ub) in enumerate(us):
-                p = multiply(m, ua, self.fa, ub, self.fb, name=f"p{k}", pipe=pipe)
-                sh = Signal(max(len(Value.cast(ua.exp)), len(Value.cast(ub.exp))) + 1,
-                            name=f"p{k}_sh")
-                m.d.comb += sh.eq(ua.exp + ub.exp)
-                prods.append(dataclasses.replace(p, exp0=sh))
-        return prods
 
     def elaborate(self, platform):
         if self.partials > 1:
@@ -278,7 +253,11 @@ class MXDot(StreamCore):
                 prods.append(multiply(m, ua, self.fa, ub, self.fb, name=f"p{k}"))
         else:
             with tp.carry(sa, sb, last) as cl:
-                prods = self._lane_products(m, pl, tp)
+                # on biased exponents: each product's exp0 its shift into the
+                # beat's word (the word's LSB the smallest product bit)
+                prods = lane_products(m, [(getattr(pl, f"a{k}"), getattr(pl, f"b{k}"))
+                                          for k in range(L)], self.fa, self.fb, tp,
+                                      unpack_fn=unpack_elem_biased, shift=True)
             sa, sb, last = cl.values
         prods, sa, sb, last = pipe.cut("mul", tuple(prods), sa, sb, last)
         beat, flags, (sa, sb, last) = self._beat(m, prods, tp, (sa, sb, last))
