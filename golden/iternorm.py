@@ -240,9 +240,12 @@ def check_lam(lam):
 
 
 def _tree(t):
-    """Fixed pairwise tree over the last axis (length a power of two)."""
+    """Fixed pairwise tree over the last axis: each level adds neighbours (0+1,
+    2+3, ...); an odd level's last value goes up unchanged, the next level's last."""
     while t.shape[-1] > 1:
-        t = fx_fma(t[..., 0::2], 1.0, t[..., 1::2])
+        h = t.shape[-1] // 2
+        t = np.concatenate([fx_fma(t[..., 0:2 * h:2], 1.0, t[..., 1:2 * h:2]),
+                            t[..., 2 * h:]], axis=-1)
     return t[..., 0]
 
 
@@ -252,7 +255,9 @@ def _lane_sum(vals, lanes, square, partials=1):
     With ``partials`` P > 1 each lane keeps P sums, beat ``j`` going to sum
     ``j % P``; the P x lanes sums are then one pairwise tree, context-major (the
     lanes of sum 0, then of sum 1, ...): the first ``log2(lanes)`` levels add the
-    lanes of each sum, the rest the P sums. P = 1 is the single-sum order."""
+    lanes of each sum, the rest the P sums (P need not be a power of two: an odd
+    level's last value goes up unchanged, :func:`_tree`). P = 1 is the single-sum
+    order."""
     n, d = vals.shape
     beats = vals.reshape(n, d // lanes, lanes)
     acc = np.zeros((n, partials, lanes))
@@ -271,9 +276,6 @@ def _norm(x, fmt, mode, iters, lam, gamma, beta, lanes, start, trace, partials=1
     if lanes & (lanes - 1):
         raise ParamError(f"lanes must be a power of two, got lanes={lanes}")
     check_int("partials", partials, lo=1, hi=64)
-    if partials & (partials - 1):
-        raise ParamError(f"partials must be a power of two in 1..64, got "
-                         f"partials={partials}")
     codes = np.asarray(x)
     if codes.ndim == 0:
         raise ParamError("x must hold at least one vector of codes, got a scalar")

@@ -107,24 +107,29 @@ class StreamCore(wiring.Component):
 
 
 def pairwise_tree(n):
-    """The ops of a fixed pairwise tree over ``n`` values (a power of two), level by
-    level: ``(x, y, dst)`` index triples, ``t[dst] <- t[x] + t[y]``."""
-    ops = []
-    while n > 1:
-        ops += [(2 * i, 2 * i + 1, i) for i in range(n // 2)]
-        n //= 2
+    """The ops of a fixed pairwise tree over ``n`` values, level by level: ``(x, y,
+    dst)`` index triples, ``t[dst] <- t[x] + t[y]``. Each level adds neighbours
+    (its values 0+1, 2+3, ...); an odd level's last value goes up unchanged, the
+    next level's last (read where it is: no op moves it). A power of two: the
+    levels halve."""
+    ops, live = [], list(range(n))
+    while len(live) > 1:
+        ops += [(live[2 * i], live[2 * i + 1], i) for i in range(len(live) // 2)]
+        live = list(range(len(live) // 2)) + live[len(live) // 2 * 2:]
     return ops
 
 
 def static_schedule(ops):
     """Issue times of a static program on one pipelined unit: in program order, each
     op as soon as its sources are written. ``ops``: ``(sources, destinations,
-    latency)``, a destination readable ``latency + 1`` cycles after its op issues.
-    Returns (the issue times, the cycle each destination is readable from); decode
-    the times with :func:`step_decoder`."""
+    latency)``, a destination readable ``latency + 1`` cycles after its op issues;
+    or ``(sources, destinations, latency, later)``: this op reads its sources
+    ``later`` cycles after they are readable (a reader that cannot take a
+    forwarded result). Returns (the issue times, the cycle each destination is
+    readable from); decode the times with :func:`step_decoder`."""
     ready, t, times = {}, -1, []
-    for srcs, dsts, lat in ops:
-        t = max([t + 1] + [ready.get(x, 0) for x in srcs])
+    for srcs, dsts, lat, *later in ops:
+        t = max([t + 1] + [ready.get(x, 0) + sum(later) for x in srcs])
         for d in dsts:
             ready[d] = t + lat + 1
         times.append(t)

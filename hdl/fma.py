@@ -41,11 +41,12 @@ from lpcores.errors import check_choice
 from lpcores.formats import FLOAT_FORMATS, get_format
 
 from .base import Field, Pipeline, StreamCore, name_pipelined, plan_pipeline
+from .fparith import as_fixed
 from .fp import (ROUNDINGS, add_aligned, align_swap, counted_to_unpacked, fixed_lzc,
                  floor_marker, lzc_floor, multiply, pack, round_apply, round_decide,
                  swap_exps, unpack)
 
-__all__ = ["FMA", "FMul", "ACC_FORMATS"]
+__all__ = ["FMA", "FMul", "FAdd", "ACC_FORMATS"]
 
 ACC_FORMATS = ("fp32", "fp16", "bf16")
 CUTS = ("add", "round", "mul", "norm", "unpack", "align", "lzc")
@@ -98,22 +99,7 @@ class FMA(StreamCore):
             p = multiply(m, ua, fa, ub, fb, name="p", pipe=pipe, dsp_cut=True)
         (uc,) = cu.values
         p, uc = pipe.cut("mul", p, uc)
-        # the exponent terms of the swap: short carry chains, beside the product's
-        # LZC in the fabric (charged before it: the LZC may take fine cuts)
-        pre = swap_exps(m, p, uc, fc, name="s", pipe=pipe)
-        with pipe.carry(uc, pre) as cc:          # across the LZC's fine cuts
-            cp = fixed_lzc(p, m=m, pipe=pipe, name="s_pn")
-        uc, pre = cc.values
-        al = pipe.cut("align", align_swap(m, cp, uc, fc, pre, name="s", pipe=pipe))
-        # the LZC's floor marker decoded from its room beside the adder's chains
-        with pipe.carry(floor_marker(m, al)) as c:   # across the adder's fine cut
-            s = add_aligned(m, al, name="s", pipe=pipe, split_hi=True)
-        s, floor = pipe.cut("add", s, *c.values)
-        cx = pipe.cut("lzc", fixed_lzc(s, m=m, floor=floor, pipe=pipe, name="n"))
-        # the rounder's exponent bases beside the normalizing shift (its carry
-        # chains off the round stage)
-        u, eb = counted_to_unpacked(m, cx, name="n", pipe=pipe, round_fmt=fc)
-        _round_out(self, m, pipe, *pipe.cut("norm", u, eb))
+        _add_round(self, m, pipe, p, uc)
         return m
 
     def _exp_min(self):
@@ -149,6 +135,30 @@ def _plan(core, cuts, name, result, stages, fmax, family):
                    f"{'_rtz' if core.rounding == 'rtz' else ''}",
                    {"a_fmt": core.fa.name, "b_fmt": core.fb.name,
                     result: core.fc.name, "rounding": core.rounding}, fmax)
+
+
+def _add_round(core, m, pipe, p, uc):
+    """The FMA's datapath from its exact "product" ``p`` (a :class:`.fp.Fixed`) and
+    the unpacked addend ``uc`` on: the product normalized by its LZC, the narrow
+    window's swap and alignment, the add, the normalize, the rounding and the
+    output (shared by :class:`FMA` and :class:`FAdd`)."""
+    fc = core.fc
+    # the exponent terms of the swap: short carry chains, beside the product's
+    # LZC in the fabric (charged before it: the LZC may take fine cuts)
+    pre = swap_exps(m, p, uc, fc, name="s", pipe=pipe)
+    with pipe.carry(uc, pre) as cc:          # across the LZC's fine cuts
+        cp = fixed_lzc(p, m=m, pipe=pipe, name="s_pn")
+    uc, pre = cc.values
+    al = pipe.cut("align", align_swap(m, cp, uc, fc, pre, name="s", pipe=pipe))
+    # the LZC's floor marker decoded from its room beside the adder's chains
+    with pipe.carry(floor_marker(m, al)) as c:   # across the adder's fine cut
+        s = add_aligned(m, al, name="s", pipe=pipe, split_hi=True)
+    s, floor = pipe.cut("add", s, *c.values)
+    cx = pipe.cut("lzc", fixed_lzc(s, m=m, floor=floor, pipe=pipe, name="n"))
+    # the rounder's exponent bases beside the normalizing shift (its carry
+    # chains off the round stage)
+    u, eb = counted_to_unpacked(m, cx, name="n", pipe=pipe, round_fmt=fc)
+    _round_out(core, m, pipe, *pipe.cut("norm", u, eb))
 
 
 def _round_out(core, m, pipe, u, ebase=None):
@@ -208,3 +218,50 @@ class FMul(StreamCore):
         pw = (fa.man_bits + 1) + (fb.man_bits + 1)
         top_min = fa.emin + fb.emin - fa.man_bits - fb.man_bits + pw - 1
         return fc.emin if top_min >= fc.emin else None
+
+
+ADD_CUTS = ("add", "round", "norm", "unpack", "align", "lzc")
+
+
+class FAdd(StreamCore):
+    """``r = round(a + c)``, the FMA's datapath without the multiply: ``a`` taken as
+    the exact "product" (:func:`.fparith.as_fixed`), normalized by its leading-zero
+    count, then the FMA's :func:`.fp.align_swap` window, add, normalize and one
+    rounding. For every input it equals ``FMA(a, 1, c)``, which is how IterNorm's
+    lane tree uses it (its golden model's ``fx_fma(x, 1.0, y)``).
+
+    Parameters as :class:`FMA`'s, with one format ``fmt`` for ``a``, ``c`` and ``r``
+    (``fp32``, ``fp16`` or ``bf16``) and ``stages`` 0..6 (``add``, ``round``,
+    ``norm``, ``unpack``, ``align``, ``lzc``). Payload: in ``{a, c}``, out ``{r}``.
+    Latency ``stages + 1``; throughput one a cycle."""
+
+    def __init__(self, *, fmt="fp32", rounding="rne", stages=None, fmax=None,
+                 family=None):
+        self.fa = self.fc = get_format(fmt, param="fmt", allowed=ACC_FORMATS)
+        self.rounding = check_choice("rounding", rounding, ROUNDINGS)
+        self.in_fields = [Field("a", self.fa.bits, self.fa.name),
+                          Field("c", self.fc.bits, self.fc.name)]
+        self.out_fields = [Field("r", self.fc.bits, self.fc.name)]
+        StreamCore.__init__(self)
+        self.wide_derate = True                 # the FMA's alignment shifter
+        self.stages, self.timing = plan_pipeline(self, ADD_CUTS, stages=stages,
+                                                 fmax=fmax, family=family, name="fadd")
+        name_pipelined(self, f"fadd_{self.fc.name}"
+                       f"{'_rtz' if self.rounding == 'rtz' else ''}",
+                       {"fmt": self.fc.name, "rounding": self.rounding}, fmax)
+
+    def elaborate(self, platform):
+        m = Module()
+        fc = self.fc
+        pipe = Pipeline(m, self, ADD_CUTS, self.stages)
+        pl = self.i.payload
+        with pipe.parallel():
+            ua = unpack(m, pl.a, fc, name="a", pipe=pipe)
+            uc = unpack(m, pl.c, fc, name="c", pipe=pipe)
+        ua, uc = pipe.cut("unpack", ua, uc)
+        _add_round(self, m, pipe, as_fixed(ua, fc), uc)
+        return m
+
+    def _exp_min(self):
+        """As the FMA's: the window's MSB always weighs more than ``emin``."""
+        return self.fc.emin

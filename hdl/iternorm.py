@@ -52,20 +52,29 @@ A. each lane's squares accumulate on a :class:`.dot.Dot` (``accumulate="fp"``,
    B's registers ``t[(j)*lanes + k]``. The next vector streams in meanwhile (only its
    sums wait until B is idle: the Dots stall; from ``FREE_LANES`` lanes on the Dots
    never stall and the pads wait instead, their operands registered once here).
+   From ``LANE_TREE`` lanes on, the lanes' P sums pass a tree of ``lanes - 1``
+   pipelined FX adders (:class:`.fma.FAdd`, ``log2(lanes)`` levels) on their way
+   out: one partial sum a cycle reaches B, into ``t[j]``.
 B. a static program on one FX :class:`.fma.FMA`: the pairwise tree over the
-   ``P*lanes`` sums (context-major: the lanes of each sum first), the start, ``K``
-   updates (``lam*v`` by lowering v's exponent field: exact, a nonzero
-   ``v = RNE(1 - s*u)`` is at least 2**-48), the scale; each op issues as soon as
-   its operands are written (the FMA's latency apart when dependent), the schedule
-   computed here and decoded from a step counter.
+   ``P*lanes`` sums (context-major: the lanes of each sum first; with A's lanes'
+   tree, over its P results), the start, ``K`` updates (``lam*v`` by lowering v's
+   exponent field: exact, a nonzero ``v = RNE(1 - s*u)`` is at least 2**-48; with
+   IterNorm's starts the first update's ``u = RNE(a0*a0)``, exact, is written by
+   the start), the scale; each op issues as soon as its operands are written (the
+   FMA's latency apart when dependent: a result is forwarded from the FMA's output
+   into the operand register of an op issued in the cycle it is written), the
+   schedule computed here and decoded from a step counter. P need not be a power
+   of two: an odd level of the tree passes its last value up
+   (:func:`.base.pairwise_tree`).
 C. the buffer streams through one :class:`.fma.FMul` a lane, ``RNE_fmt(c*x)`` (the
    golden model's ``fx_fma(c, x, -0.0)``, the same for every input: the FMA's
    datapath without the addend's alignment and window add), the beats' flags in a
    FIFO beside them.
 
 The golden model takes the same ``partials`` (P = 1 is the order above).
-Latency: ``2*d/lanes + P + Ld + T + Lc + 4`` (Ld, Lc: the lane Dot's and the output
-multiplier's latency, T: the program's last write), in the sidecar.
+Latency: ``2*d/lanes + P + Ld + La + T + Lc + 4`` (Ld, Lc: the lane Dot's and the
+output multiplier's latency, La the lanes' tree's, T: the program's last write; one
+more with free-running Dots), in the sidecar.
 
 Latency (first input beat to last output beat, ``o.ready`` high, unit idle):
 ``2*d/lanes + log2(lanes) + 3*K + R + 6`` cycles, ``R = 1`` for rmsnorm, else 0;
@@ -101,6 +110,11 @@ HW_MODES = ("l2", "layernorm", "rmsnorm")
 #: stall-all enable of every lane's pipeline, and the pads' select into every lane's
 #: multipliers, were the nets that crossed an 85F (docs/iternorm.md)
 FREE_LANES = 8
+#: from this many lanes on (free-running lane Dots) the lanes' sums of each partial
+#: sum are added in A by a tree of ``lanes - 1`` pipelined FX adders (:class:`.fma.FAdd`)
+#: as the Dots drain, and B's program adds only the P partial sums: at 16 lanes the
+#: tree on B's one FMA was 95 of its 191 cycles (docs/iternorm.md)
+LANE_TREE = 8
 IO_FORMATS = ("fp32", "bf16")
 
 
@@ -215,7 +229,7 @@ class _Norm(StreamCore):
         :class:`.fma.FMA` and the output lanes' multipliers (:class:`.fma.FMul`), each planned for the clock by
         its own delay model; the scalar program's static schedule; the latency."""
         from .dot import Dot
-        from .fma import FMA, FMul
+        from .fma import FMA, FAdd, FMul
         f, L, K = self.f, self.lanes, self.iters
         NB = self.n_max
 
@@ -227,7 +241,7 @@ class _Norm(StreamCore):
                 if e.loop is not None:
                     raise reword_loop(e, "partials", "the lane sums' accumulate loop",
                                       fmax, family) from None
-                raise e.reworded(re.sub(r"for this (dot|fma|fmul)", f"for this "
+                raise e.reworded(re.sub(r"for this (dot|fma|fmul|fadd)", f"for this "
                                         f"{self.core_name}'s {what}", str(e))) from None
 
         def lane_dot(P):
@@ -235,7 +249,8 @@ class _Norm(StreamCore):
                                    accumulate="fp", max_terms=NB + 2 * P, contexts=P,
                                    fmax=fmax, family=family), "lane sums")
         if partials is None:
-            # the fewest sums per lane (a power of two) the accumulate loop needs
+            # the fewest sums per lane the accumulate loop needs (its depth; not
+            # rounded up to a power of two: the tree takes any count)
             P = 1
             while True:
                 try:
@@ -244,12 +259,9 @@ class _Norm(StreamCore):
                 except FmaxError as e:
                     if P >= 64 or e.loop is None:
                         raise
-                    P *= 2
+                    P += 1
         else:
             P = check_int("partials", partials, lo=1, hi=64)
-            if P & (P - 1):
-                raise ParamError(f"partials must be a power of two in 1..64, got "
-                                 f"partials={P}")
             dots = [lane_dot(P)]
         dots += [lane_dot(P) for _ in range(L - 1)]
         self.partials = P
@@ -259,7 +271,13 @@ class _Norm(StreamCore):
         self.outs = [sub(lambda: FMul(a_fmt=FX, b_fmt=f.name, r_fmt=f.name, fmax=fmax,
                                       family=family), "output multiply")
                      for _ in range(L)]
-        for c in [*self.dots, self.upd, *self.outs]:
+        # the lanes' tree in A (LANE_TREE): level l's adders add level l - 1's
+        # neighbours, the lanes of one partial sum a cycle
+        self.lane_tree = L >= LANE_TREE
+        self.adds = ([sub(lambda: FAdd(fmt=FX, fmax=fmax, family=family), "lane tree")
+                      for _ in range(L - 1)] if self.lane_tree else [])
+        La = self.adds[0].latency * (L.bit_length() - 1) if self.adds else 0
+        for c in [*self.dots, self.upd, *self.outs, *self.adds]:
             c._MustUse__used = True
         self.family = family
         # the scalar program: the tree over the P*L sums (context-major), the start,
@@ -268,29 +286,40 @@ class _Norm(StreamCore):
         # operand muxes get their own cycle, so one more than the FMA's latency)
         self.prog_lf = Lf = self.upd.latency + 1
         prog = [(("t", x), "one", ("t", y), ("t", d))
-                for x, y, d in pairwise_tree(P * L)]
+                for x, y, d in pairwise_tree(P if self.lane_tree else P * L)]
         prog.append("start")
-        for _ in range(K):
-            prog += [("a", "a", "negzero", "u"), ("negs", "u", "one", "v"),
-                     ("a", "lamv", "a", "a")]
+        # IterNorm's starts have at most 12 significant bits: the first update's
+        # u = RNE(a0*a0) is exact, written by the start (_start_u0), not computed
+        self.u_from_start = self.start != "fisr"
+        for k in range(K):
+            if k or not self.u_from_start:
+                prog.append(("a", "a", "negzero", "u"))
+            prog += [("negs", "u", "one", "v"), ("a", "lamv", "a", "a")]
         if self.mode == "rmsnorm":
             prog.append(("a", "sqrt", "negzero", "c"))
 
         def timed(op):
-            if op == "start":                       # s, a0 <- t[0], registered
-                return [("t", 0)], ["s", "negs", "a"], 0
+            if op == "start":                       # s, a0 (u0) <- t[0], registered
+                # (it reads s from its register: one cycle after a forwarded read)
+                return ([("t", 0)], ["s", "negs", "a"] + ["u"] * self.u_from_start,
+                        0, 1)
             srcs = [x for x in op[:3] if x not in ("one", "negzero", "sqrt")]
-            # written at the end of t + Lf
-            return ["v" if x == "lamv" else x for x in srcs], [op[3]], Lf
+            # the FMA's result at its output in cycle t + Lf (written at its end):
+            # a dependent op issued then takes it forwarded into its operand register
+            return ["v" if x == "lamv" else x for x in srcs], [op[3]], Lf - 1
         times, ready = static_schedule(timed(op) for op in prog)
         self.program = list(zip(times, prog))
-        self.t_fin = max(ready.values()) - 1        # the last write
+        # the last write: an FMA op's in cycle t + Lf (its result forwarded to a
+        # reader issued then: readable from t + Lf), the start's in its own cycle
+        self.t_fin = max(t + (0 if op == "start" else Lf) for t, op in self.program)
         Ld, Lc = dots[0].latency, self.outs[0].latency
         tim = {"family": family, "fmax_asked_mhz": fmax, "partials": P,
                "lane_dot": dots[0].timing, "scalar_fma": self.upd.timing,
                "out_mul": self.outs[0].timing,
+               **({"lane_add": self.adds[0].timing} if self.adds else {}),
                "estimate_mhz": min(c.timing["estimate_mhz"]
-                                   for c in (dots[0], self.upd, self.outs[0]))}
+                                   for c in (dots[0], self.upd, self.outs[0],
+                                             *self.adds[:1]))}
         self.timing = tim
         self.params.update(fmax=fmax, family=family, partials=P)
         self.module_name += f"_p{P}" + timing_suffix(None, fmax, family)
@@ -303,12 +332,13 @@ class _Norm(StreamCore):
         # from 8 lanes on the lane Dots never stall (_elaborate_fast): their operands
         # registered once in A, one cycle more
         self.free_lanes = L >= FREE_LANES
-        self.const = P + Ld + self.t_fin + Lc + 4 + int(self.free_lanes)
+        self.const = P + Ld + La + self.t_fin + Lc + 4 + int(self.free_lanes)
         self.latency = self.latency_of(self.max_d)
+        tree = f" + the lanes' tree {La}" if self.adds else ""
         self.latency_formula = (
             f"first input beat to last output beat: 2*d/{L} + {self.const} cycles (= "
-            f"2*d/lanes + partials + the lane sum's latency {Ld} + the scalar program "
-            f"{self.t_fin} + the output multiply's latency {Lc} + "
+            f"2*d/lanes + partials + the lane sum's latency {Ld}{tree} + the scalar "
+            f"program {self.t_fin} + the output multiply's latency {Lc} + "
             f"{4 + int(self.free_lanes)}); 'latency' is its value at d = max_d")
         self.beats_per_result = "d/lanes input beats give d/lanes output beats"
         StreamCore.__init__(self)
@@ -659,6 +689,16 @@ class _Norm(StreamCore):
         return m
 
 
+def _inc_mod(v, P):
+    """``(v + 1) mod P`` for a counter ``v`` of ``max(1, (P - 1).bit_length())`` bits
+    (a power of two P: the counter's own wrap-around)."""
+    if P == 1:
+        return 0
+    if P & (P - 1) == 0:
+        return v + 1
+    return Mux(v == P - 1, 0, v + 1)
+
+
 def _buffer_in(m, f, xs, word, take, last, NB, aw, wp, wcnt, wslot, busy):
     """A's side of the two-slot vector buffer: write the accepted beat (``word``)
     at its slot and beat count (saturating past ``max_d``), mark the slot busy at a
@@ -720,6 +760,46 @@ def _start_a0(m, s_src, start):
     return a0
 
 
+def _lam_v(v, lam_log2):
+    """``lam * v`` (an FX code): v's exponent field lowered by ``-log2(lam)``, v == 0
+    kept; exact, since a nonzero v = RNE(1 - s*u) is at least 2**-48
+    (docs/iternorm.md)."""
+    k_ = -lam_log2
+    return Mux((v[23:33] == 0) | (k_ == 0), v, v - (k_ << 23))
+
+
+def _start_u0(m, s_src, start):
+    """The fmax build's ``u = RNE_FX(a0*a0)`` of the first update, from ``s`` beside
+    :func:`_start_a0`: exact for IterNorm's starts (``a0`` has at most ``ROM_W`` = 12
+    significant bits), so no rounding. The exponent start: ``2**-2ceil(E/2)``, the
+    exponent field ``2*bias - 1 - s_e + s_e[0]``. The ROM start: the entry's square
+    ``t*t`` (23 or 24 bits) normalized, from a second table beside the first, with
+    ``hi - s_e[0]`` (``hi``: ``t*t >= 2**23``; ``s_e[0] = ~r``), so the exponent
+    field ``2*bias - 1 - s_e + (hi - s_e[0])`` is one add."""
+    s_e = s_src[23:33]
+    u0 = Signal(FX.bits)
+    if start == "iter":
+        m.d.comb += u0.eq(Cat(Const(0, 23), 2 * FX.bias - 1 - s_e + s_e[0]))
+        return u0
+    assert start == "rom" and FX.bias & 1
+    tab = rom_table()
+    ents = []
+    for r in (0, 1):
+        for t in tab[r]:
+            hi = int(t * t >= 1 << 23)
+            sig = t * t if hi else (t * t) << 1
+            delta = hi - (1 - r)                   # in -1..1, as 2 bits
+            ents.append(Const((sig & ((1 << 23) - 1)) | ((delta & 3) << 23), 25))
+    rom = Array(ents)
+    r = s_src[23] ^ (FX.bias & 1)
+    ent = Signal(25)
+    m.d.comb += ent.eq(rom[Cat(s_src[23 - ROM_B:23], r)])
+    e_u = Signal(signed(12))
+    m.d.comb += e_u.eq(2 * FX.bias - 1 - s_e + ent[23:25].as_signed())
+    m.d.comb += u0.eq(Cat(ent[:23], e_u[:10]))
+    return u0
+
+
 def _elaborate_fast(self):
     """The fmax build (module doc): A feeds the lanes' Dots (and P pad beats with
     ``last`` after a vector), collects their P sums each; B runs the static
@@ -739,6 +819,8 @@ def _elaborate_fast(self):
     m.submodules.upd = self.upd
     for k, o in enumerate(self.outs):
         m.submodules[f"out{k}"] = o
+    for k, a in enumerate(self.adds):
+        m.submodules[f"tree{k}"] = a
     dots, upd, outs = self.dots, self.upd, self.outs
     pay = self.i.payload
     xs = [pay[f"x{k}"] for k in range(L)]
@@ -792,23 +874,38 @@ def _elaborate_fast(self):
                             Signal(name="h_slot"))
     nb_ = Mux(wcnt == 0, beat_bad, vbad | beat_bad)
     with m.If(take):
-        m.d.sync += [vbad.eq(nb_), vph.eq(Mux(pay.last, 0, vph + 1) if P > 1 else 0)]
+        m.d.sync += [vbad.eq(nb_), vph.eq(Mux(pay.last, 0, _inc_mod(vph, P)))]
         with m.If(pay.last):
             # the P pads give the P sums, in the order (n + i) mod P
             m.d.sync += [h_bad.eq(nb_), h_cnt.eq(cnt1), h_slot.eq(wslot),
                          a_busy.eq(1), pad_left.eq(P), ncap.eq(P),
-                         cap.eq(vph + 1 if P > 1 else 0)]
+                         cap.eq(_inc_mod(vph, P))]
     with m.If(pad):
         m.d.sync += pad_left.eq(pad_left - 1)
-    t = [Signal(FX.bits, name=f"t{i}") for i in range(P * L)]
-    got = dots[0].o.valid & (Const(1, 1) if free else b_idle)
+    # the sums that reach B: each lane's (t[j*L + k]), or with the lanes' tree its
+    # root's, one partial sum a cycle (t[j])
+    sums = [d.o for d in dots]
+    if self.adds:
+        # the tree's adders run free like the Dots (their results always taken)
+        adds = iter(self.adds)
+        while len(sums) > 1:
+            level = []
+            for x, y in zip(sums[0::2], sums[1::2]):
+                a = next(adds)
+                m.d.comb += [a.i.valid.eq(x.valid), a.i.payload.a.eq(x.payload.r),
+                             a.i.payload.c.eq(y.payload.r), a.o.ready.eq(1)]
+                level.append(a.o)
+            sums = level
+    W = len(sums)
+    t = [Signal(FX.bits, name=f"t{i}") for i in range(P * W)]
+    got = sums[0].valid & (Const(1, 1) if free else b_idle)
     hand = Signal()                                # the last sum is in
     m.d.comb += hand.eq(got & (ncap == 1))
     with m.If(got):
-        m.d.sync += [ncap.eq(ncap - 1), cap.eq(cap + 1 if P > 1 else 0)]
+        m.d.sync += [ncap.eq(ncap - 1), cap.eq(_inc_mod(cap, P))]
         for j in range(P):
             with m.If(cap == j):
-                m.d.sync += [t[j * L + k].eq(dots[k].o.payload.r) for k in range(L)]
+                m.d.sync += [t[j * W + k].eq(sums[k].payload.r) for k in range(W)]
     with m.If(hand):
         m.d.sync += a_busy.eq(0)
 
@@ -846,10 +943,7 @@ def _elaborate_fast(self):
                 m.d.comb += sqrt_code.eq(_fx_code(sqrt_rn(n * L)))
     # lam * v: v's exponent field lowered by -log2(lam) (v == 0 kept); exact, since
     # a nonzero v = RNE(1 - s*u) is at least 2**-48 (docs/iternorm.md)
-    lamv = Signal(FX.bits)
-    k_ = -self.lam_log2
-    m.d.comb += lamv.eq(Mux((v_reg[23:33] == 0) | (k_ == 0), v_reg,
-                            v_reg - (k_ << 23)))
+    lamv = _lam_v(v_reg, self.lam_log2)
     srcs = {"one": Const(FX_ONE, FX.bits), "negzero": Const(FX_NEGZERO, FX.bits),
             "negs": s_reg ^ (1 << 33), "a": a_reg, "u": u_reg, "lamv": lamv,
             "sqrt": sqrt_code}
@@ -864,19 +958,30 @@ def _elaborate_fast(self):
         if op == "start":
             with m.If(at([when], "b_start")):
                 m.d.sync += [s_reg.eq(s_src), a_reg.eq(a0)]
+                if self.u_from_start:
+                    m.d.sync += u_reg.eq(_start_u0(m, s_src, self.start))
             continue
         for pos in range(3):
             opsel[pos].setdefault(op[pos], []).append(when)
         writes.setdefault(op[3], []).append(when + Lf)
     issue = at([w for w, op in self.program if op != "start"], "b_issue")
+    res = upd.o.payload.r
+    # a source read in the cycle the FMA writes it is forwarded from its output
+    fwd_val = {"lamv": _lam_v(res, self.lam_log2)}
     operands = []
     for pos, srcs_ in enumerate(opsel):
         terms = []
         for src, whens in srcs_.items():
-            sel = at(whens, f"b_sel{'abc'[pos]}_{src[0]}{src[1]}"
-                     if isinstance(src, tuple) else f"b_sel{'abc'[pos]}_{src}")
+            name = (f"b_sel{'abc'[pos]}_{src[0]}{src[1]}" if isinstance(src, tuple)
+                    else f"b_sel{'abc'[pos]}_{src}")
+            wr = set(writes.get("v" if src == "lamv" else src, ()))
+            fwd = [w for w in whens if w in wr]
+            reg = [w for w in whens if w not in wr]
             val = t[src[1]] if isinstance(src, tuple) else srcs[src]
-            terms.append(Mux(sel, val, 0))
+            if reg:
+                terms.append(Mux(at(reg, name), val, 0))
+            if fwd:
+                terms.append(Mux(at(fwd, name + "_fwd"), fwd_val.get(src, res), 0))
         v = terms[0]
         for x in terms[1:]:
             v = v | x                               # one-hot selects: an AND-OR
@@ -887,7 +992,6 @@ def _elaborate_fast(self):
                  issue_r.eq(issue)]
     m.d.comb += [upd.i.valid.eq(issue_r), upd.i.payload.a.eq(ua_r),
                  upd.i.payload.b.eq(ub_r), upd.i.payload.c.eq(uc_r), upd.o.ready.eq(1)]
-    res = upd.o.payload.r
     for dst, whens in writes.items():
         reg = t[dst[1]] if isinstance(dst, tuple) else dsts[dst]
         name = f"b_wr_{dst[0]}{dst[1]}" if isinstance(dst, tuple) else f"b_wr_{dst}"

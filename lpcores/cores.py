@@ -134,8 +134,9 @@ def _norm_opts():
         Opt("--affine", "affine", "stream gamma and beta beside x", type=bool,
             default=False, boolean=True),
         *_timing_opts()[1:],
-        Opt("--partials", "partials", "sums of squares kept per lane with --fmax (a "
-            "power of two; default: the fewest the accumulate loop needs)", type=int),
+        Opt("--partials", "partials", "sums of squares kept per lane with --fmax "
+            "(1..64; default: the fewest the accumulate loop needs, its depth)",
+            type=int),
     )
 
 

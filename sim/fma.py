@@ -12,6 +12,9 @@ Expected codes from ``golden.fma``.
 The same bench drives ``FMul`` (``r = round(a*b)``, no ``c`` port; its sidecar
 names ``r_fmt``): the vectors are the same without the addends, and the expected
 codes are ``golden.fma`` with ``c = -0`` (``x + -0 = x``, signed zeros included).
+And ``FAdd`` (``r = round(a + c)``, no ``b`` port; one ``fmt``): the vectors are
+the FMA's with ``b = 1`` (the addends biased against ``a``: cancellation, exponent
+difference 0 or 1, far below), the expected codes ``golden.fma`` with ``b = 1``.
 """
 
 import numpy as np
@@ -38,14 +41,29 @@ def special_codes(fmt):
 
 
 def _acc(p):
-    """The result format, and whether the core has an addend port (FMA) or not
-    (FMul)."""
+    """The result format, and whether the core has an addend port (FMA, FAdd) or
+    not (FMul)."""
+    if "fmt" in p:                                          # FAdd
+        return p["fmt"], True
     return (p["acc_fmt"], True) if "acc_fmt" in p else (p["r_fmt"], False)
+
+
+def _ab(p):
+    """The formats of a and b; FAdd's b is the constant 1 of its format (``None``
+    when the core has no b port)."""
+    if "fmt" in p:
+        return p["fmt"], p["fmt"]
+    return p["a_fmt"], p["b_fmt"]
+
+
+def _one(fmt, n):
+    f = get_format(fmt)
+    return np.full(n, f.bias << f.man_bits, dtype=np.int64)
 
 
 def biased_addends(rng, a, b, p):
     """One addend per (a, b) pair, from the biased classes above."""
-    fa, fb, fc = p["a_fmt"], p["b_fmt"], _acc(p)[0]
+    (fa, fb), fc = _ab(p), _acc(p)[0]
     n = len(a)
     with np.errstate(all="ignore"):                          # Inf * 0, overflow
         prod = golden.decode(a, fa) * golden.decode(b, fb)   # exact in float64
@@ -72,9 +90,11 @@ def special_grid(fa, fb, fc):
 def vectors(tb):
     p = tb.sidecar["params"]
     acc, has_c = _acc(p)
-    fa, fb, fc = get_format(p["a_fmt"]), get_format(p["b_fmt"]), get_format(acc)
+    fa, fb, fc = (get_format(x) for x in (*_ab(p), acc))
     rng = tb.nprng("vectors")
     mode = tb.options.get("mode", "products")
+    if "fmt" in p:                      # FAdd: b = 1
+        return _fadd_vectors(tb, p, fa, rng, mode)
     if has_c:
         ga, gb, gc = special_grid(fa, fb, fc)
     else:                               # FMul: every (a, b) of the grid once
@@ -103,6 +123,24 @@ def vectors(tb):
             what + " with biased addends, after the special-value grid")
 
 
+def _fadd_vectors(tb, p, f, rng, mode):
+    """FAdd's (a, c): the special grid, then (mode ``products``) random a with the
+    biased addends against ``a * 1``."""
+    ga, gc = (x.ravel() for x in np.meshgrid(special_codes(f), special_codes(f),
+                                              indexing="ij"))
+    if mode == "specials":
+        return {"a": ga, "c": gc}, "special-value grid"
+    n = int(tb.options.get("random", 20000))
+    a = rng.integers(0, 1 << f.bits, size=n)
+    c = biased_addends(rng, a, _one(f.name, n), p)
+    return ({"a": np.concatenate([ga, a]), "c": np.concatenate([gc, c])},
+            f"{n} random a with biased addends, after the special-value grid")
+
+
+def _b(p, f):
+    return _one(p["fmt"], len(f["a"])) if "fmt" in p else f["b"]
+
+
 def _addends(p, f):
     acc, has_c = _acc(p)
     if has_c:
@@ -113,8 +151,8 @@ def _addends(p, f):
 def expected(tb, f):
     p = tb.sidecar["params"]
     c, acc = _addends(p, f)
-    r = golden.fma(f["a"], f["b"], c, p["a_fmt"], p["b_fmt"], acc,
-                   rounding=p["rounding"])
+    fa, fb = _ab(p)
+    r = golden.fma(f["a"], _b(p, f), c, fa, fb, acc, rounding=p["rounding"])
     return pack(tb.fo, r=r)
 
 
@@ -123,8 +161,9 @@ def describe(tb):
 
     def render(bin_, exp, got):
         x = unpack(tb.fi, [bin_])
-        a = golden.decode(x["a"], p["a_fmt"])[0]
-        b = golden.decode(x["b"], p["b_fmt"])[0]
+        fa, fb = _ab(p)
+        a = golden.decode(x["a"], fa)[0]
+        b = golden.decode(_b(p, x), fb)[0]
         cc, acc = _addends(p, x)
         c = golden.decode(cc, acc)[0]
         e = golden.decode([exp], acc)[0]

@@ -4,7 +4,7 @@ rational oracle in test_golden_fma.py)."""
 import pytest
 
 from lpcores.errors import ParamError
-from lpcores.hdl.fma import FMA, FMul
+from lpcores.hdl.fma import FAdd, FMA, FMul
 from lpcores.sim import runner
 
 
@@ -62,6 +62,42 @@ def test_fmul_rtl(a, b, r, kw, opts, on_icarus, sim, build_root, icarus_subset):
     res = runner.run(core, "lpcores.sim.fma", sim=sim, seed=5, options=opts,
                      build_root=build_root)
     runner.assert_passes(res)
+
+
+# FAdd (r = round(a + c), IterNorm's lane tree): the same bench and golden.fma with
+# b = 1. (fmt, kwargs, options)
+FADD = [
+    ("bf16", dict(stages=3), {"random": 30000}),
+    ("fp32", dict(fmax=100), {"random": 30000}),
+    pytest.param("fp16", dict(stages=0, rounding="rtz"), {"random": 20000},
+                 marks=pytest.mark.slow),
+    pytest.param("bf16", dict(fmax=150), {"random": 20000}, marks=pytest.mark.slow),
+]
+
+
+def _fadd_id(c):
+    f, kw, _ = c.values if hasattr(c, "values") else c
+    return f"{f}-" + "-".join(f"{k}{v}" for k, v in kw.items())
+
+
+@pytest.mark.sim
+@pytest.mark.parametrize("fmt,kw,opts", FADD, ids=[_fadd_id(c) for c in FADD])
+def test_fadd_rtl(fmt, kw, opts, sim, build_root, icarus_subset):
+    icarus_subset(fmt == "bf16" and "stages" in kw)
+    core = FAdd(fmt=fmt, **kw)
+    res = runner.run(core, "lpcores.sim.fma", sim=sim, seed=11, options=opts,
+                     build_root=build_root)
+    runner.assert_passes(res)
+
+
+def test_fadd_bad_params():
+    with pytest.raises(ParamError) as e:
+        FAdd(fmt="e4m3")
+    assert str(e.value) == "fmt must be one of fp32, fp16, bf16, got fmt='e4m3'"
+    with pytest.raises(ParamError) as e:
+        FAdd(stages=7)
+    assert str(e.value) == ("stages must be in 0..6 for fadd (it has 6 cut points), "
+                            "got stages=7")
 
 
 @pytest.mark.slow

@@ -42,6 +42,8 @@ SLOW = [
 # pipelined FX FMA, output FMAs): (class, fmt, lanes, max_d, mode, iters, fmax)
 FMAX = [
     (FisrNorm, "fp32", 1, 64, "rmsnorm", 2, 80),
+    # P = 3 partials, the lanes' FAdd tree, u0 = a0*a0 from the ROM start
+    (IterNorm, "bf16", 8, 64, "l2", 1, 50, ROM),
 ]
 FMAX_SLOW = [
     (FisrNorm, "fp32", 4, 128, "rmsnorm", 2, 80),
@@ -169,7 +171,7 @@ def test_bad_start():
      "partials=2 is too few for fmax=100 MHz on ecp5: the lane sums' accumulate loop is "
      "6 cycles deep at that clock and needs partials >= 6; with partials=2 the delay "
      "model reaches about 43 MHz"),
-    (dict(fmax=100, partials=3), "partials must be a power of two in 1..64, got partials=3"),
+    (dict(fmax=100, partials=65), "partials must be in 1..64, got partials=65"),
     (dict(fmax=300), "fmax=300 MHz is beyond what the delay model reaches for this "
      "{core}'s lane sums on ecp5: the fastest is about 143 MHz, with 13 stages"),
     (dict(fmax=0), "fmax must be a positive number of MHz, got fmax=0"),
@@ -190,35 +192,76 @@ def test_bad_params_fmax(cls, kwargs, msg):
 
 
 def test_fmax_plan_and_sidecar():
-    """The fmax build: sub-cores planned for the clock, the fewest partials (a power
-    of two) the lane sums' loop needs, the scalar program's schedule respecting the
-    FX FMA's latency, and the latency formula from its parts."""
+    """The fmax build: sub-cores planned for the clock, the fewest partials the lane
+    sums' loop needs (its depth), the scalar program's schedule respecting the FX
+    FMA's latency, and the latency formula from its parts."""
     core = IterNorm(fmt="bf16", lanes=2, max_d=64, fmax=100)
     sc = core.sidecar()
     P = core.partials
     assert sc["params"]["partials"] == P and sc["params"]["fmax"] == 100
     loop = core.dots[0].loop_cycles
-    assert loop <= P < 2 * loop and P & (P - 1) == 0
+    assert P == loop
     assert core.module_name == f"iternorm_bf16_l2_d64_l2_k5_p{P}_f100ecp5"
     Lf = core.upd.latency + 1                  # the operands are registered first
     written = {}
-    for t, op in core.program:                 # every operand written before it is read
+    # every operand written before it is read: an FMA op's result forwarded into
+    # the operand register of an op issued Lf cycles after it (the cycle it is
+    # written), the start reading its register (a cycle later)
+    for t, op in core.program:
         if op == "start":
-            assert t >= written[("t", 0)]
+            assert t >= written[("t", 0)] + 1
             written["a"] = written["negs"] = t + 1
+            if core.u_from_start:              # IterNorm's starts: u0 = a0*a0 exact
+                written["u"] = t + 1
             continue
         for src in op[:3]:
             src = "v" if src == "lamv" else src
             if src not in ("one", "negzero", "sqrt"):
                 assert t >= written.get(src, 0), (t, op)
-        written[op[3]] = t + Lf + 1
+        written[op[3]] = t + Lf
     ops = [op for _, op in core.program]
-    assert len(ops) == (2 * P - 1) + 1 + 3 * 5    # tree over 2P sums, start, K updates
+    # tree over 2P sums, start, K updates (the first one's u written by the start)
+    assert core.u_from_start
+    assert len(ops) == (2 * P - 1) + 1 + 3 * 5 - 1
     assert core.latency_of(64) == 2 * 32 + core.const
     assert core.const == (P + core.dots[0].latency + core.t_fin
                           + core.outs[0].latency + 4)
     assert sc["timing"]["partials"] == P and sc["timing"]["estimate_mhz"] >= 100
     assert f"2*d/2 + {core.const} cycles" in sc["latency_formula"]
+
+
+def test_fmax_plan_lane_tree():
+    """From LANE_TREE lanes on, A adds each partial sum's lanes on a tree of
+    lanes - 1 FX adders and B's program adds the P partial sums only; the latency
+    formula counts the tree's levels. The ROM start writes the first update's u."""
+    from lpcores.hdl.iternorm import LANE_TREE
+    core = IterNorm(fmt="bf16", lanes=16, max_d=1024, fmax=100, start="rom", iters=1)
+    P = core.partials
+    assert 16 >= LANE_TREE and core.lane_tree and len(core.adds) == 15
+    ops = [op for _, op in core.program]
+    assert len(ops) == (P - 1) + 1 + 2          # tree over P sums, start, v and a
+    La = core.adds[0].latency * 4
+    assert core.const == (P + core.dots[0].latency + La + core.t_fin
+                          + core.outs[0].latency + 5)
+    assert f"the lanes' tree {La}" in core.sidecar()["latency_formula"]
+    assert not IterNorm(fmt="bf16", lanes=LANE_TREE // 2, max_d=64, fmax=100).adds
+
+
+@pytest.mark.parametrize("n", range(1, 41))
+def test_pairwise_tree_order(n):
+    """The scalar program's tree (base.pairwise_tree), run in program order on
+    symbols, adds in the golden model's order (golden.iternorm._tree: neighbours,
+    an odd level's last value going up as it is), written here from its words."""
+    from lpcores.hdl.base import pairwise_tree
+    t = [str(i) for i in range(n)]
+    for x, y, d in pairwise_tree(n):
+        t[d] = f"({t[x]}+{t[y]})"
+    want = [str(i) for i in range(n)]
+    while len(want) > 1:
+        want = ([f"({want[2 * k]}+{want[2 * k + 1]})" for k in range(len(want) // 2)]
+                + want[len(want) // 2 * 2:])
+    assert t[0] == want[0]
+    assert len(pairwise_tree(n)) == n - 1
 
 
 @pytest.mark.parametrize("cls,kw", [
