@@ -30,7 +30,7 @@ from amaranth.hdl import Cat, Const, Mux, Signal, Value
 from lpcores.formats import get_format
 
 from .fp import (_special_codes, add_aligned, align_packed, align_pre, align_swap_packed,
-                 code_class, counted_to_unpacked, exp_field_min1, fixed_lzc, floor_marker,
+                 carry_count, code_class, counted_to_unpacked, exp_field_min1, fixed_lzc, floor_marker,
                  pack, round_apply, round_decide, swap_pre_packed, window_exp_min)
 
 __all__ = ["fp_accumulate"]
@@ -68,7 +68,8 @@ def _packed_side(m, fo, rounding, zero, ez, mz, is_nan, is_inf, is_zero, overflo
 
 
 def fp_accumulate(m, pipe, ctx, make_x, fmt, *, index, init, last, first=None,
-                  carried=(), rounding="rne", fast_read=False, narrow=False):
+                  carried=(), rounding="rne", fast_read=False, narrow=False,
+                  magnitude=False):
     """Build the loop; returns ``(code, last, carried)`` at the loop's end (the
     rounded code, and the values carried along the loop's registers).
 
@@ -97,12 +98,19 @@ def fp_accumulate(m, pipe, ctx, make_x, fmt, *, index, init, last, first=None,
     add's chains registered before their selection, :func:`.fp.add_aligned`) and
     ``n.out`` (after the normalizing shift, whose last level no longer meets the
     rounder's sticky OR in one stage; the rounder's exponent bases are built beside
-    the shift, as the FMA's)."""
+    the shift, as the FMA's).
+
+    ``magnitude`` (``narrow``): every step adds magnitudes (the caller's operands are
+    +0, positive, +Inf or NaN, and the accumulator's sign is taken as +, so a sum
+    started from -0 is +0 after its first step, as IEEE's ``-0 + +0``): the window's
+    add is one carry chain (:func:`.fp.add_aligned` ``nonneg``) and its count one
+    LUT (:func:`.fp.carry_count`) instead of the LZC."""
     fo = get_format(fmt)
     if narrow:
         return _accumulate_narrow(m, pipe, ctx, make_x, fo, index=index, init=init,
                                   last=last, first=first, carried=carried,
-                                  rounding=rounding)
+                                  rounding=rounding, magnitude=magnitude)
+    assert not magnitude, "magnitude: the narrow window's loop only"
     pipe.core._loop_entry = len(pipe.segments)
     # built for a clock: the context's accumulator read through a binary mux tree
     # on the index bits (Contexts.read); --stages builds keep the one-hot read
@@ -164,7 +172,7 @@ def fp_accumulate(m, pipe, ctx, make_x, fmt, *, index, init, last, first=None,
 
 
 def _accumulate_narrow(m, pipe, ctx, make_x, fo, *, index, init, last, first, carried,
-                       rounding):
+                       rounding, magnitude):
     """:func:`fp_accumulate` on the FMA's narrow window (``narrow``): ``make_x()``
     built where the loop is entered, then normalized (fine cut points
     ``s_pn_lzc.k``, ``s_pn.k``, before the loop) with the step's context, its
@@ -212,10 +220,14 @@ def _accumulate_narrow(m, pipe, ctx, make_x, fo, *, index, init, last, first, ca
             pipe.charge(pipe.fab.luts(3))
         al = align_swap_packed(m, xs, acc_in, fo, ef_in[:E], ef_in[E:], name="s",
                                pipe=pipe)
-        with pipe.carry(floor_marker(m, al)) as cf:
-            s = add_aligned(m, al, name="s", pipe=pipe, split_hi=True)
-        s, floor = pipe.cut("s.sum", s, *cf.values)
-        cx = fixed_lzc(s, m=m, floor=floor, pipe=pipe, name="n")
+        if magnitude:
+            s = add_aligned(m, al, name="s", pipe=pipe, split_hi=True, nonneg=True)
+            cx = carry_count(pipe.cut("s.sum", s), m=m, name="n")
+        else:
+            with pipe.carry(floor_marker(m, al)) as cf:
+                s = add_aligned(m, al, name="s", pipe=pipe, split_hi=True)
+            s, floor = pipe.cut("s.sum", s, *cf.values)
+            cx = fixed_lzc(s, m=m, floor=floor, pipe=pipe, name="n")
         # the window's MSB weighs more than emin: no subnormal shifter in the
         # rounder, its exponent bases built beside the normalizing shift
         u, eb = counted_to_unpacked(m, cx, name="n", pipe=pipe, round_fmt=fo)

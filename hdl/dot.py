@@ -25,6 +25,10 @@ Special values: any NaN, Inf x 0, or +Inf and -Inf together give NaN; otherwise 
 Inf term gives that Inf. An exact zero result is -0 only if every term (and c) was
 -0.
 
+``magnitude=True`` (fp, no addend): the dot product of ``|a|`` and ``|b|``, every
+step an addition of magnitudes; built for a clock its loop has no leading-zero
+count (IterNorm's lane sums of squares).
+
 Pipelining (``stages``): cut points, in the order taken,
 
 * exact: ``acc`` (after the accumulator, before the final rounding), ``beat``
@@ -40,9 +44,9 @@ Latency: ``stages + 1`` cycles from the beat carrying ``last`` to the result.
 Throughput: one beat a cycle, back-to-back dot products included.
 """
 
-from amaranth.hdl import Const, Module, Mux, Signal, Value, signed
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, Value, signed
 
-from lpcores.errors import ParamError, check_choice, check_int
+from lpcores.errors import ParamError, check_bool, check_choice, check_int
 from lpcores.formats import FLOAT_FORMATS, get_format
 
 from .base import (Contexts, Field, Pipeline, StreamCore, check_loop_depth,
@@ -92,11 +96,17 @@ class Dot(StreamCore):
         normalize/round (docs/timing.md). The exact accumulator's own loop (one add)
         stays one cycle; the fp round-per-beat loop may hold up to ``contexts - 1``
         registers (a clock that needs more is refused, naming the contexts needed).
+    magnitude : bool
+        ``accumulate="fp"`` without an addend: the dot product of ``|a|`` and ``|b|``
+        (the elements' sign bits ignored), so each step adds magnitudes: built for
+        a clock (``fmax`` or ``contexts``), the loop's add is one carry chain and
+        its normalization a carry test and one shift level, no leading-zero count
+        (:func:`.fp.carry_count`). IterNorm's sums of squares use it.
     """
 
     def __init__(self, *, a_fmt, b_fmt, out_fmt=None, lanes=8, accumulate=None,
                  max_terms=1024, addend=False, rounding="rne", contexts=1, stages=None,
-                 fmax=None, family=None):
+                 fmax=None, family=None, magnitude=False):
         self.fa = get_format(a_fmt, param="a_fmt", allowed=ELEM_FORMATS)
         self.fb = get_format(b_fmt, param="b_fmt", allowed=ELEM_FORMATS)
         self.is_int = self.fa.kind == "int"
@@ -128,6 +138,12 @@ class Dot(StreamCore):
         if not isinstance(addend, bool):
             raise ParamError(f"addend must be True or False, not {addend!r}")
         self.addend = addend
+        self.magnitude = check_bool("magnitude", magnitude)
+        if magnitude and (self.accumulate != "fp" or addend):
+            raise ParamError(
+                f"magnitude applies to accumulate='fp' without an addend, got "
+                f"{'addend=True' if addend else f'accumulate={self.accumulate!r}'} "
+                f"with magnitude=True")
         self.rounding = check_choice("rounding", rounding, ROUNDINGS)
         self.contexts = check_int("contexts", contexts, lo=1, hi=64)
         self.cuts = self._cuts()
@@ -161,8 +177,11 @@ class Dot(StreamCore):
                   "addend": addend, "rounding": rounding}
         if contexts > 1:
             params["contexts"] = contexts
+        if magnitude:                       # as contexts: named when not default
+            params["magnitude"] = True
         name_pipelined(self, f"dot_{self.fa.name}_{self.fb.name}_{out_fmt}_l{lanes}_"
                        f"{accumulate}_t{max_terms}{'_c' if addend else ''}"
+                       f"{'_abs' if magnitude else ''}"
                        f"{'_rtz' if rounding == 'rtz' else ''}"
                        f"{f'_k{contexts}' if contexts > 1 else ''}", params, fmax)
 
@@ -198,15 +217,19 @@ class Dot(StreamCore):
                 pipe.charge(pipe.fab.dsp_mul if pipe.fab.has_dsp
                             else pipe.fab.mul_lut(8, 8))
             return prods
+        def operand(name, f):
+            v = Value.cast(getattr(pl, name))
+            # magnitude: the sign bits cleared, the products |a*b|
+            return Cat(v[:f.bits - 1], Const(0, 1)) if self.magnitude else v
+        pairs = [(operand(f"a{k}", self.fa), operand(f"b{k}", self.fb))
+                 for k in range(self.lanes)]
         if pipe is None:
-            for k in range(self.lanes):
-                a, b = getattr(pl, f"a{k}"), getattr(pl, f"b{k}")
+            for k, (a, b) in enumerate(pairs):
                 ua = unpack(m, a, self.fa, name=f"a{k}")
                 ub = unpack(m, b, self.fb, name=f"b{k}")
                 prods.append(multiply(m, ua, self.fa, ub, self.fb, name=f"p{k}"))
             return prods
-        return lane_products(m, [(getattr(pl, f"a{k}"), getattr(pl, f"b{k}"))
-                                 for k in range(self.lanes)], self.fa, self.fb, pipe)
+        return lane_products(m, pairs, self.fa, self.fb, pipe)
 
     def _beat(self, m, prods, pipe=None):
         """The exact sum of one beat's products and the beat's class flags."""
@@ -439,7 +462,7 @@ class Dot(StreamCore):
         code, last, (ovf,) = fp_accumulate(m, pipe, ctx, make_x, fo, first=first_,
                                            index=ctx.index, init=init, last=last,
                                            carried=(ovf,), rounding=self.rounding,
-                                           narrow=True)
+                                           narrow=True, magnitude=self.magnitude)
         return code, last, ovf
 
     def _fp_loop(self, m, pipe, first, last, beat, flags, c):
@@ -488,7 +511,7 @@ def make_dot(*, mx=False, **kwargs):
         return Dot(**kwargs)
     from .mxdot import MXDot
     fixed = {"out_fmt": (None, "fp32"), "accumulate": (None,), "addend": (False,),
-             "rounding": ("rne",), "max_terms": (1024,)}
+             "rounding": ("rne",), "max_terms": (1024,), "magnitude": (False,)}
     if kwargs.get("stages", 0) is None:
         kwargs.pop("stages")                # the CLI's "not given"
     for name, ok in fixed.items():

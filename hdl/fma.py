@@ -35,16 +35,16 @@ the alignment shifter, the LZC tree and the normalizing shifter, inside the add)
 Latency ``stages + 1`` cycles, throughput one FMA a cycle.
 """
 
-from amaranth.hdl import Module
+from amaranth.hdl import Cat, Const, Module, Value
 
-from lpcores.errors import check_choice
+from lpcores.errors import check_bool, check_choice
 from lpcores.formats import FLOAT_FORMATS, get_format
 
 from .base import Field, Pipeline, StreamCore, name_pipelined, plan_pipeline
 from .fparith import as_fixed
-from .fp import (ROUNDINGS, add_aligned, align_swap, counted_to_unpacked, fixed_lzc,
-                 floor_marker, lzc_floor, multiply, pack, round_apply, round_decide,
-                 swap_exps, unpack)
+from .fp import (ROUNDINGS, add_aligned, align_swap, carry_count, counted_to_unpacked,
+                 fixed_lzc, floor_marker, lzc_floor, multiply, pack, round_apply,
+                 round_decide, swap_exps, unpack)
 
 __all__ = ["FMA", "FMul", "FAdd", "ACC_FORMATS"]
 
@@ -137,11 +137,13 @@ def _plan(core, cuts, name, result, stages, fmax, family):
                     result: core.fc.name, "rounding": core.rounding}, fmax)
 
 
-def _add_round(core, m, pipe, p, uc):
+def _add_round(core, m, pipe, p, uc, magnitude=False):
     """The FMA's datapath from its exact "product" ``p`` (a :class:`.fp.Fixed`) and
     the unpacked addend ``uc`` on: the product normalized by its LZC, the narrow
     window's swap and alignment, the add, the normalize, the rounding and the
-    output (shared by :class:`FMA` and :class:`FAdd`)."""
+    output (shared by :class:`FMA` and :class:`FAdd`). ``magnitude``: the two are
+    added as magnitudes (:func:`.fp.add_aligned`'s ``nonneg``; the normalize's
+    count is then :func:`.fp.carry_count`'s)."""
     fc = core.fc
     # the exponent terms of the swap: short carry chains, beside the product's
     # LZC in the fabric (charged before it: the LZC may take fine cuts)
@@ -150,11 +152,15 @@ def _add_round(core, m, pipe, p, uc):
         cp = fixed_lzc(p, m=m, pipe=pipe, name="s_pn")
     uc, pre = cc.values
     al = pipe.cut("align", align_swap(m, cp, uc, fc, pre, name="s", pipe=pipe))
-    # the LZC's floor marker decoded from its room beside the adder's chains
-    with pipe.carry(floor_marker(m, al)) as c:   # across the adder's fine cut
-        s = add_aligned(m, al, name="s", pipe=pipe, split_hi=True)
-    s, floor = pipe.cut("add", s, *c.values)
-    cx = pipe.cut("lzc", fixed_lzc(s, m=m, floor=floor, pipe=pipe, name="n"))
+    if magnitude:
+        s = add_aligned(m, al, name="s", pipe=pipe, split_hi=True, nonneg=True)
+        cx = pipe.cut("lzc", carry_count(pipe.cut("add", s), m=m, name="n"))
+    else:
+        # the LZC's floor marker decoded from its room beside the adder's chains
+        with pipe.carry(floor_marker(m, al)) as c:   # across the adder's fine cut
+            s = add_aligned(m, al, name="s", pipe=pipe, split_hi=True)
+        s, floor = pipe.cut("add", s, *c.values)
+        cx = pipe.cut("lzc", fixed_lzc(s, m=m, floor=floor, pipe=pipe, name="n"))
     # the rounder's exponent bases beside the normalizing shift (its carry
     # chains off the round stage)
     u, eb = counted_to_unpacked(m, cx, name="n", pipe=pipe, round_fmt=fc)
@@ -233,12 +239,18 @@ class FAdd(StreamCore):
     Parameters as :class:`FMA`'s, with one format ``fmt`` for ``a``, ``c`` and ``r``
     (``fp32``, ``fp16`` or ``bf16``) and ``stages`` 0..6 (``add``, ``round``,
     ``norm``, ``unpack``, ``align``, ``lzc``). Payload: in ``{a, c}``, out ``{r}``.
-    Latency ``stages + 1``; throughput one a cycle."""
+    Latency ``stages + 1``; throughput one a cycle.
+
+    ``magnitude=True``: ``r = round(|a| + |c|)`` (the sign bits ignored; ``FMA(|a|,
+    1, |c|)``): never a cancellation, so one carry chain and, for the LZC and the
+    normalizing shift of the sum, a carry test and one shift level
+    (:func:`.fp.carry_count`). IterNorm's lane tree adds sums of squares with it."""
 
     def __init__(self, *, fmt="fp32", rounding="rne", stages=None, fmax=None,
-                 family=None):
+                 family=None, magnitude=False):
         self.fa = self.fc = get_format(fmt, param="fmt", allowed=ACC_FORMATS)
         self.rounding = check_choice("rounding", rounding, ROUNDINGS)
+        self.magnitude = check_bool("magnitude", magnitude)
         self.in_fields = [Field("a", self.fa.bits, self.fa.name),
                           Field("c", self.fc.bits, self.fc.name)]
         self.out_fields = [Field("r", self.fc.bits, self.fc.name)]
@@ -246,20 +258,26 @@ class FAdd(StreamCore):
         self.wide_derate = True                 # the FMA's alignment shifter
         self.stages, self.timing = plan_pipeline(self, ADD_CUTS, stages=stages,
                                                  fmax=fmax, family=family, name="fadd")
+        params = {"fmt": self.fc.name, "rounding": self.rounding}
+        if magnitude:
+            params["magnitude"] = True
         name_pipelined(self, f"fadd_{self.fc.name}"
-                       f"{'_rtz' if self.rounding == 'rtz' else ''}",
-                       {"fmt": self.fc.name, "rounding": self.rounding}, fmax)
+                       f"{'_rtz' if self.rounding == 'rtz' else ''}"
+                       f"{'_abs' if magnitude else ''}", params, fmax)
 
     def elaborate(self, platform):
         m = Module()
         fc = self.fc
         pipe = Pipeline(m, self, ADD_CUTS, self.stages)
         pl = self.i.payload
+        a, c = Value.cast(pl.a), Value.cast(pl.c)
+        if self.magnitude:                     # the sign bits cleared: |a|, |c|
+            a, c = (Cat(x[:fc.bits - 1], Const(0, 1)) for x in (a, c))
         with pipe.parallel():
-            ua = unpack(m, pl.a, fc, name="a", pipe=pipe)
-            uc = unpack(m, pl.c, fc, name="c", pipe=pipe)
+            ua = unpack(m, a, fc, name="a", pipe=pipe)
+            uc = unpack(m, c, fc, name="c", pipe=pipe)
         ua, uc = pipe.cut("unpack", ua, uc)
-        _add_round(self, m, pipe, as_fixed(ua, fc), uc)
+        _add_round(self, m, pipe, as_fixed(ua, fc), uc, magnitude=self.magnitude)
         return m
 
     def _exp_min(self):

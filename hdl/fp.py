@@ -1524,8 +1524,13 @@ def align_swap_packed(m, xs, code, fc, ef1, cls, name="s", pipe=None):
                        pipe)
 
 
-def add_aligned(m, a, name="s", pipe=None, split_hi=False):
+def add_aligned(m, a, name="s", pipe=None, split_hi=False, nonneg=False):
     """The second half of :func:`align_add`: the signed add of an :class:`Aligned`.
+
+    ``nonneg``: both operands are magnitudes (their signs taken as +, as the
+    callers' ``magnitude`` option clears them): the add alone, no differences, a
+    +0 or positive result (two zeros give +0), NaN only from a NaN operand; its
+    count is then :func:`carry_count`'s.
 
     An effective subtraction computes both differences side by side and keeps the
     non-negative one (one carry chain deep, not subtract-then-negate). With
@@ -1537,6 +1542,8 @@ def add_aligned(m, a, name="s", pipe=None, split_hi=False):
     instead of a window-wide equality beside the low half."""
     pwin, cwin = Value.cast(a.pwin), Value.cast(a.cwin)
     T = len(pwin)
+    if nonneg:
+        return _add_magnitudes(m, a, pwin, cwin, T, name, pipe, split_hi)
     # zero beside the adder, from its inputs: equal operands of a subtraction, or
     # two zero operands of an addition
     if not (split_hi and pipe is not None and pipe.will_cut(f"{name}_add.lo")):
@@ -1632,6 +1639,40 @@ def add_aligned(m, a, name="s", pipe=None, split_hi=False):
     return Fixed(Mux(is_inf, inf_sign, out_sign), mag, exp0, zero, is_inf, is_nan)
 
 
+def _add_magnitudes(m, a, pwin, cwin, T, name, pipe, split_hi):
+    """:func:`add_aligned` with ``nonneg``: one carry chain (split in halves at the
+    fine cut point ``<name>_add.lo``, a second one ``<name>_add.hi`` after it with
+    ``split_hi``, as the signed add's); the zero from the operands' flags (a nonzero
+    operand leaves a nonzero window, placed or as its sticky)."""
+    h = (T + 1) // 2
+    total = Signal(T, name=f"{name}_total")
+    if pipe is not None and pipe.will_cut(f"{name}_add.lo"):
+        lo_t = Signal(h + 1, name=f"{name}_lot")      # bit h: carry out
+        m.d.comb += lo_t.eq(pwin[:h] + cwin[:h])
+        pipe.charge(pipe.fab.carry(h + 1))
+        with pipe.carry(a) as c:
+            lo_t = pipe.cut(f"{name}_add.lo", lo_t)
+        a = c.values[0]
+        pwin, cwin = Value.cast(a.pwin), Value.cast(a.cwin)
+        m.d.comb += total.eq(Cat(lo_t[:h], pwin[h:] + cwin[h:] + lo_t[h]))
+        pipe.charge(pipe.fab.carry(T - h + 1))
+    else:
+        m.d.comb += total.eq(pwin + cwin)
+        if pipe is not None:
+            pipe.charge(pipe.fab.carry(h + 1))
+            pipe.cut(f"{name}_add.lo")
+            pipe.charge(pipe.fab.carry(T - h + 1))
+    if pipe is not None and split_hi:
+        with pipe.carry(a) as c:
+            total = pipe.cut(f"{name}_add.hi", total)
+        a = c.values[0]
+    ec0, L, dmax = Value.cast(a.ec0), a.L, a.dmax
+    exp0 = Signal(signed(max(len(Value.cast(a.p_exp0)), len(ec0)) + 2), name=f"{name}_exp0")
+    m.d.comb += exp0.eq(Mux(a.p_sticky, ec0 - (L + dmax), a.p_exp0 - L))
+    return Fixed(Const(0, 1), total, exp0, a.p_zero & a.c_zero, a.p_inf | a.c_inf,
+                 a.p_nan | a.c_nan)
+
+
 def _signs_by_borrow(a):
     """:func:`add_aligned`'s result sign from an :class:`Aligned`'s flags alone, for
     each outcome of its chains' borrows: ``(e1, e01, e00)`` for ``p - c < 0``;
@@ -1712,6 +1753,20 @@ def fixed_lzc(x, *, m=None, emin=None, floor=None, pipe=None, name="u"):
     with _carry(pipe, x) as c:
         _, count = lzc(mag, pipe=pipe, name=f"{name}_lzc", m=m)
     return Counted(c.values[0], count)
+
+
+def carry_count(x, *, m, name="u"):
+    """:func:`fixed_lzc` of an effective addition's sum on :func:`align_swap`'s
+    window (``add_aligned(..., nonneg=True)``): 0 when the sum carried into the
+    window's MSB, else 1, in one LUT level. The anchor's MSB is the bit below the
+    carry and the sum is at least the anchor, so a normalized anchor leaves its MSB
+    there or above; an anchor that is not normalized (the addend subnormal or
+    zero) has exponent ``emin`` there, where the clamped count stops (its floor
+    marker, room 1): both give the count the clamped LZC gives."""
+    mag = Value.cast(x.mag)
+    count = Signal(name=f"{name}_cnt")
+    m.d.comb += count.eq(~mag[-1])
+    return Counted(x, count)
 
 
 def counted_to_unpacked(m, cx, name="u", pipe=None, round_fmt=None):

@@ -245,9 +245,11 @@ class _Norm(StreamCore):
                                         f"{self.core_name}'s {what}", str(e))) from None
 
         def lane_dot(P):
+            # squares are magnitudes: the lanes' loops add them with no LZC
             return sub(lambda: Dot(a_fmt=f.name, b_fmt=f.name, out_fmt=FX, lanes=1,
                                    accumulate="fp", max_terms=NB + 2 * P, contexts=P,
-                                   fmax=fmax, family=family), "lane sums")
+                                   fmax=fmax, family=family, magnitude=True),
+                       "lane sums")
         if partials is None:
             # the fewest sums per lane the accumulate loop needs (its depth; not
             # rounded up to a power of two: the tree takes any count)
@@ -274,8 +276,8 @@ class _Norm(StreamCore):
         # the lanes' tree in A (LANE_TREE): level l's adders add level l - 1's
         # neighbours, the lanes of one partial sum a cycle
         self.lane_tree = L >= LANE_TREE
-        self.adds = ([sub(lambda: FAdd(fmt=FX, fmax=fmax, family=family), "lane tree")
-                      for _ in range(L - 1)] if self.lane_tree else [])
+        self.adds = ([sub(lambda: FAdd(fmt=FX, fmax=fmax, family=family, magnitude=True),
+                          "lane tree") for _ in range(L - 1)] if self.lane_tree else [])
         La = self.adds[0].latency * (L.bit_length() - 1) if self.adds else 0
         for c in [*self.dots, self.upd, *self.outs, *self.adds]:
             c._MustUse__used = True
@@ -852,9 +854,20 @@ def _elaborate_fast(self):
         # operands registered here (no enable: nothing downstream stalls)
         pad = padding & b_idle
         l_valid, l_last = Signal(name="lane_valid"), Signal(name="lane_last")
-        l_x = [Signal(B, name=f"lane_x{k}") for k in range(L)]
+        l_x = [Signal(B, name=f"lane_x{k}", reset_less=True) for k in range(L)]
         m.d.sync += [l_valid.eq(take | pad), l_last.eq(pad)]
-        m.d.sync += [l_x[k].eq(Mux(padding, 0, xs[k])) for k in range(L)]
+        # the pads' zero select: each lane counts the pads down on a copy of
+        # pad_left of its own (a copy's next value reads the copy itself, so the
+        # synthesizer keeps them apart), read beside the lane's operand register;
+        # the select fanned out from pad_left to every lane's operands was an 85F
+        # critical path (docs/iternorm.md)
+        for k in range(L):
+            own = Signal.like(pad_left, name=f"lane_pads{k}")
+            with m.If(take & pay.last):
+                m.d.sync += own.eq(P)
+            with m.Elif(pad):
+                m.d.sync += own.eq(own - 1)
+            m.d.sync += l_x[k].eq(Mux(own != 0, 0, xs[k]))
         for k, d in enumerate(dots):
             m.d.comb += [d.i.valid.eq(l_valid), d.i.payload.a0.eq(l_x[k]),
                          d.i.payload.b0.eq(l_x[k]), d.i.payload.last.eq(l_last),
@@ -897,7 +910,9 @@ def _elaborate_fast(self):
                 level.append(a.o)
             sums = level
     W = len(sums)
-    t = [Signal(FX.bits, name=f"t{i}") for i in range(P * W)]
+    # (the data registers below need no reset: each is written before it is read,
+    # every read qualified by a valid or a step of B's program; fewer loads on rst)
+    t = [Signal(FX.bits, name=f"t{i}", reset_less=True) for i in range(P * W)]
     got = sums[0].valid & (Const(1, 1) if free else b_idle)
     hand = Signal()                                # the last sum is in
     m.d.comb += hand.eq(got & (ncap == 1))
@@ -910,7 +925,7 @@ def _elaborate_fast(self):
         m.d.sync += a_busy.eq(0)
 
     # ---- B: the static program on one FX FMA ------------------------------------------
-    s_reg, a_reg, u_reg, v_reg, c_reg = (Signal(FX.bits, name=n_)
+    s_reg, a_reg, u_reg, v_reg, c_reg = (Signal(FX.bits, name=n_, reset_less=True)
                                          for n_ in ("s_reg", "a_reg", "u_reg", "v_reg",
                                                     "c_reg"))
     b_bad, b_err, b_slot = (Signal(name="b_bad"), Signal(name="b_err"),
@@ -986,7 +1001,8 @@ def _elaborate_fast(self):
         for x in terms[1:]:
             v = v | x                               # one-hot selects: an AND-OR
         operands.append(v)
-    ua_r, ub_r, uc_r = (Signal(FX.bits, name=f"upd_{x}_r") for x in "abc")
+    ua_r, ub_r, uc_r = (Signal(FX.bits, name=f"upd_{x}_r", reset_less=True)
+                        for x in "abc")
     issue_r = Signal()
     m.d.sync += [ua_r.eq(operands[0]), ub_r.eq(operands[1]), uc_r.eq(operands[2]),
                  issue_r.eq(issue)]
@@ -1000,7 +1016,7 @@ def _elaborate_fast(self):
     c_fin = c_reg if self.mode == "rmsnorm" else a_reg
 
     # job register B -> C
-    j_c, j_bad, j_zero, j_err, j_slot = (Signal(FX.bits, name="j_c"),
+    j_c, j_bad, j_zero, j_err, j_slot = (Signal(FX.bits, name="j_c", reset_less=True),
                                          Signal(name="j_bad"), Signal(name="j_zero"),
                                          Signal(name="j_err"), Signal(name="j_slot"))
     j_cnt = Signal(range(NB + 2))
@@ -1012,7 +1028,7 @@ def _elaborate_fast(self):
     c_act = Signal()
     c_cnt = Signal(range(NB + 1))
     c_n = Signal(range(NB + 2))
-    c_c, c_bad, c_zero, c_err, c_slot = (Signal(FX.bits, name="c_c"),
+    c_c, c_bad, c_zero, c_err, c_slot = (Signal(FX.bits, name="c_c", reset_less=True),
                                          Signal(name="c_bad"), Signal(name="c_zero"),
                                          Signal(name="c_err"), Signal(name="c_slot"))
     c_take = ~c_act & j_valid
@@ -1026,13 +1042,13 @@ def _elaborate_fast(self):
                                              Signal(name="r_bad"),
                                              Signal(name="r_zero"),
                                              Signal(name="r_err"))
-    r_c = Signal(FX.bits)
+    r_c = Signal(FX.bits, reset_less=True)
     # stage Q: the memory's data registered before the multipliers (a block RAM's output
     # is slow: it was the critical path into their unpacking)
     q_valid, q_last, q_bad, q_err = (Signal(name="q_valid"), Signal(name="q_last"),
                                      Signal(name="q_bad"), Signal(name="q_err"))
-    q_c = Signal(FX.bits)
-    q_x = Signal(L * B)
+    q_c = Signal(FX.bits, reset_less=True)
+    q_x = Signal(L * B, reset_less=True)
     q_adv = ~q_valid | outs[0].i.ready
     advance = ~r_valid | q_adv
     with m.If(q_adv):

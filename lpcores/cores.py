@@ -114,6 +114,9 @@ CORES = {c.name: c for c in [
                 default=False, boolean=True),
             Opt("--rounding", "rounding", "rounding mode", default="rne",
                 choices=("rne", "rtz")),
+            Opt("--magnitude", "magnitude", "fp, no addend: the dot product of |a| and "
+                "|b| (a loop with no leading-zero count)", type=bool, default=False,
+                boolean=True),
             _contexts_opt(),
         ) + _timing_opts()),
 ]}

@@ -56,3 +56,10 @@ def check_choice(name, value, allowed):
         raise ParamError(
             f"{name} must be one of {', '.join(map(str, allowed))}, got {name}={value!r}")
     return value
+
+
+def check_bool(name, value):
+    """Return ``value`` if it is True or False, else raise ParamError."""
+    if not isinstance(value, bool):
+        raise ParamError(f"{name} must be True or False, not {value!r}")
+    return value

@@ -142,6 +142,9 @@ def expected_fn(tb, a, b, c):
             A[i, :len(g)] = a[g]
             B[i, :len(g)] = b[g]
         C = np.array([c[g[0]] for g in groups], dtype=np.int64) if p["addend"] else None
+        if p.get("magnitude"):          # the dot product of |a| and |b|
+            A &= (1 << (fa.bits - 1)) - 1
+            B &= (1 << (get_format(p["b_fmt"]).bits - 1)) - 1
         r = golden.dot(A.reshape(len(groups), n * L), B.reshape(len(groups), n * L),
                        p["a_fmt"], p["b_fmt"], p["out_fmt"],
                        accumulate=p["accumulate"], c=C, lanes=L,

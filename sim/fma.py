@@ -14,7 +14,9 @@ names ``r_fmt``): the vectors are the same without the addends, and the expected
 codes are ``golden.fma`` with ``c = -0`` (``x + -0 = x``, signed zeros included).
 And ``FAdd`` (``r = round(a + c)``, no ``b`` port; one ``fmt``): the vectors are
 the FMA's with ``b = 1`` (the addends biased against ``a``: cancellation, exponent
-difference 0 or 1, far below), the expected codes ``golden.fma`` with ``b = 1``.
+difference 0 or 1, far below), the expected codes ``golden.fma`` with ``b = 1``;
+with ``magnitude`` (``round(|a| + |c|)``) the same vectors, ``golden.fma`` of the
+codes with their sign bits cleared.
 """
 
 import numpy as np
@@ -148,11 +150,20 @@ def _addends(p, f):
     return np.full(len(f["a"]), 1 << (get_format(acc).bits - 1), dtype=np.int64), acc
 
 
+def _magnitudes(p, a, c):
+    """FAdd with ``magnitude``: ``round(|a| + |c|)``, the sign bits cleared."""
+    if not p.get("magnitude"):
+        return a, c
+    mask = (1 << (get_format(p["fmt"]).bits - 1)) - 1
+    return np.asarray(a) & mask, np.asarray(c) & mask
+
+
 def expected(tb, f):
     p = tb.sidecar["params"]
     c, acc = _addends(p, f)
     fa, fb = _ab(p)
-    r = golden.fma(f["a"], _b(p, f), c, fa, fb, acc, rounding=p["rounding"])
+    a, c = _magnitudes(p, f["a"], c)
+    r = golden.fma(a, _b(p, f), c, fa, fb, acc, rounding=p["rounding"])
     return pack(tb.fo, r=r)
 
 
@@ -162,9 +173,10 @@ def describe(tb):
     def render(bin_, exp, got):
         x = unpack(tb.fi, [bin_])
         fa, fb = _ab(p)
-        a = golden.decode(x["a"], fa)[0]
-        b = golden.decode(_b(p, x), fb)[0]
         cc, acc = _addends(p, x)
+        aa, cc = _magnitudes(p, x["a"], cc)
+        a = golden.decode(aa, fa)[0]
+        b = golden.decode(_b(p, x), fb)[0]
         c = golden.decode(cc, acc)[0]
         e = golden.decode([exp], acc)[0]
         g = golden.decode([got], acc)[0]

@@ -41,6 +41,17 @@ CASES = [
           stages=3), {}),
     (dict(a_fmt="e4m3", b_fmt="e4m3", lanes=1, accumulate="fp", max_terms=16,
           fmax=16), {}),
+    # magnitude: the dot product of |a| and |b| (golden.dot of the codes with their
+    # signs cleared); the loop adds magnitudes, no LZC. IterNorm's lane shape; fp16
+    # with e5m2 (subnormal and overflowing sums); the one-cycle loop
+    (dict(a_fmt="bf16", b_fmt="bf16", lanes=1, accumulate="fp", max_terms=64,
+          contexts=5, fmax=100, magnitude=True), {}),
+    (dict(a_fmt="e5m2", b_fmt="e5m2", out_fmt="fp16", lanes=4, accumulate="fp",
+          max_terms=64, contexts=6, fmax=100, magnitude=True), {}),
+    (dict(a_fmt="bf16", b_fmt="e5m2", out_fmt="fp16", lanes=1, accumulate="fp",
+          max_terms=16, rounding="rtz", contexts=6, fmax=70, magnitude=True), {}),
+    (dict(a_fmt="e4m3", b_fmt="e5m2", out_fmt="bf16", lanes=2, accumulate="fp",
+          max_terms=64, stages=1, magnitude=True), {}),
 ]
 
 
@@ -49,11 +60,13 @@ def _id(kw, opts):
     return (f"{kw['a_fmt']}x{kw['b_fmt']}-l{kw['lanes']}-"
             f"{kw.get('accumulate', 'exact')}-{pipe}"
             + (f"-k{kw['contexts']}" if "contexts" in kw else "")
+            + ("-abs" if kw.get("magnitude") else "")
             + ("-exhaustive" if opts else ""))
 
 
-# on Icarus by default: e4m3 exact, bf16 fp, int8, fp with 9 contexts, exact with 5
-ICARUS = {0, 4, 7, 9, 14}
+# on Icarus by default: e4m3 exact, bf16 fp, int8, fp with 9 contexts, exact with 5,
+# magnitude into fp16
+ICARUS = {0, 4, 7, 9, 14, 18}
 
 
 @pytest.mark.sim
@@ -78,6 +91,14 @@ def test_dot_rtl(kw, opts, on_icarus, sim, build_root, icarus_subset):
      "accumulate must be one of exact, fp, got accumulate='kahan'"),
     (dict(a_fmt="int8", b_fmt="int8", accumulate="fp"),
      "accumulate must be exact for int8 elements, got accumulate='fp'"),
+    (dict(a_fmt="bf16", b_fmt="bf16", accumulate="fp", addend=True, magnitude=True),
+     "magnitude applies to accumulate='fp' without an addend, got addend=True with "
+     "magnitude=True"),
+    (dict(a_fmt="e4m3", b_fmt="e4m3", magnitude=True),
+     "magnitude applies to accumulate='fp' without an addend, got "
+     "accumulate='exact' with magnitude=True"),
+    (dict(a_fmt="bf16", b_fmt="bf16", magnitude="yes"),
+     "magnitude must be True or False, not 'yes'"),
     (dict(a_fmt="int8", b_fmt="int8", out_fmt="fp32"),
      "out_fmt must be int32 for int8 elements, got out_fmt='fp32'"),
     (dict(a_fmt="int8", b_fmt="int8", max_terms=1 << 20),

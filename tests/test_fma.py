@@ -72,6 +72,14 @@ FADD = [
     pytest.param("fp16", dict(stages=0, rounding="rtz"), {"random": 20000},
                  marks=pytest.mark.slow),
     pytest.param("bf16", dict(fmax=150), {"random": 20000}, marks=pytest.mark.slow),
+    # magnitude: round(|a| + |c|), golden.fma of the codes with their signs cleared
+    # (IterNorm's lane tree: fp32 at 100 MHz; fp16: subnormal anchors and sums)
+    ("fp32", dict(fmax=100, magnitude=True), {"random": 30000}),
+    ("fp16", dict(stages=2, magnitude=True), {"random": 30000}),
+    pytest.param("bf16", dict(fmax=150, magnitude=True), {"random": 20000},
+                 marks=pytest.mark.slow),
+    pytest.param("bf16", dict(stages=0, rounding="rtz", magnitude=True),
+                 {"random": 20000}, marks=pytest.mark.slow),
 ]
 
 
@@ -98,6 +106,9 @@ def test_fadd_bad_params():
         FAdd(stages=7)
     assert str(e.value) == ("stages must be in 0..6 for fadd (it has 6 cut points), "
                             "got stages=7")
+    with pytest.raises(ParamError) as e:
+        FAdd(magnitude="yes")
+    assert str(e.value) == "magnitude must be True or False, not 'yes'"
 
 
 @pytest.mark.slow

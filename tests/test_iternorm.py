@@ -169,11 +169,11 @@ def test_bad_start():
 @pytest.mark.parametrize("kwargs,msg", [
     (dict(fmax=100, partials=2),
      "partials=2 is too few for fmax=100 MHz on ecp5: the lane sums' accumulate loop is "
-     "6 cycles deep at that clock and needs partials >= 6; with partials=2 the delay "
-     "model reaches about 43 MHz"),
+     "4 cycles deep at that clock and needs partials >= 4; with partials=2 the delay "
+     "model reaches about 56 MHz"),
     (dict(fmax=100, partials=65), "partials must be in 1..64, got partials=65"),
     (dict(fmax=300), "fmax=300 MHz is beyond what the delay model reaches for this "
-     "{core}'s lane sums on ecp5: the fastest is about 143 MHz, with 13 stages"),
+     "{core}'s lane sums on ecp5: the fastest is about 143 MHz, with 11 stages"),
     (dict(fmax=0), "fmax must be a positive number of MHz, got fmax=0"),
     (dict(fmax=100, mode="layernorm"), "fmax applies to modes l2 and rmsnorm without "
      "affine for now, got mode=layernorm (leave fmax out for the one-cycle build)"),
