@@ -64,13 +64,14 @@ def main():
     lines.append("| paper | - | " + " | ".join(str(PAPER.get(d, "")) for d in DS) + " |")
     frows = fmax_table()
     core = IterNorm(fmt="bf16", lanes=16, max_d=1024, fmax=100, start="rom", iters=1)
-    tree = core.adds[0].latency * 4
+    tree = core.tree_latency
     lines += ["", "The fmax build (`--fmax 100`, l2, bf16, max_d 1024): at 100 MHz each "
               f"dependent FX multiply-add takes {core.prog_lf} cycles (its result "
               "forwarded into the next op's operand register), an update "
               f"{3 * core.prog_lf} ({2 * core.prog_lf} for the first after IterNorm's "
               f"starts, which write u = a0*a0); the {core.partials} partial sums' 16 "
-              f"lanes are added on a tree of FX adders ({tree} cycles), then on the "
+              f"lanes are added on a tree of FX adders ({tree} cycles, its operands "
+              "registered at each level), then on the "
               "scalar unit.", "",
               "| build | lanes | " + " | ".join(f"d={d}" for d in DS) + " |",
               "|---|---:|" + "---:|" * len(DS)]

@@ -29,9 +29,10 @@ from amaranth.hdl import Cat, Const, Mux, Signal, Value
 
 from lpcores.formats import get_format
 
-from .fp import (_special_codes, add_aligned, align_packed, align_pre, align_swap_packed,
-                 carry_count, code_class, counted_to_unpacked, exp_field_min1, fixed_lzc, floor_marker,
-                 pack, round_apply, round_decide, swap_pre_packed, window_exp_min)
+from .fp import (_special_codes, add_aligned, align_packed, align_pre,
+                 align_swap_packed, carry_count, code_class, counted_to_unpacked,
+                 exp_field_min1, fixed_lzc, floor_marker, pack, round_apply,
+                 round_decide, swap_pre_packed, window_exp_min)
 
 __all__ = ["fp_accumulate"]
 
@@ -222,7 +223,7 @@ def _accumulate_narrow(m, pipe, ctx, make_x, fo, *, index, init, last, first, ca
                                pipe=pipe)
         if magnitude:
             s = add_aligned(m, al, name="s", pipe=pipe, split_hi=True, nonneg=True)
-            cx = carry_count(pipe.cut("s.sum", s), m=m, name="n")
+            cx = carry_count(pipe.cut("s.sum", s), m=m, name="n", pipe=pipe)
         else:
             with pipe.carry(floor_marker(m, al)) as cf:
                 s = add_aligned(m, al, name="s", pipe=pipe, split_hi=True)

@@ -154,7 +154,7 @@ def _add_round(core, m, pipe, p, uc, magnitude=False):
     al = pipe.cut("align", align_swap(m, cp, uc, fc, pre, name="s", pipe=pipe))
     if magnitude:
         s = add_aligned(m, al, name="s", pipe=pipe, split_hi=True, nonneg=True)
-        cx = pipe.cut("lzc", carry_count(pipe.cut("add", s), m=m, name="n"))
+        cx = pipe.cut("lzc", carry_count(pipe.cut("add", s), m=m, name="n", pipe=pipe))
     else:
         # the LZC's floor marker decoded from its room beside the adder's chains
         with pipe.carry(floor_marker(m, al)) as c:   # across the adder's fine cut

@@ -1624,10 +1624,7 @@ def add_aligned(m, a, name="s", pipe=None, split_hi=False, nonneg=False):
         sign = Signal(name=f"{name}_sign")
         m.d.comb += sign.eq(Mux(sub & neg, a.c_sign, a.p_sign))
 
-    # bit 0 weighs 2**(p.exp0 - L), unless c anchors the window (at L + dmax)
-    ec0, L, dmax = Value.cast(a.ec0), a.L, a.dmax
-    exp0 = Signal(signed(max(len(Value.cast(a.p_exp0)), len(ec0)) + 2), name=f"{name}_exp0")
-    m.d.comb += exp0.eq(Mux(a.p_sticky, ec0 - (L + dmax), a.p_exp0 - L))
+    exp0 = _window_exp0(m, a, name)
     is_nan = a.p_nan | a.c_nan | (a.p_inf & a.c_inf & sub)
     is_inf = a.p_inf | a.c_inf
     if not zero_now:
@@ -1666,11 +1663,17 @@ def _add_magnitudes(m, a, pwin, cwin, T, name, pipe, split_hi):
         with pipe.carry(a) as c:
             total = pipe.cut(f"{name}_add.hi", total)
         a = c.values[0]
+    return Fixed(Const(0, 1), total, _window_exp0(m, a, name), a.p_zero & a.c_zero, a.p_inf | a.c_inf,
+                 a.p_nan | a.c_nan)
+
+
+def _window_exp0(m, a, name):
+    """The weight of bit 0 of an :class:`Aligned` window's sum: ``2**(p.exp0 - L)``,
+    unless c anchors the window (at ``L + dmax``)."""
     ec0, L, dmax = Value.cast(a.ec0), a.L, a.dmax
     exp0 = Signal(signed(max(len(Value.cast(a.p_exp0)), len(ec0)) + 2), name=f"{name}_exp0")
     m.d.comb += exp0.eq(Mux(a.p_sticky, ec0 - (L + dmax), a.p_exp0 - L))
-    return Fixed(Const(0, 1), total, exp0, a.p_zero & a.c_zero, a.p_inf | a.c_inf,
-                 a.p_nan | a.c_nan)
+    return exp0
 
 
 def _signs_by_borrow(a):
@@ -1755,7 +1758,7 @@ def fixed_lzc(x, *, m=None, emin=None, floor=None, pipe=None, name="u"):
     return Counted(c.values[0], count)
 
 
-def carry_count(x, *, m, name="u"):
+def carry_count(x, *, m, name="u", pipe=None):
     """:func:`fixed_lzc` of an effective addition's sum on :func:`align_swap`'s
     window (``add_aligned(..., nonneg=True)``): 0 when the sum carried into the
     window's MSB, else 1, in one LUT level. The anchor's MSB is the bit below the
@@ -1766,6 +1769,8 @@ def carry_count(x, *, m, name="u"):
     mag = Value.cast(x.mag)
     count = Signal(name=f"{name}_cnt")
     m.d.comb += count.eq(~mag[-1])
+    # the carry steers the shift's mux in every bit of the window: a broadcast
+    _charge(pipe, lambda fab: fab.fanout(len(mag)))
     return Counted(x, count)
 
 

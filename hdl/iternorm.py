@@ -278,7 +278,10 @@ class _Norm(StreamCore):
         self.lane_tree = L >= LANE_TREE
         self.adds = ([sub(lambda: FAdd(fmt=FX, fmax=fmax, family=family, magnitude=True),
                           "lane tree") for _ in range(L - 1)] if self.lane_tree else [])
-        La = self.adds[0].latency * (L.bit_length() - 1) if self.adds else 0
+        # each tree level's operands land in a register beside its adders first
+        # (they come from lanes or adders placed elsewhere on the device)
+        La = (self.adds[0].latency + 1) * (L.bit_length() - 1) if self.adds else 0
+        self.tree_latency = La
         for c in [*self.dots, self.upd, *self.outs, *self.adds]:
             c._MustUse__used = True
         self.family = family
@@ -900,13 +903,20 @@ def _elaborate_fast(self):
     sums = [d.o for d in dots]
     if self.adds:
         # the tree's adders run free like the Dots (their results always taken)
-        adds = iter(self.adds)
+        adds = enumerate(self.adds)
         while len(sums) > 1:
             level = []
             for x, y in zip(sums[0::2], sums[1::2]):
-                a = next(adds)
-                m.d.comb += [a.i.valid.eq(x.valid), a.i.payload.a.eq(x.payload.r),
-                             a.i.payload.c.eq(y.payload.r), a.o.ready.eq(1)]
+                k, a = next(adds)
+                # a landing register for the adder's operands: the nets from two
+                # lanes (or two adders) across the device end at a register, not
+                # in the adder's first stage (an 85F critical path, docs/iternorm.md)
+                lv = Signal(name=f"tree{k}_in_valid")
+                la, lc = (Signal(FX.bits, name=f"tree{k}_in_{n}", reset_less=True)
+                          for n in "ac")
+                m.d.sync += [lv.eq(x.valid), la.eq(x.payload.r), lc.eq(y.payload.r)]
+                m.d.comb += [a.i.valid.eq(lv), a.i.payload.a.eq(la),
+                             a.i.payload.c.eq(lc), a.o.ready.eq(1)]
                 level.append(a.o)
             sums = level
     W = len(sums)

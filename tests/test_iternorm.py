@@ -233,14 +233,16 @@ def test_fmax_plan_and_sidecar():
 def test_fmax_plan_lane_tree():
     """From LANE_TREE lanes on, A adds each partial sum's lanes on a tree of
     lanes - 1 FX adders and B's program adds the P partial sums only; the latency
-    formula counts the tree's levels. The ROM start writes the first update's u."""
+    formula counts the tree's levels (each an adder's latency and its operands'
+    landing register). The ROM start writes the first update's u."""
     from lpcores.hdl.iternorm import LANE_TREE
     core = IterNorm(fmt="bf16", lanes=16, max_d=1024, fmax=100, start="rom", iters=1)
     P = core.partials
     assert 16 >= LANE_TREE and core.lane_tree and len(core.adds) == 15
     ops = [op for _, op in core.program]
     assert len(ops) == (P - 1) + 1 + 2          # tree over P sums, start, v and a
-    La = core.adds[0].latency * 4
+    La = core.tree_latency
+    assert La == (core.adds[0].latency + 1) * 4
     assert core.const == (P + core.dots[0].latency + La + core.t_fin
                           + core.outs[0].latency + 5)
     assert f"the lanes' tree {La}" in core.sidecar()["latency_formula"]
