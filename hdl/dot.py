@@ -141,9 +141,8 @@ class Dot(StreamCore):
         self.magnitude = check_bool("magnitude", magnitude)
         if magnitude and (self.accumulate != "fp" or addend):
             raise ParamError(
-                f"magnitude applies to accumulate='fp' without an addend, got "
-                f"{'addend=True' if addend else f'accumulate={self.accumulate!r}'} "
-                f"with magnitude=True")
+                f"magnitude=True applies to accumulate='fp' without an addend, got "
+                f"{'addend=True' if addend else f'accumulate={self.accumulate!r}'}")
         self.rounding = check_choice("rounding", rounding, ROUNDINGS)
         self.contexts = check_int("contexts", contexts, lo=1, hi=64)
         self.cuts = self._cuts()

@@ -115,6 +115,23 @@ def test_dot_mx_bad_input(args, msg, tmp_path):
     assert r.stderr.strip() == f"lpcores: error: {msg}"
 
 
+@pytest.mark.parametrize("args,msg", [
+    (["--a-fmt", "e4m3", "--b-fmt", "e4m3", "--magnitude"],
+     "--magnitude=True applies to --accumulate=fp without an addend, got "
+     "--accumulate=exact"),
+    (["--a-fmt", "bf16", "--b-fmt", "bf16", "--accumulate", "fp", "--addend",
+      "--magnitude"],
+     "--magnitude=True applies to --accumulate=fp without an addend, got --addend=True"),
+    (["--a-fmt", "e4m3", "--b-fmt", "e4m3", "--mx", "--magnitude"],
+     "--magnitude is not a parameter of the MX dot product (fp32 result, exact block "
+     "sums, RNE), got --magnitude=True with --mx=True"),
+])
+def test_dot_magnitude_bad_input(args, msg, tmp_path):
+    r = lpcores("generate", "dot", *args, "--out", tmp_path, cwd=tmp_path)
+    assert r.returncode == 2
+    assert r.stderr.strip() == f"lpcores: error: {msg}"
+
+
 CONV = ["convert", "--in-fmt", "fp32", "--out-fmt", "e4m3"]
 
 
