@@ -216,6 +216,7 @@ class Dot(StreamCore):
                 pipe.charge(pipe.fab.dsp_mul if pipe.fab.has_dsp
                             else pipe.fab.mul_lut(8, 8))
             return prods
+
         def operand(name, f):
             v = Value.cast(getattr(pl, name))
             # magnitude: the sign bits cleared, the products |a*b|

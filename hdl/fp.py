@@ -1663,8 +1663,8 @@ def _add_magnitudes(m, a, pwin, cwin, T, name, pipe, split_hi):
         with pipe.carry(a) as c:
             total = pipe.cut(f"{name}_add.hi", total)
         a = c.values[0]
-    return Fixed(Const(0, 1), total, _window_exp0(m, a, name), a.p_zero & a.c_zero, a.p_inf | a.c_inf,
-                 a.p_nan | a.c_nan)
+    return Fixed(Const(0, 1), total, _window_exp0(m, a, name), a.p_zero & a.c_zero,
+                 a.p_inf | a.c_inf, a.p_nan | a.c_nan)
 
 
 def _window_exp0(m, a, name):
