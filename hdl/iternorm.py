@@ -902,23 +902,21 @@ def _elaborate_fast(self):
     # root's, one partial sum a cycle (t[j])
     sums = [d.o for d in dots]
     if self.adds:
-        # the tree's adders run free like the Dots (their results always taken)
-        adds = enumerate(self.adds)
-        while len(sums) > 1:
-            level = []
-            for x, y in zip(sums[0::2], sums[1::2]):
-                k, a = next(adds)
-                # a landing register for the adder's operands: the nets from two
-                # lanes (or two adders) across the device end at a register, not
-                # in the adder's first stage (an 85F critical path, docs/iternorm.md)
-                lv = Signal(name=f"tree{k}_in_valid")
-                la, lc = (Signal(FX.bits, name=f"tree{k}_in_{n}", reset_less=True)
-                          for n in "ac")
-                m.d.sync += [lv.eq(x.valid), la.eq(x.payload.r), lc.eq(y.payload.r)]
-                m.d.comb += [a.i.valid.eq(lv), a.i.payload.a.eq(la),
-                             a.i.payload.c.eq(lc), a.o.ready.eq(1)]
-                level.append(a.o)
-            sums = level
+        # the tree's adders, in the pairwise order of B's program and the golden
+        # model (base.pairwise_tree), run free like the Dots (results always taken)
+        for k, ((x, y, dst), a) in enumerate(zip(pairwise_tree(L), self.adds)):
+            # a landing register for the adder's operands: the nets from two lanes
+            # (or two adders) across the device end at a register, not in the
+            # adder's first stage (an 85F critical path, docs/iternorm.md)
+            lv = Signal(name=f"tree{k}_in_valid")
+            la, lc = (Signal(FX.bits, name=f"tree{k}_in_{n}", reset_less=True)
+                      for n in "ac")
+            m.d.sync += [lv.eq(sums[x].valid), la.eq(sums[x].payload.r),
+                         lc.eq(sums[y].payload.r)]
+            m.d.comb += [a.i.valid.eq(lv), a.i.payload.a.eq(la),
+                         a.i.payload.c.eq(lc), a.o.ready.eq(1)]
+            sums[dst] = a.o
+        sums = sums[:1]
     W = len(sums)
     # (the data registers below need no reset: each is written before it is read,
     # every read qualified by a valid or a step of B's program; fewer loads on rst)
