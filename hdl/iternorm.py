@@ -89,7 +89,7 @@ import re
 
 from amaranth.hdl import (Array, Cat, Const, Module, Mux, ResetSignal, Signal, Value,
                           signed)
-from amaranth.lib.fifo import SyncFIFOBuffered
+from amaranth.lib.fifo import SyncFIFO, SyncFIFOBuffered
 from amaranth.lib.memory import Memory
 
 from lpcores.errors import FmaxError, ParamError, check_choice, check_int
@@ -171,11 +171,10 @@ class _Norm(StreamCore):
         else:
             fmax = check_fmax(fmax)
             family = family or "ecp5"
-            if mode == "layernorm" or affine:
+            if mode == "layernorm":
                 raise ParamError(
-                    f"fmax applies to modes l2 and rmsnorm without affine for now, got "
-                    f"{'mode=layernorm' if mode == 'layernorm' else 'affine=True'} "
-                    f"(leave fmax out for the one-cycle build)")
+                    "fmax applies to modes l2 and rmsnorm for now, got mode=layernorm "
+                    "(leave fmax out for the one-cycle build)")
         L = lanes
         self.n_max = max_d // L
         self.n_min = 64 // L
@@ -191,14 +190,7 @@ class _Norm(StreamCore):
         if fmax is not None:
             self._plan_fast(fmax, family, partials)
             return
-        B = self.f.bits
-        self.in_fields = [Field(f"x{k}", B, self.f.name) for k in range(L)]
-        if affine:
-            self.in_fields += [Field(f"g{k}", B, self.f.name) for k in range(L)]
-            self.in_fields += [Field(f"b{k}", B, self.f.name) for k in range(L)]
-        self.in_fields.append(Field("last", 1))
-        self.out_fields = [Field(f"y{k}", B, self.f.name) for k in range(L)]
-        self.out_fields += [Field("last", 1), Field("err", 1)]
+        self._fields()
         aff = 1 if affine else 0
         if mode == "layernorm":
             # a third buffer pass, a second tree, the mean, the pass's pipeline (2)
@@ -217,6 +209,15 @@ class _Norm(StreamCore):
             f"cycles (= {expl}); 'latency' is its value at d = max_d")
         self.beats_per_result = "d/lanes input beats give d/lanes output beats"
         super().__init__()
+
+    def _fields(self):
+        """The ports' fields (module doc, "Interface")."""
+        f, L = self.f, self.lanes
+        self.in_fields = [Field(f"{n}{k}", f.bits, f.name)
+                          for n in ("xgb" if self.affine else "x") for k in range(L)]
+        self.in_fields.append(Field("last", 1))
+        self.out_fields = [Field(f"y{k}", f.bits, f.name) for k in range(L)]
+        self.out_fields += [Field("last", 1), Field("err", 1)]
 
     def latency_of(self, d):
         return self.passes * d // self.lanes + self.const
@@ -270,9 +271,15 @@ class _Norm(StreamCore):
         self.dots = dots
         self.upd = sub(lambda: FMA(a_fmt=FX, b_fmt=FX, acc_fmt=FX, fmax=fmax,
                                    family=family), "FX multiply-add")
-        self.outs = [sub(lambda: FMul(a_fmt=FX, b_fmt=f.name, r_fmt=f.name, fmax=fmax,
+        # C: RNE_fmt(c*x); with affine RNE_FX(c*x), then RNE_fmt(z*g + b) on an FMA
+        # beside it (the golden model's fx_round, then one rounding into fmt)
+        r_fmt = FX if self.affine else f.name
+        self.outs = [sub(lambda: FMul(a_fmt=FX, b_fmt=f.name, r_fmt=r_fmt, fmax=fmax,
                                       family=family), "output multiply")
                      for _ in range(L)]
+        self.affs = [sub(lambda: FMA(a_fmt=FX, b_fmt=f.name, acc_fmt=f.name, fmax=fmax,
+                                     family=family), "affine multiply-add")
+                     for _ in range(L)] if self.affine else []
         # the lanes' tree in A (LANE_TREE): level l's adders add level l - 1's
         # neighbours, the lanes of one partial sum a cycle
         self.lane_tree = L >= LANE_TREE
@@ -282,7 +289,7 @@ class _Norm(StreamCore):
         # (they come from lanes or adders placed elsewhere on the device)
         La = (self.adds[0].latency + 1) * (L.bit_length() - 1) if self.adds else 0
         self.tree_latency = La
-        for c in [*self.dots, self.upd, *self.outs, *self.adds]:
+        for c in [*self.dots, self.upd, *self.outs, *self.affs, *self.adds]:
             c._MustUse__used = True
         self.family = family
         # the scalar program: the tree over the P*L sums (context-major), the start,
@@ -317,22 +324,21 @@ class _Norm(StreamCore):
         # the last write: an FMA op's in cycle t + Lf (its result forwarded to a
         # reader issued then: readable from t + Lf), the start's in its own cycle
         self.t_fin = max(t + (0 if op == "start" else Lf) for t, op in self.program)
-        Ld, Lc = dots[0].latency, self.outs[0].latency
+        Ld = dots[0].latency
+        self.const_out = Lc = (self.outs[0].latency
+                               + sum(a.latency for a in self.affs[:1]))
         tim = {"family": family, "fmax_asked_mhz": fmax, "partials": P,
                "lane_dot": dots[0].timing, "scalar_fma": self.upd.timing,
                "out_mul": self.outs[0].timing,
+               **({"affine_fma": self.affs[0].timing} if self.affs else {}),
                **({"lane_add": self.adds[0].timing} if self.adds else {}),
                "estimate_mhz": min(c.timing["estimate_mhz"]
                                    for c in (dots[0], self.upd, self.outs[0],
-                                             *self.adds[:1]))}
+                                             *self.affs[:1], *self.adds[:1]))}
         self.timing = tim
         self.params.update(fmax=fmax, family=family, partials=P)
         self.module_name += f"_p{P}" + timing_suffix(None, fmax, family)
-        B = f.bits
-        self.in_fields = [Field(f"x{k}", B, f.name) for k in range(L)]
-        self.in_fields.append(Field("last", 1))
-        self.out_fields = [Field(f"y{k}", B, f.name) for k in range(L)]
-        self.out_fields += [Field("last", 1), Field("err", 1)]
+        self._fields()
         self.passes = 2
         # from 8 lanes on the lane Dots never stall (_elaborate_fast): their operands
         # registered once in A, one cycle more
@@ -343,7 +349,7 @@ class _Norm(StreamCore):
         self.latency_formula = (
             f"first input beat to last output beat: 2*d/{L} + {self.const} cycles (= "
             f"2*d/lanes + partials + the lane sum's latency {Ld}{tree} + the scalar "
-            f"program {self.t_fin} + the output multiply's latency {Lc} + "
+            f"program {self.t_fin} + the output {'multiply and affine FMA' if self.affs else 'multiply'}'s latency {Lc} + "
             f"{4 + int(self.free_lanes)}); 'latency' is its value at d = max_d")
         self.beats_per_result = "d/lanes input beats give d/lanes output beats"
         StreamCore.__init__(self)
@@ -815,7 +821,8 @@ def _elaborate_fast(self):
     B = f.bits
     NB = self.n_max
     aw = max(1, (NB - 1).bit_length())
-    mem = Memory(shape=L * B, depth=2 * NB, init=[])
+    words = 3 if self.affine else 1                # x, and gamma and beta beside it
+    mem = Memory(shape=L * B * words, depth=2 * NB, init=[])
     m.submodules.mem = mem
     wp = mem.write_port()
     rp = mem.read_port(domain="sync")
@@ -848,8 +855,9 @@ def _elaborate_fast(self):
     # Dots stall until B is idle; free-running Dots: the pads wait for it)
     m.d.comb += self.i.ready.eq(slot_ok & ~a_busy & lane_rdy & ~ResetSignal())
     take = self.i.valid & self.i.ready
-    cnt1, beat_bad, busy_clr = _buffer_in(m, f, xs, Cat(*xs), take, pay.last, NB, aw,
-                                           wp, wcnt, wslot, busy)
+    cnt1, beat_bad, busy_clr = _buffer_in(m, f, xs, Cat(*[pay[x.name] for x in
+                                                          self.in_fields[:-1]]),
+                                           take, pay.last, NB, aw, wp, wcnt, wslot, busy)
     padding = pad_left != 0                        # A takes no beat meanwhile
     if free:
         # the Dots never stall: their results come out only for the pads, which
@@ -1056,7 +1064,7 @@ def _elaborate_fast(self):
     q_valid, q_last, q_bad, q_err = (Signal(name="q_valid"), Signal(name="q_last"),
                                      Signal(name="q_bad"), Signal(name="q_err"))
     q_c = Signal(FX.bits, reset_less=True)
-    q_x = Signal(L * B, reset_less=True)
+    q_x = Signal(L * B * words, reset_less=True)
     q_adv = ~q_valid | outs[0].i.ready
     advance = ~r_valid | q_adv
     with m.If(q_adv):
@@ -1074,24 +1082,48 @@ def _elaborate_fast(self):
     m.d.comb += busy_clr.eq(Mux(done, Mux(c_slot, 0b10, 0b01), 0))
     for k, o in enumerate(outs):
         m.d.comb += [o.i.valid.eq(q_valid), o.i.payload.a.eq(q_c),
-                     o.i.payload.b.eq(q_x[k * B:(k + 1) * B]),
-                     o.o.ready.eq(self.o.ready)]
+                     o.i.payload.b.eq(q_x[k * B:(k + 1) * B])]
+    ends = outs                                    # the units the results leave
+    if self.affine:
+        # RNE_fmt(z*g + b) after each multiplier, z = RNE_FX(c*x); gamma and beta
+        # wait beside the multipliers in a FIFO as deep as they hold beats
+        gb = _beside(m, "gb", 2 * L * B, outs[0].latency)
+        ends = self.affs
+        m.d.comb += [gb.w_en.eq(q_valid & outs[0].i.ready), gb.w_data.eq(q_x[L * B:]),
+                     gb.r_en.eq(outs[0].o.valid & ends[0].i.ready)]
+        for k, (o, a) in enumerate(zip(outs, ends)):
+            m.submodules[f"aff{k}"] = a
+            m.d.comb += [a.i.valid.eq(o.o.valid), a.i.payload.a.eq(o.o.payload.r),
+                         a.i.payload.b.eq(gb.r_data[k * B:(k + 1) * B]),
+                         a.i.payload.c.eq(gb.r_data[(L + k) * B:(L + k + 1) * B]),
+                         o.o.ready.eq(a.i.ready)]
+    for e in ends:
+        m.d.comb += e.o.ready.eq(self.o.ready)
     # the beat's flags beside the multipliers: a FIFO as deep as they hold beats
-    fl = SyncFIFOBuffered(width=3, depth=outs[0].latency + 1)
-    m.submodules.flags = fl
+    fl = _beside(m, "flags", 3, self.const_out)
     m.d.comb += [fl.w_en.eq(q_valid & outs[0].i.ready),
                  fl.w_data.eq(Cat(q_last, q_bad, q_err)),
-                 fl.r_en.eq(outs[0].o.valid & self.o.ready)]
+                 fl.r_en.eq(ends[0].o.valid & self.o.ready)]
     o_last, o_bad, o_err = fl.r_data[0], fl.r_data[1], fl.r_data[2]
-    m.d.comb += [self.o.valid.eq(outs[0].o.valid), self.o.payload.last.eq(o_last),
+    m.d.comb += [self.o.valid.eq(ends[0].o.valid), self.o.payload.last.eq(o_last),
                  self.o.payload.err.eq(o_err)]
-    for k, o in enumerate(outs):
+    for k, e in enumerate(ends):
         m.d.comb += self.o.payload[f"y{k}"].eq(
-            Mux(o_err, 0, Mux(o_bad, f.nan_code, o.o.payload.r)))
+            Mux(o_err, 0, Mux(o_bad, f.nan_code, e.o.payload.r)))
     return m
 
 
 _Norm._elaborate_fast = _elaborate_fast
+
+
+def _beside(m, name, width, latency):
+    """A FIFO for what travels beside a pipeline ``latency`` cycles deep (written as
+    a beat enters it, read as the beat leaves): as deep as it holds beats. The
+    buffered FIFO (registered read) hands an entry out two cycles after its write,
+    so a one-cycle pipeline (a low ``fmax``) takes the unbuffered one."""
+    cls = SyncFIFOBuffered if latency >= 2 else SyncFIFO
+    fifo = m.submodules[name] = cls(width=width, depth=latency + 1)
+    return fifo
 
 
 def _mux_fixed(sel, a, b):

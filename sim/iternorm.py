@@ -82,6 +82,17 @@ def make_vectors(tb, n, rng, *, classes=True, d_choices=None, kinds=None):
             codes = golden.encode(x, f).astype(np.int64)
         g = golden.encode(rng.standard_normal(d) * 0.5 + 1.0, f).astype(np.int64)
         b = golden.encode(rng.standard_normal(d) * 0.1, f).astype(np.int64)
+        if p["affine"] and rng.random() < 0.25:
+            # special gammas and betas: +-0, +-Inf, NaN, the largest finite, the
+            # smallest subnormal; and gamma 1 with beta -x, so RNE(c*x)*1 - x
+            # cancels where c is near 1
+            for w in (g, b):
+                at = rng.integers(0, d, 4)
+                w[at] = rng.choice([0, sb, f.inf_code, f.inf_code | sb, f.nan_code,
+                                    top, top | sb, 1, 1 | sb], 4)
+            at = rng.integers(0, d, 2)
+            g[at] = golden.encode(np.array([1.0]), f)[0]
+            b[at] = codes[at] ^ sb
         out.append((codes, g, b))
     return out
 

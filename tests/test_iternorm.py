@@ -44,6 +44,11 @@ FMAX = [
     (FisrNorm, "fp32", 1, 64, "rmsnorm", 2, 80),
     # P = 3 partials, the lanes' FAdd tree, u0 = a0*a0 from the ROM start
     (IterNorm, "bf16", 8, 64, "l2", 1, 50, ROM),
+    # gamma and beta beside x: the output multipliers into FX, then affine FMAs
+    (IterNorm, "bf16", 2, 64, "rmsnorm", 2, 100, {"affine": True}),
+    # a one-cycle output multiplier: the flags' FIFO beside it hands out an entry
+    # the cycle after its write (the buffered one, two cycles: flags a beat late)
+    (IterNorm, "bf16", 2, 64, "l2", 2, 10),
 ]
 FMAX_SLOW = [
     (FisrNorm, "fp32", 4, 128, "rmsnorm", 2, 80),
@@ -62,7 +67,8 @@ FMAX_SLOW = [
 def _id(c):
     cls, fmt, lanes, d, mode, k, aff, *more = c
     tail = f"-f{aff}" if not isinstance(aff, bool) else "-aff" if aff else ""
-    tail += "".join(f"-{v}" for v in (more[0].values() if more else ()))
+    tail += "".join("-aff" if k == "affine" else f"-{v}"
+                    for k, v in (more[0].items() if more else ()))
     return f"{cls.__name__}-{fmt}-l{lanes}-d{d}-{mode}-k{k}{tail}"
 
 
@@ -177,10 +183,8 @@ def test_bad_start():
     (dict(fmax=300), "fmax=300 MHz is beyond what the delay model reaches for this "
      "{core}'s lane sums on ecp5: the fastest is about 143 MHz, with 11 stages"),
     (dict(fmax=0), "fmax must be a positive number of MHz, got fmax=0"),
-    (dict(fmax=100, mode="layernorm"), "fmax applies to modes l2 and rmsnorm without "
-     "affine for now, got mode=layernorm (leave fmax out for the one-cycle build)"),
-    (dict(fmax=100, affine=True), "fmax applies to modes l2 and rmsnorm without affine "
-     "for now, got affine=True (leave fmax out for the one-cycle build)"),
+    (dict(fmax=100, mode="layernorm"), "fmax applies to modes l2 and rmsnorm for now, "
+     "got mode=layernorm (leave fmax out for the one-cycle build)"),
     (dict(partials=4), "partials applies to the fmax build only (give fmax too), got "
      "partials=4"),
     (dict(family="ice40"), "family applies to the fmax build only (give fmax too), got "
@@ -249,6 +253,24 @@ def test_fmax_plan_lane_tree():
                           + core.outs[0].latency + 5)
     assert f"the lanes' tree {La}" in core.sidecar()["latency_formula"]
     assert not IterNorm(fmt="bf16", lanes=LANE_TREE // 2, max_d=64, fmax=100).adds
+
+
+def test_fmax_plan_affine():
+    """The fmax build with affine: gamma and beta ports beside x, the output
+    multipliers rounding into FX, an FMA a lane after them rounding into fmt, its
+    latency counted in the formula."""
+    from lpcores.golden.iternorm import FX
+    core = IterNorm(fmt="bf16", lanes=2, max_d=64, mode="rmsnorm", fmax=100, affine=True)
+    names = [f.name for f in core.in_fields]
+    assert names == ["x0", "x1", "g0", "g1", "b0", "b1", "last"]
+    assert core.outs[0].fc is FX and len(core.affs) == 2
+    assert core.affs[0].fa is FX and core.affs[0].fc.name == "bf16"
+    assert core.const == (core.partials + core.dots[0].latency + core.t_fin
+                          + core.outs[0].latency + core.affs[0].latency + 4)
+    sc = core.sidecar()
+    assert sc["params"]["affine"] is True and "affine_fma" in sc["timing"]
+    assert "multiply and affine FMA's latency" in sc["latency_formula"]
+    assert core.module_name.startswith("iternorm_bf16_l2_d64_rmsnorm_k5_affine_p")
 
 
 @pytest.mark.parametrize("n", range(1, 41))
