@@ -244,11 +244,17 @@ class FAdd(StreamCore):
     ``magnitude=True``: ``r = round(|a| + |c|)`` (the sign bits ignored; ``FMA(|a|,
     1, |c|)``): never a cancellation, so one carry chain and, for the LZC and the
     normalizing shift of the sum, a carry test and one shift level
-    (:func:`.fp.carry_count`). IterNorm's lane tree adds sums of squares with it."""
+    (:func:`.fp.carry_count`). IterNorm's lane tree adds sums of squares with it.
+
+    ``a_fmt``: ``a`` in another float format (any of SPEC §2; default ``fmt``), still
+    ``FMA(a, 1, c)``: IterNorm's ``layernorm`` forms ``RNE(x - mean)`` from an input
+    element and an internal mean with it."""
 
     def __init__(self, *, fmt="fp32", rounding="rne", stages=None, fmax=None,
-                 family=None, magnitude=False):
-        self.fa = self.fc = get_format(fmt, param="fmt", allowed=ACC_FORMATS)
+                 family=None, magnitude=False, a_fmt=None):
+        self.fc = get_format(fmt, param="fmt", allowed=ACC_FORMATS)
+        self.fa = self.fc if a_fmt is None else get_format(a_fmt, param="a_fmt",
+                                                             allowed=FLOAT_FORMATS)
         self.rounding = check_choice("rounding", rounding, ROUNDINGS)
         self.magnitude = check_bool("magnitude", magnitude)
         self.in_fields = [Field("a", self.fa.bits, self.fa.name),
@@ -261,23 +267,27 @@ class FAdd(StreamCore):
         params = {"fmt": self.fc.name, "rounding": self.rounding}
         if magnitude:
             params["magnitude"] = True
+        if a_fmt is not None:
+            params["a_fmt"] = self.fa.name
         name_pipelined(self, f"fadd_{self.fc.name}"
+                       f"{f'_a{self.fa.name}' if a_fmt is not None else ''}"
                        f"{'_rtz' if self.rounding == 'rtz' else ''}"
                        f"{'_abs' if magnitude else ''}", params, fmax)
 
     def elaborate(self, platform):
         m = Module()
-        fc = self.fc
+        fa, fc = self.fa, self.fc
         pipe = Pipeline(m, self, ADD_CUTS, self.stages)
         pl = self.i.payload
         a, c = Value.cast(pl.a), Value.cast(pl.c)
         if self.magnitude:                     # the sign bits cleared: |a|, |c|
-            a, c = (Cat(x[:fc.bits - 1], Const(0, 1)) for x in (a, c))
+            a = Cat(a[:fa.bits - 1], Const(0, 1))
+            c = Cat(c[:fc.bits - 1], Const(0, 1))
         with pipe.parallel():
-            ua = unpack(m, a, fc, name="a", pipe=pipe)
+            ua = unpack(m, a, fa, name="a", pipe=pipe)
             uc = unpack(m, c, fc, name="c", pipe=pipe)
         ua, uc = pipe.cut("unpack", ua, uc)
-        _add_round(self, m, pipe, as_fixed(ua, fc), uc, magnitude=self.magnitude)
+        _add_round(self, m, pipe, as_fixed(ua, fa), uc, magnitude=self.magnitude)
         return m
 
     def _exp_min(self):

@@ -171,10 +171,6 @@ class _Norm(StreamCore):
         else:
             fmax = check_fmax(fmax)
             family = family or "ecp5"
-            if mode == "layernorm":
-                raise ParamError(
-                    "fmax applies to modes l2 and rmsnorm for now, got mode=layernorm "
-                    "(leave fmax out for the one-cycle build)")
         L = lanes
         self.n_max = max_d // L
         self.n_min = 64 // L
@@ -245,11 +241,16 @@ class _Norm(StreamCore):
                 raise e.reworded(re.sub(r"for this (dot|fma|fmul|fadd)", f"for this "
                                         f"{self.core_name}'s {what}", str(e))) from None
 
+        ln = self.mode == "layernorm"
+
         def lane_dot(P):
-            # squares are magnitudes: the lanes' loops add them with no LZC
-            return sub(lambda: Dot(a_fmt=f.name, b_fmt=f.name, out_fmt=FX, lanes=1,
-                                   accumulate="fp", max_terms=NB + 2 * P, contexts=P,
-                                   fmax=fmax, family=family, magnitude=True),
+            # squares are magnitudes: the lanes' loops add them with no LZC; in
+            # layernorm the same Dots also add x (signed), both passes on FX operands
+            # (x*1, then y*y with y = RNE_FX(x - mean))
+            return sub(lambda: Dot(a_fmt=FX if ln else f.name, b_fmt=FX if ln else f.name,
+                                   out_fmt=FX, lanes=1, accumulate="fp",
+                                   max_terms=NB + 2 * P, contexts=P, fmax=fmax,
+                                   family=family, magnitude=not ln),
                        "lane sums")
         if partials is None:
             # the fewest sums per lane the accumulate loop needs (its depth; not
@@ -274,22 +275,29 @@ class _Norm(StreamCore):
         # C: RNE_fmt(c*x); with affine RNE_FX(c*x), then RNE_fmt(z*g + b) on an FMA
         # beside it (the golden model's fx_round, then one rounding into fmt)
         r_fmt = FX if self.affine else f.name
-        self.outs = [sub(lambda: FMul(a_fmt=FX, b_fmt=f.name, r_fmt=r_fmt, fmax=fmax,
-                                      family=family), "output multiply")
+        self.outs = [sub(lambda: FMul(a_fmt=FX, b_fmt=FX if ln else f.name, r_fmt=r_fmt,
+                                      fmax=fmax, family=family), "output multiply")
                      for _ in range(L)]
+        # layernorm: y = RNE_FX(x - mean) a lane, in A (pass 1 adds -0: x exactly in
+        # FX; pass 2 -mean) and in C (the output pass), FMA(x, 1, -mean) on FAdds
+        self.ys, self.ys_out = ([[sub(lambda: FAdd(a_fmt=f.name, fmt=FX, fmax=fmax,
+                                                   family=family), "x - mean")
+                                  for _ in range(L)] for _ in "AC"] if ln else ([], []))
         self.affs = [sub(lambda: FMA(a_fmt=FX, b_fmt=f.name, acc_fmt=f.name, fmax=fmax,
                                      family=family), "affine multiply-add")
                      for _ in range(L)] if self.affine else []
         # the lanes' tree in A (LANE_TREE): level l's adders add level l - 1's
         # neighbours, the lanes of one partial sum a cycle
         self.lane_tree = L >= LANE_TREE
-        self.adds = ([sub(lambda: FAdd(fmt=FX, fmax=fmax, family=family, magnitude=True),
+        self.adds = ([sub(lambda: FAdd(fmt=FX, fmax=fmax, family=family,
+                                       magnitude=not ln),
                           "lane tree") for _ in range(L - 1)] if self.lane_tree else [])
         # each tree level's operands land in a register beside its adders first
         # (they come from lanes or adders placed elsewhere on the device)
         La = (self.adds[0].latency + 1) * (L.bit_length() - 1) if self.adds else 0
         self.tree_latency = La
-        for c in [*self.dots, self.upd, *self.outs, *self.affs, *self.adds]:
+        for c in [*self.dots, self.upd, *self.outs, *self.affs, *self.adds, *self.ys,
+                  *self.ys_out]:
             c._MustUse__used = True
         self.family = family
         # the scalar program: the tree over the P*L sums (context-major), the start,
@@ -297,8 +305,12 @@ class _Norm(StreamCore):
         # (its operands are registered first: the step counter's decode and the
         # operand muxes get their own cycle, so one more than the FMA's latency)
         self.prog_lf = Lf = self.upd.latency + 1
-        prog = [(("t", x), "one", ("t", y), ("t", d))
-                for x, y, d in pairwise_tree(P if self.lane_tree else P * L)]
+        tree_ops = [(("t", x), "one", ("t", y), ("t", d))
+                    for x, y, d in pairwise_tree(P if self.lane_tree else P * L)]
+        # layernorm: a first program, the tree over the sums of x and the mean
+        # (RN(1/d) from a ROM); then A's second pass; then the program below
+        prog1 = tree_ops + [(("t", 0), "invd", "negzero", "mean")] if ln else []
+        prog = list(tree_ops)
         prog.append("start")
         # IterNorm's starts have at most 12 significant bits: the first update's
         # u = RNE(a0*a0) is exact, written by the start (_start_u0), not computed
@@ -307,7 +319,7 @@ class _Norm(StreamCore):
             if k or not self.u_from_start:
                 prog.append(("a", "a", "negzero", "u"))
             prog += [("negs", "u", "one", "v"), ("a", "lamv", "a", "a")]
-        if self.mode == "rmsnorm":
+        if self.mode != "l2":
             prog.append(("a", "sqrt", "negzero", "c"))
 
         def timed(op):
@@ -315,18 +327,23 @@ class _Norm(StreamCore):
                 # (it reads s from its register: one cycle after a forwarded read)
                 return ([("t", 0)], ["s", "negs", "a"] + ["u"] * self.u_from_start,
                         0, 1)
-            srcs = [x for x in op[:3] if x not in ("one", "negzero", "sqrt")]
+            srcs = [x for x in op[:3] if x not in ("one", "negzero", "sqrt", "invd")]
             # the FMA's result at its output in cycle t + Lf (written at its end):
             # a dependent op issued then takes it forwarded into its operand register
             return ["v" if x == "lamv" else x for x in srcs], [op[3]], Lf - 1
-        times, ready = static_schedule(timed(op) for op in prog)
-        self.program = list(zip(times, prog))
-        # the last write: an FMA op's in cycle t + Lf (its result forwarded to a
-        # reader issued then: readable from t + Lf), the start's in its own cycle
-        self.t_fin = max(t + (0 if op == "start" else Lf) for t, op in self.program)
+        def scheduled(prog):
+            # (the program, its last write: an FMA op's in cycle t + Lf, its result
+            # forwarded to a reader issued then, the start's in its own cycle)
+            times, _ = static_schedule(timed(op) for op in prog)
+            program = list(zip(times, prog))
+            return program, max((t + (0 if op == "start" else Lf) for t, op in program),
+                                default=0)
+        self.program1, self.t_fin1 = scheduled(prog1)
+        self.program, self.t_fin = scheduled(prog)
         Ld = dots[0].latency
-        self.const_out = Lc = (self.outs[0].latency
-                               + sum(a.latency for a in self.affs[:1]))
+        # C: (layernorm: y = x - mean,) the multiply, (affine: the FMA)
+        self.const_out = Lc = sum(u[0].latency
+                                  for u in (self.ys_out, self.outs, self.affs) if u)
         tim = {"family": family, "fmax_asked_mhz": fmax, "partials": P,
                "lane_dot": dots[0].timing, "scalar_fma": self.upd.timing,
                "out_mul": self.outs[0].timing,
@@ -339,18 +356,34 @@ class _Norm(StreamCore):
         self.params.update(fmax=fmax, family=family, partials=P)
         self.module_name += f"_p{P}" + timing_suffix(None, fmax, family)
         self._fields()
-        self.passes = 2
         # from 8 lanes on the lane Dots never stall (_elaborate_fast): their operands
-        # registered once in A, one cycle more
-        self.free_lanes = L >= FREE_LANES
-        self.const = P + Ld + La + self.t_fin + Lc + 4 + int(self.free_lanes)
-        self.latency = self.latency_of(self.max_d)
+        # registered once in A, one cycle more; layernorm's always do
+        self.free_lanes = L >= FREE_LANES or ln
         tree = f" + the lanes' tree {La}" if self.adds else ""
+        out = ("x - mean, multiply" if ln else "multiply") + (" and affine FMA"
+                                                             if self.affs else "")
+        if ln:
+            # each lane pass: the pads, A's FAdd, the lane sum, the tree, and the
+            # lanes' operand register; the second pass's first read a cycle after the
+            # mean's write, its data a cycle later; the 4 of the other modes
+            Ly = self.ys[0].latency
+            self.passes = 3
+            self.const = (2 * (P + Ly + Ld + La + 1) + self.t_fin1 + self.t_fin + Lc
+                          + 2 + 4)
+            expl = (f"3*d/lanes + 2 x (partials + x - mean's latency {Ly} + the lane "
+                    f"sum's {Ld}{tree} + 1) + the mean's program {self.t_fin1} + the "
+                    f"scalar program {self.t_fin} + the output ({out})'s latency {Lc} "
+                    f"+ 6")
+        else:
+            self.passes = 2
+            self.const = P + Ld + La + self.t_fin + Lc + 4 + int(self.free_lanes)
+            expl = (f"2*d/lanes + partials + the lane sum's latency {Ld}{tree} + the "
+                    f"scalar program {self.t_fin} + the output {out}'s latency {Lc} + "
+                    f"{4 + int(self.free_lanes)}")
+        self.latency = self.latency_of(self.max_d)
         self.latency_formula = (
-            f"first input beat to last output beat: 2*d/{L} + {self.const} cycles (= "
-            f"2*d/lanes + partials + the lane sum's latency {Ld}{tree} + the scalar "
-            f"program {self.t_fin} + the output {'multiply and affine FMA' if self.affs else 'multiply'}'s latency {Lc} + "
-            f"{4 + int(self.free_lanes)}); 'latency' is its value at d = max_d")
+            f"first input beat to last output beat: {self.passes}*d/{L} + {self.const} "
+            f"cycles (= {expl}); 'latency' is its value at d = max_d")
         self.beats_per_result = "d/lanes input beats give d/lanes output beats"
         StreamCore.__init__(self)
 
@@ -826,6 +859,12 @@ def _elaborate_fast(self):
     m.submodules.mem = mem
     wp = mem.write_port()
     rp = mem.read_port(domain="sync")
+    ln = self.mode == "layernorm"
+    # layernorm: A's second pass reads the buffer while C may read the other slot
+    rp2 = mem.read_port(domain="sync") if ln else None
+    for k, (y, yc) in enumerate(zip(self.ys, self.ys_out)):
+        m.submodules[f"xm{k}"] = y
+        m.submodules[f"out_xm{k}"] = yc
     for k, d in enumerate(self.dots):
         m.submodules[f"sum{k}"] = d
     m.submodules.upd = self.upd
@@ -859,6 +898,13 @@ def _elaborate_fast(self):
                                                           self.in_fields[:-1]]),
                                            take, pay.last, NB, aw, wp, wcnt, wslot, busy)
     padding = pad_left != 0                        # A takes no beat meanwhile
+    if ln:
+        # the second pass: B's first program wrote the mean; the vector's beats
+        # read again (r2: the read port's data), y = RNE_FX(x - mean) into the sums
+        p2_act = Signal()
+        p2_cnt = Signal(range(NB + 1))
+        r2_valid, r2_last = Signal(name="r2_valid"), Signal(name="r2_last")
+        mean_reg = Signal(FX.bits, reset_less=True)
     if free:
         # the Dots never stall: their results come out only for the pads, which
         # start when B is idle, and B stays idle until it has them all; the
@@ -866,20 +912,49 @@ def _elaborate_fast(self):
         pad = padding & b_idle
         l_valid, l_last = Signal(name="lane_valid"), Signal(name="lane_last")
         l_x = [Signal(B, name=f"lane_x{k}", reset_less=True) for k in range(L)]
-        m.d.sync += [l_valid.eq(take | pad), l_last.eq(pad)]
+        m.d.sync += [l_valid.eq((take | pad | r2_valid) if ln else (take | pad)),
+                     l_last.eq(pad)]
         # the pads' zero select: each lane counts the pads down on a copy of
         # pad_left of its own (a copy's next value reads the copy itself, so the
         # synthesizer keeps them apart), read beside the lane's operand register;
         # the select fanned out from pad_left to every lane's operands was an 85F
         # critical path (docs/iternorm.md)
+        pads_go = (take & pay.last) | (r2_valid & r2_last) if ln else take & pay.last
         for k in range(L):
             own = Signal.like(pad_left, name=f"lane_pads{k}")
-            with m.If(take & pay.last):
+            with m.If(pads_go):
                 m.d.sync += own.eq(P)
             with m.Elif(pad):
                 m.d.sync += own.eq(own - 1)
-            m.d.sync += l_x[k].eq(Mux(own != 0, 0, xs[k]))
-        for k, d in enumerate(dots):
+            src = Mux(r2_valid, rp2.data[k * B:(k + 1) * B], xs[k]) if ln else xs[k]
+            m.d.sync += l_x[k].eq(Mux(own != 0, 0, src))
+        if ln:
+            # y = RNE_FX(x + c): c = -0 in pass 1 and the pads (x exactly, +0),
+            # -mean in pass 2; the sums take y*1, then y*y. The beat's flags
+            # beside the free-running adders: a delay line as deep as they are
+            l_c = Signal(FX.bits, name="lane_c", reset_less=True)
+            l_p2, l_first = Signal(name="lane_p2"), Signal(name="lane_first")
+            m.d.sync += [l_c.eq(Mux(r2_valid, mean_reg ^ (1 << 33), FX_NEGZERO)),
+                         l_p2.eq(r2_valid), l_first.eq(take & (wcnt == 0))]
+            flags = Cat(l_last, l_p2, l_first)
+            for j in range(self.ys[0].latency):
+                nxt = Signal(3, name=f"lane_flags{j}")
+                m.d.sync += nxt.eq(flags)
+                flags = nxt
+            y_last, y_p2, y_first = flags[0], flags[1], flags[2]
+            for k, (y, d) in enumerate(zip(self.ys, dots)):
+                r = y.o.payload.r
+                m.d.comb += [y.i.valid.eq(l_valid), y.i.payload.a.eq(l_x[k]),
+                             y.i.payload.c.eq(l_c), y.o.ready.eq(1),
+                             d.i.valid.eq(y.o.valid), d.i.payload.a0.eq(r),
+                             d.i.payload.b0.eq(Mux(y_p2, r, FX_ONE)),
+                             d.i.payload.last.eq(y_last), d.o.ready.eq(1)]
+            # x0 in FX (lane 0's y of a vector's first beat in pass 1): a
+            # constant vector's mean, RNE_FX(x0 + 0)
+            x0_fx = Signal(FX.bits, reset_less=True)
+            with m.If(self.ys[0].o.valid & y_first):
+                m.d.sync += x0_fx.eq(self.ys[0].o.payload.r)
+        for k, d in enumerate(dots if not ln else ()):
             m.d.comb += [d.i.valid.eq(l_valid), d.i.payload.a0.eq(l_x[k]),
                          d.i.payload.b0.eq(l_x[k]), d.i.payload.last.eq(l_last),
                          d.o.ready.eq(1)]
@@ -904,6 +979,26 @@ def _elaborate_fast(self):
             m.d.sync += [h_bad.eq(nb_), h_cnt.eq(cnt1), h_slot.eq(wslot),
                          a_busy.eq(1), pad_left.eq(P), ncap.eq(P),
                          cap.eq(_inc_mod(vph, P))]
+    if ln:
+        # a constant vector (every element equal to the first, +0 == -0): the
+        # verdict of its beats, compared with x0 as they come in
+        cap0 = Signal(pb)                          # cap's start, again for pass 2
+        x0_code = Signal(B, reset_less=True)
+        vsame, h_same = Signal(name="vsame"), Signal(name="h_same")
+        ref = Mux(wcnt == 0, xs[0], x0_code)
+        ref_zero = ref[:B - 1] == 0
+        same = Cat(*[(x[:B - 1] == ref[:B - 1]) & ((x[B - 1] == ref[B - 1]) | ref_zero)
+                     for x in xs]).all()
+        ns = Mux(wcnt == 0, same, vsame & same)
+        with m.If(take):
+            m.d.sync += vsame.eq(ns)
+            with m.If(wcnt == 0):
+                m.d.sync += x0_code.eq(xs[0])
+            with m.If(pay.last):
+                m.d.sync += [h_same.eq(ns), cap0.eq(_inc_mod(vph, P))]
+        # pass 2's pads (they follow its last beat's data), and its P sums
+        with m.If(r2_valid & r2_last):
+            m.d.sync += [pad_left.eq(P), ncap.eq(P), cap.eq(cap0)]
     with m.If(pad):
         m.d.sync += pad_left.eq(pad_left - 1)
     # the sums that reach B: each lane's (t[j*L + k]), or with the lanes' tree its
@@ -937,8 +1032,18 @@ def _elaborate_fast(self):
         for j in range(P):
             with m.If(cap == j):
                 m.d.sync += [t[j * W + k].eq(sums[k].payload.r) for k in range(W)]
-    with m.If(hand):
-        m.d.sync += a_busy.eq(0)
+    if ln:
+        a_p2 = Signal()                            # the sums on their way: pass 2's
+        hand1, hand2 = hand & ~a_p2, hand & a_p2
+        h_err_ = (h_cnt < self.n_min) | (h_cnt > NB)
+        with m.If(hand2 | (hand1 & h_err_)):       # (a bad length: no second pass)
+            m.d.sync += a_busy.eq(0)
+        with m.If(hand2):
+            m.d.sync += a_p2.eq(0)
+    else:
+        hand1 = hand
+        with m.If(hand):
+            m.d.sync += a_busy.eq(0)
 
     # ---- B: the static program on one FX FMA ------------------------------------------
     s_reg, a_reg, u_reg, v_reg, c_reg = (Signal(FX.bits, name=n_, reset_less=True)
@@ -947,22 +1052,43 @@ def _elaborate_fast(self):
     b_bad, b_err, b_slot = (Signal(name="b_bad"), Signal(name="b_err"),
                             Signal(name="b_slot"))
     b_cnt = Signal(range(NB + 2))
-    st = Signal(range(self.t_fin + 2))
+    st = Signal(range(max(self.t_fin, self.t_fin1) + 2))
     b_run, b_done = (Signal(name="b_run"), Signal(name="b_done"))
+    b_ph = Signal(name="b_ph") if ln else Const(1, 1)   # layernorm: 0 = the mean's
     m.d.comb += b_idle.eq(~b_run & ~b_done)
     h_err = (h_cnt < self.n_min) | (h_cnt > NB)
-    with m.If(hand):
+    with m.If(hand1):
         m.d.sync += [b_bad.eq(h_bad), b_err.eq(h_err), b_slot.eq(h_slot),
                      b_cnt.eq(h_cnt), b_run.eq(~h_err), b_done.eq(h_err), st.eq(0)]
+        if ln:
+            m.d.sync += b_ph.eq(0)
+    if ln:
+        with m.Elif(hand2):
+            m.d.sync += [b_run.eq(1), b_ph.eq(1), st.eq(0)]
     with m.Elif(b_run):
         m.d.sync += st.eq(st + 1)
-    fin = b_run & (st == self.t_fin)
+    fin = b_run & (st == self.t_fin) & b_ph if ln else b_run & (st == self.t_fin)
+    # layernorm: the mean written, B waits (idle: the second pass's pads go) while
+    # A reads the vector again
+    fin1 = b_run & ~b_ph & (st == self.t_fin1) if ln else None
     j_valid = Signal()
     push = b_done & ~j_valid
     with m.If(fin):
         m.d.sync += [b_run.eq(0), b_done.eq(1)]
+    if ln:
+        with m.Elif(fin1):
+            m.d.sync += b_run.eq(0)
     with m.Elif(push):
         m.d.sync += b_done.eq(0)
+    if ln:
+        p2_end = p2_act & (p2_cnt == b_cnt - 1)
+        m.d.comb += [rp2.addr.eq(Cat(p2_cnt[:aw], b_slot) if NB > 1 else b_slot),
+                     rp2.en.eq(1)]
+        m.d.sync += [r2_valid.eq(p2_act), r2_last.eq(p2_end)]
+        with m.If(fin1):
+            m.d.sync += [p2_act.eq(1), p2_cnt.eq(0), a_p2.eq(1)]
+        with m.Elif(p2_act):
+            m.d.sync += [p2_cnt.eq(p2_cnt + 1), p2_act.eq(~p2_end)]
 
     # the start, from s = t[0]
     s_src = t[0]
@@ -980,32 +1106,46 @@ def _elaborate_fast(self):
             "sqrt": sqrt_code}
     dsts = {"u": u_reg, "v": v_reg, "a": a_reg, "c": c_reg}
     # the program's decode registered a cycle ahead (base.step_decoder)
-    at = step_decoder(m, st, hand, b_run)
+    if ln:
+        progs = [(self.program, step_decoder(m, st, hand2, b_run & b_ph)),
+                 (self.program1, step_decoder(m, st, hand1, b_run & ~b_ph))]
+        invd_code = Signal(FX.bits)                # RN(1/d), d = beats * lanes
+        with m.Switch(b_cnt):
+            for n in range(self.n_min, NB + 1):
+                with m.Case(n):
+                    m.d.comb += invd_code.eq(_fx_code(inv_rn(n * L)))
+        srcs["invd"] = invd_code
+    else:
+        progs = [(self.program, step_decoder(m, st, hand, b_run))]
 
     Lf = self.prog_lf                              # with the operand registers
-    opsel = [{}, {}, {}]                           # operand -> source -> steps
+    opsel = [{}, {}, {}]                           # operand -> (program, source) -> steps
     writes = {}
-    for when, op in self.program:
-        if op == "start":
-            with m.If(at([when], "b_start")):
-                m.d.sync += [s_reg.eq(s_src), a_reg.eq(a0)]
-                if self.u_from_start:
-                    m.d.sync += u_reg.eq(_start_u0(m, s_src, self.start))
-            continue
-        for pos in range(3):
-            opsel[pos].setdefault(op[pos], []).append(when)
-        writes.setdefault(op[3], []).append(when + Lf)
-    issue = at([w for w, op in self.program if op != "start"], "b_issue")
+    for pi, (program, at) in enumerate(progs):
+        for when, op in program:
+            if op == "start":
+                with m.If(at([when], "b_start")):
+                    m.d.sync += [s_reg.eq(s_src), a_reg.eq(a0)]
+                    if self.u_from_start:
+                        m.d.sync += u_reg.eq(_start_u0(m, s_src, self.start))
+                continue
+            for pos in range(3):
+                opsel[pos].setdefault((pi, op[pos]), []).append(when)
+            writes.setdefault((pi, op[3]), []).append(when + Lf)
+    issue = progs[0][1]([w for w, op in progs[0][0] if op != "start"], "b_issue")
+    for program, at in progs[1:]:
+        issue = issue | at([w for w, op in program], "b_issue1")
     res = upd.o.payload.r
     # a source read in the cycle the FMA writes it is forwarded from its output
     fwd_val = {"lamv": _lam_v(res, self.lam_log2)}
     operands = []
     for pos, srcs_ in enumerate(opsel):
         terms = []
-        for src, whens in srcs_.items():
+        for (pi, src), whens in srcs_.items():
+            at = progs[pi][1]
             name = (f"b_sel{'abc'[pos]}_{src[0]}{src[1]}" if isinstance(src, tuple)
-                    else f"b_sel{'abc'[pos]}_{src}")
-            wr = set(writes.get("v" if src == "lamv" else src, ()))
+                    else f"b_sel{'abc'[pos]}_{src}") + ("_1" if pi else "")
+            wr = set(writes.get((pi, "v" if src == "lamv" else src), ()))
             fwd = [w for w in whens if w in wr]
             reg = [w for w in whens if w not in wr]
             val = t[src[1]] if isinstance(src, tuple) else srcs[src]
@@ -1024,12 +1164,18 @@ def _elaborate_fast(self):
                  issue_r.eq(issue)]
     m.d.comb += [upd.i.valid.eq(issue_r), upd.i.payload.a.eq(ua_r),
                  upd.i.payload.b.eq(ub_r), upd.i.payload.c.eq(uc_r), upd.o.ready.eq(1)]
-    for dst, whens in writes.items():
-        reg = t[dst[1]] if isinstance(dst, tuple) else dsts[dst]
+    for (pi, dst), whens in writes.items():
+        if dst == "mean":
+            # a constant vector's mean: RNE_FX(x0 + 0), x0 (+0 for a zero vector)
+            reg = mean_reg
+            val = Mux(h_same, Mux(x0_fx[:33] == 0, 0, x0_fx), res)
+        else:
+            reg = t[dst[1]] if isinstance(dst, tuple) else dsts[dst]
+            val = res
         name = f"b_wr_{dst[0]}{dst[1]}" if isinstance(dst, tuple) else f"b_wr_{dst}"
-        with m.If(at(whens, name)):
-            m.d.sync += reg.eq(res)
-    c_fin = c_reg if self.mode == "rmsnorm" else a_reg
+        with m.If(progs[pi][1](whens, name + ("_1" if pi else ""))):
+            m.d.sync += reg.eq(val)
+    c_fin = a_reg if self.mode == "l2" else c_reg
 
     # job register B -> C
     j_c, j_bad, j_zero, j_err, j_slot = (Signal(FX.bits, name="j_c", reset_less=True),
@@ -1039,6 +1185,14 @@ def _elaborate_fast(self):
     with m.If(push):
         m.d.sync += [j_c.eq(c_fin), j_bad.eq(b_bad), j_zero.eq(s_reg[:33] == 0),
                      j_err.eq(b_err), j_slot.eq(b_slot), j_cnt.eq(b_cnt)]
+    if ln:
+        # the mean travels with the job (the next vector's first program may write
+        # mean_reg while C still reads this one), to C's x - mean
+        j_mean, c_mean, r_mean, q_negmean = (Signal(FX.bits, name=n_, reset_less=True)
+                                             for n_ in ("j_mean", "c_mean", "r_mean",
+                                                        "q_negmean"))
+        with m.If(push):
+            m.d.sync += j_mean.eq(mean_reg)
 
     # ---- C: read the buffer, the output multipliers, emit -----------------------------
     c_act = Signal()
@@ -1065,7 +1219,8 @@ def _elaborate_fast(self):
                                      Signal(name="q_bad"), Signal(name="q_err"))
     q_c = Signal(FX.bits, reset_less=True)
     q_x = Signal(L * B * words, reset_less=True)
-    q_adv = ~q_valid | outs[0].i.ready
+    heads = self.ys_out or outs                    # the units the beats enter
+    q_adv = ~q_valid | heads[0].i.ready
     advance = ~r_valid | q_adv
     with m.If(q_adv):
         m.d.sync += [q_valid.eq(r_valid), q_last.eq(r_last), q_bad.eq(r_bad),
@@ -1075,21 +1230,44 @@ def _elaborate_fast(self):
     with m.If(advance):
         m.d.sync += [r_valid.eq(c_act), r_last.eq(is_last), r_c.eq(c_c),
                      r_bad.eq(c_bad), r_zero.eq(c_zero), r_err.eq(c_err)]
+    if ln:
+        with m.If(c_take):
+            m.d.sync += c_mean.eq(j_mean)
+        with m.If(advance):
+            m.d.sync += r_mean.eq(c_mean)
+        with m.If(q_adv):
+            m.d.sync += q_negmean.eq(r_mean ^ (1 << 33))
     go = advance & c_act
     done = go & is_last
     m.d.sync += [c_act.eq(Mux(c_take, 1, c_act & ~done)),
                  c_cnt.eq(Mux(c_take, 0, Mux(go, c_cnt + 1, c_cnt)))]
     m.d.comb += busy_clr.eq(Mux(done, Mux(c_slot, 0b10, 0b01), 0))
-    for k, o in enumerate(outs):
-        m.d.comb += [o.i.valid.eq(q_valid), o.i.payload.a.eq(q_c),
-                     o.i.payload.b.eq(q_x[k * B:(k + 1) * B])]
+    gbw, gb_in = q_x[L * B:], q_valid & outs[0].i.ready
+    if ln:
+        # y = RNE_FX(x - mean) first (the third pass); the scale (and gamma and
+        # beta) wait beside those adders in a FIFO as deep as they hold beats
+        ys = self.ys_out
+        cs = _beside(m, "cs", FX.bits + (2 * L * B if self.affine else 0), ys[0].latency)
+        m.d.comb += [cs.w_en.eq(q_valid & ys[0].i.ready),
+                     cs.w_data.eq(Cat(q_c, q_x[L * B:]) if self.affine else q_c),
+                     cs.r_en.eq(ys[0].o.valid & outs[0].i.ready)]
+        for k, (yc, o) in enumerate(zip(ys, outs)):
+            m.d.comb += [yc.i.valid.eq(q_valid), yc.i.payload.a.eq(q_x[k * B:(k + 1) * B]),
+                         yc.i.payload.c.eq(q_negmean), yc.o.ready.eq(o.i.ready),
+                         o.i.valid.eq(yc.o.valid), o.i.payload.a.eq(cs.r_data[:FX.bits]),
+                         o.i.payload.b.eq(yc.o.payload.r)]
+        gbw, gb_in = cs.r_data[FX.bits:], ys[0].o.valid & outs[0].i.ready
+    else:
+        for k, o in enumerate(outs):
+            m.d.comb += [o.i.valid.eq(q_valid), o.i.payload.a.eq(q_c),
+                         o.i.payload.b.eq(q_x[k * B:(k + 1) * B])]
     ends = outs                                    # the units the results leave
     if self.affine:
         # RNE_fmt(z*g + b) after each multiplier, z = RNE_FX(c*x); gamma and beta
         # wait beside the multipliers in a FIFO as deep as they hold beats
         gb = _beside(m, "gb", 2 * L * B, outs[0].latency)
         ends = self.affs
-        m.d.comb += [gb.w_en.eq(q_valid & outs[0].i.ready), gb.w_data.eq(q_x[L * B:]),
+        m.d.comb += [gb.w_en.eq(gb_in), gb.w_data.eq(gbw),
                      gb.r_en.eq(outs[0].o.valid & ends[0].i.ready)]
         for k, (o, a) in enumerate(zip(outs, ends)):
             m.submodules[f"aff{k}"] = a
@@ -1101,7 +1279,7 @@ def _elaborate_fast(self):
         m.d.comb += e.o.ready.eq(self.o.ready)
     # the beat's flags beside the multipliers: a FIFO as deep as they hold beats
     fl = _beside(m, "flags", 3, self.const_out)
-    m.d.comb += [fl.w_en.eq(q_valid & outs[0].i.ready),
+    m.d.comb += [fl.w_en.eq(q_valid & heads[0].i.ready),
                  fl.w_data.eq(Cat(q_last, q_bad, q_err)),
                  fl.r_en.eq(ends[0].o.valid & self.o.ready)]
     o_last, o_bad, o_err = fl.r_data[0], fl.r_data[1], fl.r_data[2]

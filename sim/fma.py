@@ -12,8 +12,8 @@ Expected codes from ``golden.fma``.
 The same bench drives ``FMul`` (``r = round(a*b)``, no ``c`` port; its sidecar
 names ``r_fmt``): the vectors are the same without the addends, and the expected
 codes are ``golden.fma`` with ``c = -0`` (``x + -0 = x``, signed zeros included).
-And ``FAdd`` (``r = round(a + c)``, no ``b`` port; one ``fmt``): the vectors are
-the FMA's with ``b = 1`` (the addends biased against ``a``: cancellation, exponent
+And ``FAdd`` (``r = round(a + c)``, no ``b`` port; ``a`` in ``a_fmt`` where given):
+the vectors are the FMA's with ``b = 1`` (the addends biased against ``a``: cancellation, exponent
 difference 0 or 1, far below), the expected codes ``golden.fma`` with ``b = 1``;
 with ``magnitude`` (``round(|a| + |c|)``) the same vectors, ``golden.fma`` of the
 codes with their sign bits cleared.
@@ -51,10 +51,10 @@ def _acc(p):
 
 
 def _ab(p):
-    """The formats of a and b; FAdd's b is the constant 1 of its format (``None``
-    when the core has no b port)."""
+    """The formats of a and b; FAdd's b is the constant 1 of its format (a in
+    ``a_fmt`` where it has one)."""
     if "fmt" in p:
-        return p["fmt"], p["fmt"]
+        return p.get("a_fmt", p["fmt"]), p["fmt"]
     return p["a_fmt"], p["b_fmt"]
 
 
@@ -96,7 +96,7 @@ def vectors(tb):
     rng = tb.nprng("vectors")
     mode = tb.options.get("mode", "products")
     if "fmt" in p:                      # FAdd: b = 1
-        return _fadd_vectors(tb, p, fa, rng, mode)
+        return _fadd_vectors(tb, p, fa, fc, rng, mode)
     if has_c:
         ga, gb, gc = special_grid(fa, fb, fc)
     else:                               # FMul: every (a, b) of the grid once
@@ -125,16 +125,16 @@ def vectors(tb):
             what + " with biased addends, after the special-value grid")
 
 
-def _fadd_vectors(tb, p, f, rng, mode):
+def _fadd_vectors(tb, p, fa, fc, rng, mode):
     """FAdd's (a, c): the special grid, then (mode ``products``) random a with the
     biased addends against ``a * 1``."""
-    ga, gc = (x.ravel() for x in np.meshgrid(special_codes(f), special_codes(f),
+    ga, gc = (x.ravel() for x in np.meshgrid(special_codes(fa), special_codes(fc),
                                               indexing="ij"))
     if mode == "specials":
         return {"a": ga, "c": gc}, "special-value grid"
     n = int(tb.options.get("random", 20000))
-    a = rng.integers(0, 1 << f.bits, size=n)
-    c = biased_addends(rng, a, _one(f.name, n), p)
+    a = rng.integers(0, 1 << fa.bits, size=n)
+    c = biased_addends(rng, a, _one(fc.name, n), p)
     return ({"a": np.concatenate([ga, a]), "c": np.concatenate([gc, c])},
             f"{n} random a with biased addends, after the special-value grid")
 
@@ -154,8 +154,8 @@ def _magnitudes(p, a, c):
     """FAdd with ``magnitude``: ``round(|a| + |c|)``, the sign bits cleared."""
     if not p.get("magnitude"):
         return a, c
-    mask = (1 << (get_format(p["fmt"]).bits - 1)) - 1
-    return np.asarray(a) & mask, np.asarray(c) & mask
+    bits = (get_format(p.get("a_fmt", p["fmt"])).bits, get_format(p["fmt"]).bits)
+    return (np.asarray(x) & ((1 << (w - 1)) - 1) for x, w in zip((a, c), bits))
 
 
 def expected(tb, f):

@@ -80,6 +80,10 @@ FADD = [
                  marks=pytest.mark.slow),
     pytest.param("bf16", dict(stages=0, rounding="rtz", magnitude=True),
                  {"random": 20000}, marks=pytest.mark.slow),
+    # a in a narrower format (IterNorm's layernorm: RNE(x - mean), x an input
+    # element): bf16 + fp32 at 100 MHz; e5m2 + fp16, subnormal a into subnormal sums
+    ("fp32", dict(fmax=100, a_fmt="bf16"), {"random": 30000}),
+    ("fp16", dict(stages=2, a_fmt="e5m2"), {"random": 20000}),
 ]
 
 

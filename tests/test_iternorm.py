@@ -46,6 +46,10 @@ FMAX = [
     (IterNorm, "bf16", 8, 64, "l2", 1, 50, ROM),
     # gamma and beta beside x: the output multipliers into FX, then affine FMAs
     (IterNorm, "bf16", 2, 64, "rmsnorm", 2, 100, {"affine": True}),
+    # layernorm: the sums of x, the mean, a second pass of y = RNE(x - mean) into
+    # the same Dots, a third in C; max_d 128: constant vectors whose computed mean
+    # would miss x0 (d not a power of two)
+    (IterNorm, "bf16", 2, 128, "layernorm", 2, 100, {"affine": True}),
     # a one-cycle output multiplier: the flags' FIFO beside it hands out an entry
     # the cycle after its write (the buffered one, two cycles: flags a beat late)
     (IterNorm, "bf16", 2, 64, "l2", 2, 10),
@@ -61,6 +65,12 @@ FMAX_SLOW = [
     (IterNorm, "fp32", 16, 256, "rmsnorm", 2, 100, ROM),
     # the 85F build of docs/targets.md (16 lanes, max_d 1024, --fmax 125)
     (IterNorm, "bf16", 16, 1024, "l2", 5, 125),
+    # layernorm: the lanes' tree adding signed sums (8 and 16 lanes), fp32,
+    # one-cycle sub-cores (fmax 10)
+    (IterNorm, "bf16", 8, 128, "layernorm", 2, 100),
+    (IterNorm, "bf16", 16, 256, "layernorm", 3, 100, ROM),
+    (FisrNorm, "fp32", 2, 128, "layernorm", 3, 100, {"affine": True}),
+    (IterNorm, "bf16", 2, 128, "layernorm", 2, 10, {"affine": True}),
 ]
 
 
@@ -183,8 +193,6 @@ def test_bad_start():
     (dict(fmax=300), "fmax=300 MHz is beyond what the delay model reaches for this "
      "{core}'s lane sums on ecp5: the fastest is about 143 MHz, with 11 stages"),
     (dict(fmax=0), "fmax must be a positive number of MHz, got fmax=0"),
-    (dict(fmax=100, mode="layernorm"), "fmax applies to modes l2 and rmsnorm for now, "
-     "got mode=layernorm (leave fmax out for the one-cycle build)"),
     (dict(partials=4), "partials applies to the fmax build only (give fmax too), got "
      "partials=4"),
     (dict(family="ice40"), "family applies to the fmax build only (give fmax too), got "
@@ -271,6 +279,32 @@ def test_fmax_plan_affine():
     assert sc["params"]["affine"] is True and "affine_fma" in sc["timing"]
     assert "multiply and affine FMA's latency" in sc["latency_formula"]
     assert core.module_name.startswith("iternorm_bf16_l2_d64_rmsnorm_k5_affine_p")
+
+
+def test_fmax_plan_layernorm():
+    """The fmax build in layernorm: the lane Dots take FX operands and add signed
+    terms (x, then y*y), one FAdd a lane forms y = x - mean in A and another in C,
+    the lanes' tree adds signed sums, the lane Dots run free at any lane count; a
+    first program (tree over the sums of x, then the mean), then the second (tree,
+    start, updates, the scale by sqrt(d)); three passes in the latency."""
+    from lpcores.golden.iternorm import FX
+    core = IterNorm(fmt="bf16", lanes=8, max_d=128, mode="layernorm", iters=2, fmax=100)
+    P = core.partials
+    d0 = core.dots[0]
+    assert d0.fa is FX and d0.fb is FX and not d0.magnitude and P == d0.loop_cycles
+    assert len(core.ys) == len(core.ys_out) == 8 and core.ys[0].fa.name == "bf16"
+    assert core.ys[0].fc is FX and not core.adds[0].magnitude and core.free_lanes
+    assert IterNorm(fmt="bf16", lanes=2, max_d=64, mode="layernorm", fmax=100).free_lanes
+    ops1 = [op for _, op in core.program1]
+    assert len(ops1) == P - 1 + 1 and ops1[-1] == (("t", 0), "invd", "negzero", "mean")
+    ops = [op for _, op in core.program]
+    assert ops[P - 1] == "start" and ops[-1] == ("a", "sqrt", "negzero", "c")
+    Ly = core.ys[0].latency
+    lane_pass = P + Ly + d0.latency + core.tree_latency + 1
+    Lc = core.ys_out[0].latency + core.outs[0].latency
+    assert core.const == 2 * lane_pass + core.t_fin1 + core.t_fin + Lc + 6
+    assert core.latency_of(128) == 3 * 16 + core.const
+    assert f"3*d/8 + {core.const} cycles" in core.sidecar()["latency_formula"]
 
 
 @pytest.mark.parametrize("n", range(1, 41))
