@@ -40,7 +40,7 @@ C. **Emit**: reads the buffer and writes ``RNE_fmt(c*y)`` (with affine
 FX is fp32's significand with a 10-bit exponent (golden/iternorm.py): ``s`` can
 neither overflow nor underflow for fp32 or bf16 inputs, so no pre-scaling pass.
 
-**The fmax build** (``fmax=``, modes ``l2`` and ``rmsnorm``, no affine): the same
+**The fmax build** (``fmax=``, every mode, with or without affine): the same
 three units built from the project's pipelined stream cores, each planned for the
 clock by its own delay model, so no loop is one cycle:
 
@@ -69,12 +69,28 @@ B. a static program on one FX :class:`.fma.FMA`: the pairwise tree over the
 C. the buffer streams through one :class:`.fma.FMul` a lane, ``RNE_fmt(c*x)`` (the
    golden model's ``fx_fma(c, x, -0.0)``, the same for every input: the FMA's
    datapath without the addend's alignment and window add), the beats' flags in a
-   FIFO beside them.
+   FIFO beside them. With affine the multipliers round into FX and an
+   :class:`.fma.FMA` a lane after them forms ``RNE_fmt(z*g + b)`` (gamma and beta
+   stored beside x in the buffer, waiting beside the multipliers in a FIFO).
+
+``layernorm`` (fmax): the lane Dots take FX operands and add signed terms; each lane
+has an :class:`.fma.FAdd` in front of its Dot (``a`` in fmt, ``c`` in FX) forming
+``y = RNE_FX(x + c)``: ``c = -0`` in the first pass (x exactly) and the pads, ``c =
+-mean`` in the second, with the Dot's other operand 1 or ``y``. Pass 1 streams the
+input; B's first program adds the P sums (the tree) and forms ``mean = RNE(sum *
+RN(1/d))`` (or, for a constant vector, ``x0``: lane 0's ``y`` of the first beat);
+A then reads the vector again (the buffer's second read port), P pads, the sums of
+``y*y``; B's second program as ``rmsnorm``'s. C forms ``y`` again on an FAdd a lane
+before its multipliers (the scale waits beside them in a FIFO). A takes no beat of the
+next vector from a vector's last beat until its second pass's sums are in (its Dots
+do both passes); the next vector streams in during B's second program and C's output.
+The lane Dots run free at any lane count in this mode.
 
 The golden model takes the same ``partials`` (P = 1 is the order above).
 Latency: ``2*d/lanes + P + Ld + La + T + Lc + 4`` (Ld, Lc: the lane Dot's and the
-output multiplier's latency, La the lanes' tree's, T: the program's last write; one
-more with free-running Dots), in the sidecar.
+output unit's latency, La the lanes' tree's, T: the program's last write; one
+more with free-running Dots); layernorm ``3*d/lanes + 2*(P + Ly + Ld + La + 1) + T1
++ T + Lc + 6`` (Ly: the FAdd's, T1: the first program's last write), in the sidecar.
 
 Latency (first input beat to last output beat, ``o.ready`` high, unit idle):
 ``2*d/lanes + log2(lanes) + 3*K + R + 6`` cycles, ``R = 1`` for rmsnorm, else 0;

@@ -137,8 +137,9 @@ def _norm_opts():
         Opt("--affine", "affine", "stream gamma and beta beside x", type=bool,
             default=False, boolean=True),
         *_timing_opts()[1:],
-        Opt("--partials", "partials", "sums of squares kept per lane with --fmax "
-            "(1..64; default: the fewest the accumulate loop needs, its depth)",
+        Opt("--partials", "partials", "sums of squares (layernorm: and of x) kept per "
+            "lane with --fmax (1..64; default: the fewest the accumulate loop needs, "
+            "its depth)",
             type=int),
     )
 

@@ -41,11 +41,11 @@ SLOW = [
 # the fmax build (lane sums on Dots with P partials, the scalar program on one
 # pipelined FX FMA, output FMAs): (class, fmt, lanes, max_d, mode, iters, fmax)
 FMAX = [
-    (FisrNorm, "fp32", 1, 64, "rmsnorm", 2, 80),
+    # FisrNorm's start, fp32; gamma and beta beside x: the output multipliers into
+    # FX, then affine FMAs
+    (FisrNorm, "fp32", 1, 64, "rmsnorm", 2, 80, {"affine": True}),
     # P = 3 partials, the lanes' FAdd tree, u0 = a0*a0 from the ROM start
     (IterNorm, "bf16", 8, 64, "l2", 1, 50, ROM),
-    # gamma and beta beside x: the output multipliers into FX, then affine FMAs
-    (IterNorm, "bf16", 2, 64, "rmsnorm", 2, 100, {"affine": True}),
     # layernorm: the sums of x, the mean, a second pass of y = RNE(x - mean) into
     # the same Dots, a third in C; max_d 128: constant vectors whose computed mean
     # would miss x0 (d not a power of two)
@@ -56,6 +56,8 @@ FMAX = [
 ]
 FMAX_SLOW = [
     (FisrNorm, "fp32", 4, 128, "rmsnorm", 2, 80),
+    (FisrNorm, "fp32", 1, 64, "rmsnorm", 2, 80),
+    (IterNorm, "bf16", 2, 64, "rmsnorm", 2, 100, {"affine": True}),
     (IterNorm, "bf16", 2, 64, "l2", 5, 100),
     (FisrNorm, "bf16", 2, 64, "l2", 5, 100),
     (IterNorm, "bf16", 16, 256, "rmsnorm", 3, 100),
@@ -292,6 +294,9 @@ def test_fmax_plan_layernorm():
     P = core.partials
     d0 = core.dots[0]
     assert d0.fa is FX and d0.fb is FX and not d0.magnitude and P == d0.loop_cycles
+    # the 24x24 product: the DSPs, a cut, the sum of their partial products (one
+    # lane: its charges add up, not maxed as side-by-side branches)
+    assert "p0.pp" in d0.timing["cuts"]
     assert len(core.ys) == len(core.ys_out) == 8 and core.ys[0].fa.name == "bf16"
     assert core.ys[0].fc is FX and not core.adds[0].magnitude and core.free_lanes
     assert IterNorm(fmt="bf16", lanes=2, max_d=64, mode="layernorm", fmax=100).free_lanes

@@ -212,8 +212,14 @@ FMAX_CASES = [
 
 # the longest of them (MXQuant's 32 fp32 lanes: about 70 s on Verilator) and MXQuant's
 # second ecp5 plan (the 150 MHz one has more cuts; the iCE40 one rounds away) under
-# -m slow, to keep the default suite near its 20-minute budget on 2 cores
-SLOW_FMAX = {"mxquant_fp32_e2m1_l32_f140ecp5", "mxquant_bf16_int8_l4_away_f100ecp5"}
+# -m slow, to keep the default suite near its 20-minute budget on 2 cores; so are a
+# core's second plan on the same family where the first covers its cut points (FMA
+# e4m3 at 120 beside 150, bf16 at 100 beside 125, Convert e4m3 -> fp32 beside
+# fp32 -> e4m3) and the NMPrune shapes tests/test_nmprune.py runs by stages
+SLOW_FMAX = {"mxquant_fp32_e2m1_l32_f140ecp5", "mxquant_bf16_int8_l4_away_f100ecp5",
+             "fma_e4m3_e4m3_fp32_f120ecp5", "fma_bf16_bf16_fp32_f100ecp5",
+             "convert_e4m3_fp32_f160ecp5", "nmprune_8of16_e5m2_g1_f150ecp5",
+             "nmprune_4of8_bf16_g1_sc16_f100ecp5"}
 FMAX_IDS = [cls(**kw).module_name for cls, kw, _, _ in FMAX_CASES]    # one plan each
 
 
