@@ -463,12 +463,7 @@ class _Norm(StreamCore):
             # last beat (pending, hand) through B's run.
             x0_reg = Signal(B)
             p_same = Signal()
-            ref = Mux(wcnt == 0, xs[0], x0_reg)
-            ref_zero = ref[:B - 1] == 0
-            beat_same = Cat(*[(x[:B - 1] == ref[:B - 1]) & ((x[B - 1] == ref[B - 1])
-                                                            | ref_zero)
-                              for x in xs]).all()
-            m.d.sync += p_same.eq(beat_same)
+            m.d.sync += p_same.eq(_same_as(xs, Mux(wcnt == 0, xs[0], x0_reg), B))
             with m.If(take & (wcnt == 0)):
                 m.d.sync += x0_reg.eq(xs[0])
         mean_reg = Signal(FX.bits)
@@ -568,14 +563,7 @@ class _Norm(StreamCore):
         fb_sel = Signal(FX.bits)
         fc_sel = Signal(FX.bits)
         sh_sel = Signal()
-        sqrt_code = Signal(FX.bits)
-        inv_code = Signal(FX.bits)
-        with m.Switch(b_cnt):
-            for n in range(self.n_min, NB + 1):
-                with m.Case(n):
-                    m.d.comb += sqrt_code.eq(_fx_code(sqrt_rn(n * L)))
-                    if ln:
-                        m.d.comb += inv_code.eq(_fx_code(inv_rn(n * L)))
+        sqrt_code, inv_code = _count_codes(m, b_cnt, self.n_min, NB, L, ln)
         def at(kind):
             idxs = [i for i, op in enumerate(ops) if op == kind]
             return Cat(*[step == i for i in idxs]).any() if idxs else Const(0, 1)
@@ -1001,10 +989,7 @@ def _elaborate_fast(self):
         cap0 = Signal(pb)                          # cap's start, again for pass 2
         x0_code = Signal(B, reset_less=True)
         vsame, h_same = Signal(name="vsame"), Signal(name="h_same")
-        ref = Mux(wcnt == 0, xs[0], x0_code)
-        ref_zero = ref[:B - 1] == 0
-        same = Cat(*[(x[:B - 1] == ref[:B - 1]) & ((x[B - 1] == ref[B - 1]) | ref_zero)
-                     for x in xs]).all()
+        same = _same_as(xs, Mux(wcnt == 0, xs[0], x0_code), B)
         ns = Mux(wcnt == 0, same, vsame & same)
         with m.If(take):
             m.d.sync += vsame.eq(ns)
@@ -1048,11 +1033,11 @@ def _elaborate_fast(self):
         for j in range(P):
             with m.If(cap == j):
                 m.d.sync += [t[j * W + k].eq(sums[k].payload.r) for k in range(W)]
+    h_err = (h_cnt < self.n_min) | (h_cnt > NB)
     if ln:
         a_p2 = Signal()                            # the sums on their way: pass 2's
         hand1, hand2 = hand & ~a_p2, hand & a_p2
-        h_err_ = (h_cnt < self.n_min) | (h_cnt > NB)
-        with m.If(hand2 | (hand1 & h_err_)):       # (a bad length: no second pass)
+        with m.If(hand2 | (hand1 & h_err)):        # (a bad length: no second pass)
             m.d.sync += a_busy.eq(0)
         with m.If(hand2):
             m.d.sync += a_p2.eq(0)
@@ -1072,7 +1057,6 @@ def _elaborate_fast(self):
     b_run, b_done = (Signal(name="b_run"), Signal(name="b_done"))
     b_ph = Signal(name="b_ph") if ln else Const(1, 1)   # layernorm: 0 = the mean's
     m.d.comb += b_idle.eq(~b_run & ~b_done)
-    h_err = (h_cnt < self.n_min) | (h_cnt > NB)
     with m.If(hand1):
         m.d.sync += [b_bad.eq(h_bad), b_err.eq(h_err), b_slot.eq(h_slot),
                      b_cnt.eq(h_cnt), b_run.eq(~h_err), b_done.eq(h_err), st.eq(0)]
@@ -1109,11 +1093,7 @@ def _elaborate_fast(self):
     # the start, from s = t[0]
     s_src = t[0]
     a0 = _start_a0(m, s_src, self.start)
-    sqrt_code = Signal(FX.bits)
-    with m.Switch(b_cnt):
-        for n in range(self.n_min, NB + 1):
-            with m.Case(n):
-                m.d.comb += sqrt_code.eq(_fx_code(sqrt_rn(n * L)))
+    sqrt_code, inv_code = _count_codes(m, b_cnt, self.n_min, NB, L, ln)
     # lam * v: v's exponent field lowered by -log2(lam) (v == 0 kept); exact, since
     # a nonzero v = RNE(1 - s*u) is at least 2**-48 (docs/iternorm.md)
     lamv = _lam_v(v_reg, self.lam_log2)
@@ -1125,12 +1105,7 @@ def _elaborate_fast(self):
     if ln:
         progs = [(self.program, step_decoder(m, st, hand2, b_run & b_ph)),
                  (self.program1, step_decoder(m, st, hand1, b_run & ~b_ph))]
-        invd_code = Signal(FX.bits)                # RN(1/d), d = beats * lanes
-        with m.Switch(b_cnt):
-            for n in range(self.n_min, NB + 1):
-                with m.Case(n):
-                    m.d.comb += invd_code.eq(_fx_code(inv_rn(n * L)))
-        srcs["invd"] = invd_code
+        srcs["invd"] = inv_code
     else:
         progs = [(self.program, step_decoder(m, st, hand, b_run))]
 
@@ -1308,6 +1283,28 @@ def _elaborate_fast(self):
 
 
 _Norm._elaborate_fast = _elaborate_fast
+
+
+def _same_as(xs, ref, B):
+    """Whether every element code of a beat equals ``ref`` (+0 equal to -0): a
+    constant vector's verdict, beat by beat."""
+    ref_zero = ref[:B - 1] == 0
+    return Cat(*[(x[:B - 1] == ref[:B - 1]) & ((x[B - 1] == ref[B - 1]) | ref_zero)
+                 for x in xs]).all()
+
+
+def _count_codes(m, cnt, n_min, NB, L, inv):
+    """FX codes from a vector's beat count ``cnt`` (``d = cnt * L``): RN(sqrt(d)),
+    the scale of rmsnorm and layernorm, and with ``inv`` RN(1/d), layernorm's mean."""
+    sqrt_code = Signal(FX.bits, name="sqrt_code")
+    inv_code = Signal(FX.bits, name="inv_code")
+    with m.Switch(cnt):
+        for n in range(n_min, NB + 1):
+            with m.Case(n):
+                m.d.comb += sqrt_code.eq(_fx_code(sqrt_rn(n * L)))
+                if inv:
+                    m.d.comb += inv_code.eq(_fx_code(inv_rn(n * L)))
+    return sqrt_code, inv_code
 
 
 def _beside(m, name, width, latency):
