@@ -1055,7 +1055,7 @@ def _elaborate_fast(self):
     b_cnt = Signal(range(NB + 2))
     st = Signal(range(max(self.t_fin, self.t_fin1) + 2))
     b_run, b_done = (Signal(name="b_run"), Signal(name="b_done"))
-    b_ph = Signal(name="b_ph") if ln else Const(1, 1)   # layernorm: 0 = the mean's
+    b_ph = Signal(name="b_ph") if ln else None      # layernorm: 0 = the mean's
     m.d.comb += b_idle.eq(~b_run & ~b_done)
     with m.If(hand1):
         m.d.sync += [b_bad.eq(h_bad), b_err.eq(h_err), b_slot.eq(h_slot),
