@@ -887,7 +887,19 @@ def verilog_text(core):
             raise RuntimeError(f"Yosys failed while writing {name}: "
                                f"{(res.stderr or res.stdout).strip().splitlines()[-1:]}")
         text = (Path(tmp) / "out.v").read_text()
-    return _clean_verilog(text, name)
+    return _memory_attrs(_clean_verilog(text, name), getattr(core, "memory_attrs", {}))
+
+
+def _memory_attrs(text, attrs):
+    """``attrs``: ``{memory name: {attribute: value}}``, written in front of each
+    memory's declaration (``write_verilog -noattr`` drops every attribute, and a
+    synthesis attribute such as ``ram_style`` must reach the user's flow)."""
+    for mem, kv in sorted(attrs.items()):
+        a = ", ".join(f'{k} = "{v}"' for k, v in sorted(kv.items()))
+        text, n = re.subn(rf"^(\s*)(reg (\[\d+:0\] )?{re.escape(mem)} \[)",
+                          rf"\1(* {a} *)\n\1\2", text, flags=re.M)
+        assert n == 1, (mem, n)
+    return text
 
 
 def sidecar(core):

@@ -22,6 +22,8 @@ from amaranth.hdl import Array, Cat, Const, Mux, Signal, Value, signed, unsigned
 from lpcores.errors import check_choice
 from lpcores.formats import FLOAT_FORMATS, get_format
 
+from .prims import dsp_products, use_registered_dsp
+
 # Timing (clock-directed pipelining, :mod:`.timing`): every block takes an optional
 # ``pipe`` (the core's :class:`~.base.Pipeline`); with it, the block charges its
 # estimated delay on the pipe's fabric and offers fine cut points inside itself
@@ -807,7 +809,9 @@ def multiply(m, ua, fa, ub, fb, name="p", pipe=None, lut=None, dsp_cut=False):
 
     ``dsp_cut``: on a pipe planned for a clock, a product wider than one DSP is
     built from partial products with a fine cut after them (``name.pp``,
-    :func:`_multiply_wide`); the caller carries what crosses it.
+    :func:`_multiply_wide`), and above the inferred DSP's clock every product is
+    built on registered primitives (:func:`.prims.dsp_products`); the caller
+    carries what crosses their cut points.
     """
     fa, fb = get_format(fa), get_format(fb)
     ea, eb = Value.cast(ua.exp), Value.cast(ub.exp)
@@ -821,6 +825,10 @@ def multiply(m, ua, fa, ub, fb, name="p", pipe=None, lut=None, dsp_cut=False):
             pipe is not None and not pipe.fab.has_dsp)
     if (dsp_cut and not lut and pipe is not None and max(len(sa), len(sb)) > DSP_WIDTH
             and getattr(pipe.core, "_pipe_fmax", None) is not None):
+        return _multiply_wide(m, ua, ub, fa, fb, sa, sb, exp0, mag, name, pipe)
+    if dsp_cut and not lut and use_registered_dsp(pipe, len(sa) + 1, len(sb) + 1):
+        # a clock above the inferred DSP's: the significands (unsigned, a zero sign
+        # bit each) on a registered primitive, exponent and flags beside it
         return _multiply_wide(m, ua, ub, fa, fb, sa, sb, exp0, mag, name, pipe)
     if lut:
         # shift-and-add over the narrower operand: no $mul cell, so no DSP
@@ -919,20 +927,54 @@ def _multiply_wide(m, ua, ub, fa, fb, sa, sb, exp0, mag, name, pipe):
     products of ``DSP_WIDTH``-bit chunks, each its own inferred DSP, a fine cut after
     them (``name.pp``), then their sum, cuttable between levels. Inferred whole, the
     DSPs' combining adder would sit unregistered behind them (24x24 on ECP5:
-    11.4 ns, FABRIC.md)."""
-    w = DSP_WIDTH
-    m.d.comb += exp0.eq(Value.cast(ua.exp) + Value.cast(ub.exp)
-                        - (fa.man_bits + fb.man_bits))
-    is_nan = ua.is_nan | ub.is_nan | (ua.is_inf & ub.is_zero) | (ua.is_zero & ub.is_inf)
-    flags = (ua.sign ^ ub.sign, ua.is_zero | ub.is_zero, ua.is_inf | ub.is_inf, is_nan)
+    11.4 ns, FABRIC.md).
+
+    For a clock above the inferred DSP's (:func:`.prims.use_registered_dsp`) the
+    chunks are ``DSP_WIDTH - 1`` bits (unsigned, under the primitive's sign bit) and
+    every partial product is a registered primitive (:func:`.prims.dsp_products`,
+    its two forced cut points ``name_dsp.in`` and ``.out``): a product of one chunk
+    each is the primitive alone, no sum."""
+    def exp_and_flags(ua, ub):
+        m.d.comb += exp0.eq(Value.cast(ua.exp) + Value.cast(ub.exp)
+                            - (fa.man_bits + fb.man_bits))
+        is_nan = (ua.is_nan | ub.is_nan | (ua.is_inf & ub.is_zero)
+                  | (ua.is_zero & ub.is_inf))
+        return (ua.sign ^ ub.sign, ua.is_zero | ub.is_zero, ua.is_inf | ub.is_inf,
+                is_nan)
+    reg = use_registered_dsp(pipe, DSP_WIDTH, DSP_WIDTH)
+    w = DSP_WIDTH - 1 if reg else DSP_WIDTH
+    chunks = [(i, j, sa[i:i + w], sb[j:j + w])
+              for i in range(0, len(sa), w) for j in range(0, len(sb), w)]
     pps = []
-    for i in range(0, len(sa), w):
-        for j in range(0, len(sb), w):
-            x, y = sa[i:i + w], sb[j:j + w]
+    if reg:
+        # the operands' exponents and flags enter registers beside the primitives'
+        # input registers as they are; their sum and the flags' logic are built
+        # between those and the output registers, beside the multiply (a chain
+        # there, not in front of the input register)
+        fields = ("exp", "sign", "is_zero", "is_inf", "is_nan")
+        with pipe.carry(*(getattr(u, k) for u in (ua, ub) for k in fields)) as cc:
+            def between():
+                va, vb = cc.values[:5], cc.values[5:]
+                fl = exp_and_flags(*(dataclasses.replace(u, **dict(zip(fields, v)))
+                                     for u, v in ((ua, va), (ub, vb))))
+                pipe.charge(pipe.fab.carry(len(exp0)))
+                return (exp0, *fl)
+            qs, (exp0, *flags) = dsp_products(
+                m, [(Cat(x, Const(0, 1)), Cat(y, Const(0, 1))) for _, _, x, y in chunks],
+                pipe, name=f"{name}_dsp", between=between)
+        for (i, j, x, y), q in zip(chunks, qs):
+            pp = q.as_unsigned()[:len(x) + len(y)]
+            pps.append(Cat(Const(0, i + j), pp) if i + j else pp)
+        if len(pps) == 1:
+            m.d.comb += mag.eq(pps[0])
+            return Fixed(flags[0], mag, exp0, *flags[1:])
+    else:
+        flags = exp_and_flags(ua, ub)
+        for i, j, x, y in chunks:
             pp = Signal(len(x) + len(y), name=f"{name}_pp{i}_{j}")
             m.d.comb += pp.eq(x * y)
             pps.append(Cat(Const(0, i + j), pp) if i + j else pp)
-    pipe.charge(max(pipe.fab.dsp_mul, pipe.fab.carry(len(exp0))))
+        pipe.charge(max(pipe.fab.dsp_mul, pipe.fab.carry(len(exp0))))
     pps, exp0_, flags = pipe.cut(f"{name}.pp", tuple(pps), exp0, flags)
     with pipe.carry(exp0_, *flags) as cc:           # across the sum's level cuts
         m.d.comb += mag.eq(sum_tree(m, list(pps), len(mag), name=f"{name}_ps",
@@ -1502,7 +1544,8 @@ def align_swap_packed(m, xs, code, fc, ef1, cls, name="s", pipe=None):
     short chains side by side), its floor's room ``ec + 1 - emin`` is ``ef1``
     itself; a fine cut point ``<name>_al.raw`` may follow the chains, then
     :func:`align_swap`'s clamp, swap, shift and sticky, the same window of
-    ``W + 4`` bits (exact to the rounding of the sum: :func:`align_swap`)."""
+    ``W + 4`` bits (exact to the rounding of the sum: :func:`align_swap`); for a
+    fast clock a fine cut point ``<name>_al.win`` after it."""
     fc = get_format(fc)
     E, M = fc.exp_bits, fc.man_bits
     W, S = xs.W, xs.W + 3
@@ -1525,8 +1568,17 @@ def align_swap_packed(m, xs, code, fc, ef1, cls, name="s", pipe=None):
     sh = Signal(range(S + 1), name=f"{name}_sh")
     m.d.comb += sh.eq(Mux(pbig, Mux(dk[-1], d, S), Mux(rdk[-1], rd, S)))
     csig = Cat(Const(0, W - M - 1), c_sig)
-    return _swap_place(m, pbig, sh, psig, pf, csig, cf, e0p, e0c, rp, rc, W, wd, name,
-                       pipe)
+    al = _swap_place(m, pbig, sh, psig, pf, csig, cf, e0p, e0c, rp, rc, W, wd, name,
+                     pipe)
+    # in a loop no core cut point follows the window (the FMA's ``align``): for a
+    # clock whose period the sticky's OR tree and the add's low chain together do
+    # not meet (5.6 ns on ECP5: the lane sums' floor near 147 MHz), a fine one here
+    # parts them (only then: below it the plans keep their registers elsewhere)
+    fmax = getattr(getattr(pipe, "core", None), "_pipe_fmax", None)
+    if fmax is not None and 1000.0 / fmax - pipe.fab.reg < (
+            pipe.fab.reduce(W + 1) + pipe.fab.carry((W + 5) // 2 + 1)):
+        al = pipe.cut(f"{name}_al.win", al)
+    return al
 
 
 def add_aligned(m, a, name="s", pipe=None, split_hi=False, nonneg=False):

@@ -115,6 +115,7 @@ from lpcores.golden.iternorm import (FX, ITER_STARTS, MAGIC, ROM_B, ROM_W, check
 
 from .base import (Field, StreamCore, pairwise_tree, reword_loop, static_schedule,
                    step_decoder, timing_suffix)
+from .prims import buffer_attrs
 from .timing import check_fmax
 from .fp import Fixed, align_add, fixed_to_unpacked, multiply, round_pack, unpack
 from .fparith import add, as_fixed, fma, mul
@@ -859,7 +860,10 @@ def _elaborate_fast(self):
     NB = self.n_max
     aw = max(1, (NB - 1).bit_length())
     words = 3 if self.affine else 1                # x, and gamma and beta beside it
+    # above the block RAM read's clock a small buffer goes into LUT RAM
     mem = Memory(shape=L * B * words, depth=2 * NB, init=[])
+    style = buffer_attrs(self.family, self.fmax, L * B * words * 2 * NB)
+    self.memory_attrs = {"mem": style} if style else {}
     m.submodules.mem = mem
     wp = mem.write_port()
     rp = mem.read_port(domain="sync")

@@ -25,7 +25,7 @@ the core and lists in the sidecar's ``sim_sources`` (never read it into synthesi
 
 from amaranth.hdl import Cat, ClockSignal, Const, Instance, Signal, signed
 
-__all__ = ["ECP5_SIM_FILE", "dsp_products", "inferred_dsp_fmax", "sim_files", "sim_model",
+__all__ = ["ECP5_SIM_FILE", "LUTRAM_MAX_BITS", "buffer_attrs", "dsp_products", "inferred_dsp_fmax", "sim_files", "sim_model",
            "use_registered_dsp"]
 
 ECP5_SIM_FILE = "lpcores_ecp5_sim.v"
@@ -61,11 +61,37 @@ def use_registered_dsp(pipe, wa, wb):
     return fmax > inferred_dsp_fmax(pipe.fab.name)
 
 
-def dsp_products(m, pairs, pipe, name="dsp"):
+#: the largest buffer (bits) :func:`buffer_attrs` moves from block RAM into LUT RAM
+LUTRAM_MAX_BITS = 4096
+
+
+def buffer_attrs(family, fmax, bits):
+    """Attributes of a core's sync-read buffer (``amaranth.lib.memory.Memory``):
+    ``ram_style = "distributed"`` (LUT RAM, its read registered in the fabric) when
+    the core is planned for a clock the family's block RAM read does not meet
+    (``Fabric.bram_out``: Yosys leaves the RAM's output register unused) and the
+    buffer holds at most :data:`LUTRAM_MAX_BITS`; otherwise none (block RAM where
+    synthesis chooses it). A larger buffer keeps block RAM and its read is the
+    limit (docs/timing.md)."""
+    from .timing import fabric
+    if fmax is None:
+        return {}
+    fab = fabric(family)
+    if fab.bram_out is None or 1000.0 / fmax >= fab.reg + fab.bram_out:
+        return {}
+    return {"ram_style": "distributed"} if bits <= LUTRAM_MAX_BITS else {}
+
+
+def dsp_products(m, pairs, pipe, name="dsp", between=None):
     """Signed products of ``pairs`` of signed operands, each on its own registered
     primitive (see the module docstring): two forced cut points, ``<name>.in`` and
     ``<name>.out``, between which the beat spends two cycles; returns the products
-    (``signed(wa + wb)``), read from the primitives' output registers."""
+    (``signed(wa + wb)``), read from the primitives' output registers.
+
+    ``between``: a function called between the two cut points (what the caller
+    carries is registered at ``.in`` then), building and charging logic beside the
+    primitives' array; it returns values, registered at ``.out`` and returned too:
+    ``(products, values)``."""
     prim, width, out_ns = REGISTERED_DSP[pipe.fab.name]
     pipe.core.primitives = frozenset(getattr(pipe.core, "primitives", ())) | {prim}
     outs = []
@@ -93,9 +119,14 @@ def dsp_products(m, pairs, pipe, name="dsp"):
         m.d.comb += q.eq(p[:wa + wb])
         outs.append(q)
     pipe.cut(f"{name}.in", force=True)
-    pipe.cut(f"{name}.out", force=True)
+    if between is None:
+        pipe.cut(f"{name}.out", force=True)
+        pipe.charge(out_ns)
+        return outs
+    with pipe.carry(*between()) as cb:
+        pipe.cut(f"{name}.out", force=True)
     pipe.charge(out_ns)
-    return outs
+    return outs, cb.values
 
 
 def sim_model(prim):
@@ -183,8 +214,9 @@ def _primitives(core, seen):
     seen.add(id(core))
     found = set(getattr(core, "primitives", ()))
     for v in vars(core).values():
-        if hasattr(v, "module_name") and hasattr(v, "in_fields"):      # a sub-core
-            found |= _primitives(v, seen)
+        for sub in (v if isinstance(v, (list, tuple)) else (v,)):   # IterNorm's lanes
+            if hasattr(sub, "module_name") and hasattr(sub, "in_fields"):   # a sub-core
+                found |= _primitives(sub, seen)
     return found
 
 

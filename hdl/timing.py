@@ -64,6 +64,10 @@ class Fabric:
     # LUT levels, and routing to thousands of flip-flops): a clock faster than this
     # gets a registered ready instead (base.Pipeline's skid register); None: never
     enable: float = None
+    # a block RAM's read into the register behind it, the RAM's clock-to-out
+    # without its output register (Yosys never infers that register: ECP5's
+    # DP16KD 5.8 ns) and a route; None: not modelled (buffers stay block RAM)
+    bram_out: float = None
 
     # -- primitives ---------------------------------------------------------------
     def luts(self, levels):
@@ -141,11 +145,14 @@ def _clog(n, base):
 # more than a register's usual first hop (0.35 a doubling beyond 4 lanes: 1.05 at
 # 32); the other families' values are estimates in the same proportion. Enable:
 # MXDot e4m3 x8 with 16 contexts at 150 MHz measured 7.87 ns from o.valid through
-# the advance and the block-sum ring's step into its 768 clock enables.
+# the advance and the block-sum ring's step into its 768 clock enables. bram_out:
+# a DP16KD read without its output register into a fabric register through one LUT
+# measured 7.37 ns alone (135.6 MHz; 2.4 ns with REGMODE "OUTREG") and 8.5 ns in
+# IterNorm at 150 MHz (the buffer's read into C's register, 117 MHz).
 FABRICS = {
     "ecp5": Fabric("ecp5", reg=1.2, lut=0.95, carry_base=2.1, carry_bit=0.045,
                    dsp_mul=5.8, lzc_node=1.3, wide_bits=48, wide=0.2, fanout_ns=0.35,
-                   enable=7.9),
+                   enable=7.9, bram_out=7.0),
     "ice40": Fabric("ice40", reg=3.0, lut=3.3, carry_base=6.1, carry_bit=0.35,
                     dsp_mul=5.5, wide_bits=48, wide=0.2, fanout_ns=0.8, floor_or=3.3),
     "xilinx": Fabric("xilinx", reg=0.9, lut=0.75, carry_base=0.9, carry_bit=0.02,

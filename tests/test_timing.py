@@ -3,6 +3,7 @@ sidecar and the module name, bad input, and the regression of `fmax` configurati
 on the generated Verilog (the numbers must not change with the registers)."""
 
 import json
+import re
 
 import pytest
 
@@ -131,6 +132,23 @@ def test_wide_product_is_cut_after_its_partial_products():
     assert "p_pp0_18" not in verilog_text(FMA(a_fmt="fp32", b_fmt="fp32", stages=3))
 
 
+def test_products_on_registered_dsps_above_the_inferred_clock():
+    """Above the clock an inferred multiply meets (hdl/prims.py) a float product is
+    built on MULT18X18D primitives with their registers (two forced cut points):
+    one for bf16's 8x8 significands, four 17-bit chunk products for fp32's; below
+    it the netlist has no primitive."""
+    from lpcores.hdl.base import verilog_text
+    from lpcores.hdl.prims import inferred_dsp_fmax
+    cap = inferred_dsp_fmax("ecp5")
+    assert 140 < cap < 150
+    for fmt, n in (("bf16", 1), ("fp32", 4)):
+        fast = FMA(a_fmt=fmt, b_fmt=fmt, fmax=150)
+        assert {"p_dsp.in", "p_dsp.out"} <= set(fast.timing["cuts"])
+        assert len(re.findall(r"\) p_dsp\d+ \(", verilog_text(fast))) == n
+        slow = FMA(a_fmt=fmt, b_fmt=fmt, fmax=140)
+        assert "MULT18X18D" not in verilog_text(slow)
+
+
 # -- the regression of fmax configurations on the generated Verilog -----------------
 
 FMAX_CASES = [
@@ -150,6 +168,12 @@ FMAX_CASES = [
     # a 24x24 significand product: DSP-wide partial products, a cut, their sum (and a
     # cut inside the sum: p.pp and p_ps.1 at 120 MHz)
     (FMA, dict(a_fmt="fp32", b_fmt="fp32", fmax=120), "lpcores.sim.fma",
+     {"random": 20000}),
+    # above the inferred DSP's clock: every product on registered MULT18X18Ds, bf16's
+    # one primitive, fp32's four 17-bit chunk products and their sum
+    (FMA, dict(a_fmt="bf16", b_fmt="bf16", fmax=150), "lpcores.sim.fma",
+     {"random": 20000}),
+    (FMA, dict(a_fmt="fp32", b_fmt="fp32", fmax=150), "lpcores.sim.fma",
      {"random": 20000}),
     (Convert, dict(in_fmt="fp32", out_fmt="e4m3", fmax=150), "lpcores.sim.convert", {}),
     # 150 MHz: the rounder's exponent bases built beside the normalizing shift
@@ -636,3 +660,26 @@ def test_registered_ready_above_the_enables_clock():
     assert fabric("ecp5").enable == 7.9 and fabric("ice40").enable is None
     assert "skid_valid" in verilog_text(fast)
     assert "skid_valid" not in verilog_text(slow)
+
+
+def test_small_buffer_in_lut_ram_above_the_block_ram_read():
+    """A block RAM read without its output register (Yosys never infers it) caps a
+    clock on ECP5 (Fabric.bram_out); above that a buffer of at most LUTRAM_MAX_BITS
+    is written with ``ram_style = "distributed"``, below it (and larger buffers, and
+    families without the number) keep the plain declaration."""
+    from lpcores.hdl.base import verilog_text
+    from lpcores.hdl.iternorm import IterNorm
+    from lpcores.hdl.prims import LUTRAM_MAX_BITS, buffer_attrs
+    fab = fabric("ecp5")
+    cap = 1000.0 / (fab.reg + fab.bram_out)
+    assert 110 < cap < 130
+    assert buffer_attrs("ecp5", None, 64) == {}
+    assert buffer_attrs("ecp5", cap - 1, 64) == {}
+    assert buffer_attrs("ecp5", cap + 1, LUTRAM_MAX_BITS) == {"ram_style": "distributed"}
+    assert buffer_attrs("ecp5", cap + 1, LUTRAM_MAX_BITS + 1) == {}
+    assert buffer_attrs("ice40", 60, 64) == {}
+    attr = '(* ram_style = "distributed" *)\n  reg [31:0] mem [63:0];'
+    assert attr in verilog_text(IterNorm(fmt="bf16", lanes=2, max_d=64, iters=1,
+                                         fmax=150))
+    v = verilog_text(IterNorm(fmt="bf16", lanes=2, max_d=64, iters=1, fmax=100))
+    assert "ram_style" not in v and "reg [31:0] mem [63:0];" in v
