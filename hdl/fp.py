@@ -823,12 +823,13 @@ def multiply(m, ua, fa, ub, fb, name="p", pipe=None, lut=None, dsp_cut=False):
     if lut is None:
         lut = max(len(sa), len(sb)) <= LUT_MUL_MAX or (
             pipe is not None and not pipe.fab.has_dsp)
-    if (dsp_cut and not lut and pipe is not None and max(len(sa), len(sb)) > DSP_WIDTH
-            and getattr(pipe.core, "_pipe_fmax", None) is not None):
-        return _multiply_wide(m, ua, ub, fa, fb, sa, sb, exp0, mag, name, pipe)
-    if dsp_cut and not lut and use_registered_dsp(pipe, len(sa) + 1, len(sb) + 1):
-        # a clock above the inferred DSP's: the significands (unsigned, a zero sign
-        # bit each) on a registered primitive, exponent and flags beside it
+    # for a clock: a product wider than a DSP, or any product above the inferred
+    # DSP's clock (the significands unsigned, a zero sign bit each, on registered
+    # primitives)
+    if dsp_cut and not lut and pipe is not None and (
+            (max(len(sa), len(sb)) > DSP_WIDTH
+             and getattr(pipe.core, "_pipe_fmax", None) is not None)
+            or use_registered_dsp(pipe, len(sa) + 1, len(sb) + 1)):
         return _multiply_wide(m, ua, ub, fa, fb, sa, sb, exp0, mag, name, pipe)
     if lut:
         # shift-and-add over the narrower operand: no $mul cell, so no DSP

@@ -25,8 +25,8 @@ the core and lists in the sidecar's ``sim_sources`` (never read it into synthesi
 
 from amaranth.hdl import Cat, ClockSignal, Const, Instance, Signal, signed
 
-__all__ = ["ECP5_SIM_FILE", "LUTRAM_MAX_BITS", "buffer_attrs", "dsp_products", "inferred_dsp_fmax", "sim_files", "sim_model",
-           "use_registered_dsp"]
+__all__ = ["ECP5_SIM_FILE", "LUTRAM_MAX_BITS", "buffer_attrs", "dsp_products",
+           "inferred_dsp_fmax", "sim_files", "sim_model", "use_registered_dsp"]
 
 ECP5_SIM_FILE = "lpcores_ecp5_sim.v"
 
