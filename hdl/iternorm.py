@@ -190,6 +190,8 @@ class _Norm(StreamCore):
             family = family or "ecp5"
         L = lanes
         self.n_max = max_d // L
+        # a buffer word: a beat's x (with affine its gamma and beta beside it)
+        self.buf_width = L * self.f.bits * (3 if affine else 1)
         self.n_min = 64 // L
         self.levels = L.bit_length() - 1
         self.params = {"fmt": self.f.name, "lanes": L, "max_d": max_d, "mode": mode,
@@ -317,6 +319,9 @@ class _Norm(StreamCore):
                   *self.ys_out]:
             c._MustUse__used = True
         self.family = family
+        # above the block RAM read's clock a small buffer goes into LUT RAM
+        style = buffer_attrs(family, fmax, self.buf_width * 2 * NB)
+        self.memory_attrs = {"mem": style} if style else {}
         # the scalar program: the tree over the P*L sums (context-major), the start,
         # K updates, the scale; each FMA op issues once its operands are written
         # (its operands are registered first: the step counter's decode and the
@@ -415,8 +420,7 @@ class _Norm(StreamCore):
         B = f.bits
         NB = self.n_max
         aw = max(1, (NB - 1).bit_length())            # word address within a slot
-        words = 3 if self.affine else 1
-        mem = Memory(shape=L * B * words, depth=2 * NB, init=[])
+        mem = Memory(shape=self.buf_width, depth=2 * NB, init=[])
         m.submodules.mem = mem
         wp = mem.write_port()
         rp = mem.read_port(domain="sync")
@@ -859,11 +863,7 @@ def _elaborate_fast(self):
     B = f.bits
     NB = self.n_max
     aw = max(1, (NB - 1).bit_length())
-    words = 3 if self.affine else 1                # x, and gamma and beta beside it
-    # above the block RAM read's clock a small buffer goes into LUT RAM
-    mem = Memory(shape=L * B * words, depth=2 * NB, init=[])
-    style = buffer_attrs(self.family, self.fmax, L * B * words * 2 * NB)
-    self.memory_attrs = {"mem": style} if style else {}
+    mem = Memory(shape=self.buf_width, depth=2 * NB, init=[])   # memory_attrs: its style
     m.submodules.mem = mem
     wp = mem.write_port()
     rp = mem.read_port(domain="sync")
@@ -1213,7 +1213,7 @@ def _elaborate_fast(self):
     q_valid, q_last, q_bad, q_err = (Signal(name="q_valid"), Signal(name="q_last"),
                                      Signal(name="q_bad"), Signal(name="q_err"))
     q_c = Signal(FX.bits, reset_less=True)
-    q_x = Signal(L * B * words, reset_less=True)
+    q_x = Signal(self.buf_width, reset_less=True)
     heads = self.ys_out or outs                    # the units the beats enter
     q_adv = ~q_valid | heads[0].i.ready
     advance = ~r_valid | q_adv
