@@ -13,8 +13,9 @@ compared with a float64 reference:
 Writes docs/iternorm/accuracy.csv, accuracy.png / .svg and accuracy.md (tables),
 and docs/iternorm/partials.md (the fmax build's order of the sums, ``partials`` 5 and
 6, its defaults at 100 MHz for bf16 and fp32 since the lane sums add magnitudes, 6 and
-7 before, and 8, its default until 2026-11-29, against the one-sum order), and prints
-the summary. Run: ``python bench/iternorm_accuracy.py [--vectors N]``.
+7 before, and 8, its default until 2026-11-29, against the one-sum order; and the
+window sum of the fmax build's l2 and rmsnorm since 2026-11-29 with 5 and 10 partial
+sums, its 100 and 150 MHz defaults), and prints the summary. Run: ``python bench/iternorm_accuracy.py [--vectors N]``.
 """
 
 import argparse
@@ -153,6 +154,9 @@ def markdown(rows):
 
 
 PARTIALS = (1, 5, 6, 7, 8)
+#: the fmax build's window sum (l2, rmsnorm; docs/iternorm.md "The window sum") with
+#: the partials of 100 MHz (5) and 150 MHz (10), max_d = d
+WINDOWS = (5, 10)
 
 
 def partials_rows(n_vec, partials=PARTIALS, ds=(64, 256, 1024, 4096), Ks=(3, 5),
@@ -171,16 +175,21 @@ def partials_rows(n_vec, partials=PARTIALS, ds=(64, 256, 1024, 4096), Ks=(3, 5),
                     for P in partials:
                         out = fn(codes, fmt, iters=K, lanes=2, partials=P)
                         row[f"P{P}"] = float(ulps(out, ref, fmt).mean())
+                    for P in WINDOWS:
+                        out = fn(codes, fmt, iters=K, lanes=2, partials=P,
+                                 reduce="window", max_d=d)
+                        row[f"W{P}"] = float(ulps(out, ref, fmt).mean())
                     rows.append(row)
     return rows
 
 
 def partials_markdown(rows, partials=PARTIALS):
-    head = " | ".join(f"P={p}" for p in partials)
+    cols = [f"P{p}" for p in partials] + [f"W{p}" for p in WINDOWS]
+    head = " | ".join([f"P={p}" for p in partials] + [f"P={p}, window" for p in WINDOWS])
     lines = [f"| fmt | d | method | K | {head} |",
-             "|---|---|---|---|" + "---|" * len(partials)]
+             "|---|---|---|---|" + "---|" * len(cols)]
     for r in rows:
-        cells = " | ".join(f"{r[f'P{p}']:.3g}" for p in partials)
+        cells = " | ".join(f"{r[c]:.3g}" for c in cols)
         lines.append(f"| {r['fmt']} | {r['d']} | {r['method']} | {r['K']} | {cells} |")
     return "\n".join(lines) + "\n"
 

@@ -56,9 +56,13 @@ from .codec import decode, encode
 
 __all__ = ["iternorm", "fisrnorm", "FX", "MODES", "STARTS", "fx_fma", "fx_round",
            "a0_iter", "a0_fisr", "a0_rom", "rom_table", "ROM_B", "ROM_W", "sqrt_rn",
-           "inv_rn", "check_lam", "reference"]
+           "inv_rn", "check_lam", "reference", "REDUCES", "window_bits", "window_top",
+           "window_sum", "exp_key"]
 
 MODES = ("l2", "layernorm", "rmsnorm")
+#: how the lanes' (partial) sums of squares become s: the pairwise tree of rounded FX
+#: adds, or one window sum rounded once (the fmax build's, l2 and rmsnorm)
+REDUCES = ("tree", "window")
 STARTS = ("iter", "fisr", "rom")
 #: IterNorm's ``start`` parameter: the exponent-only start or the ROM-refined one
 ITER_STARTS = ("exp", "rom")
@@ -249,6 +253,82 @@ def _tree(t):
     return t[..., 0]
 
 
+def window_bits(max_d, partials):
+    """``W``, the window sum's width in bits: ``35 + ceil(log2(max_d * partials))``,
+    so that its truncation costs at most ``2**-32 * s`` (:func:`window_sum`)."""
+    return 35 + (max_d * partials - 1).bit_length()
+
+
+def exp_key(codes, fmt):
+    """The exponent key of each element code: ``floor(log2|x|) + bias + man_bits``
+    (1 .. 255 + man_bits for nonzero finite x, exact for subnormals too: their
+    mantissa's bit length), 0 for a zero. What the hardware compares to find a
+    vector's largest element (NaN and Inf take their field's key: their vector's
+    output is NaN whatever s is)."""
+    f = get_format(fmt)
+    c = np.asarray(codes).astype(np.int64)
+    ef = (c >> f.man_bits) & ((1 << f.exp_bits) - 1)
+    mf = c & ((1 << f.man_bits) - 1)
+    blen = np.zeros_like(mf)
+    for b in range(f.man_bits):
+        blen = np.where(mf >> b != 0, b + 1, blen)
+    return np.where(ef != 0, ef + f.man_bits, blen)
+
+
+def window_top(key_max, fmt, lanes, max_d):
+    """``T``: every lane's partial sum of squares is below ``2**T``. The largest
+    element is below ``2**(e + 1)``, ``e = key_max - bias - man_bits``, its square
+    below ``2**(2e + 2)``; a partial sum adds at most ``max_d / lanes`` squares, each
+    rounding by at most ``2**-24`` relative, ``(1 + 2**-24)**65536 < 2``: below
+    ``2**(2e + 3 + log2(max_d / lanes))``."""
+    f = get_format(fmt)
+    return 2 * (np.asarray(key_max, dtype=np.int64) - f.bias - f.man_bits) + 3 + \
+        (max_d // lanes).bit_length() - 1
+
+
+def window_sum(acc, top, W):
+    """``s`` from the lanes' partial sums ``acc`` (n, P*lanes; FX values >= 0, each
+    below ``2**top``): every sum truncated to the window's grid ``2**(top - W)``
+    (its bits below it dropped), the integers added exactly, the total rounded once
+    into FX (RNE). The truncation loses less than ``2**(top - W)`` a sum, so ``s``
+    is within ``P*lanes*2**(top - W)`` of one rounding of the exact sum, below
+    ``2**-32 * s`` for :func:`window_bits`'s ``W`` (s is at least the largest
+    square, ``2**(top - 3 - log2(max_d/lanes))``)."""
+    acc = np.asarray(acc, dtype=np.float64)
+    top = np.asarray(top, dtype=np.int64)
+    # exact: a power-of-two scaling, then the floor of a 24-bit significand
+    t = np.floor(np.ldexp(acc, (W - top)[:, None]))
+    out = np.zeros(len(acc))
+    for v, row in enumerate(t):
+        tot = sum(int(x) for x in row)
+        out[v] = _rn_int(tot, int(top[v]) - W)
+    return out
+
+
+def _rn_int(n, e):
+    """RN24 (ties to even) of the integer ``n >= 0`` times ``2**e``, as a float64
+    (FX's normal range: the window sum never reaches its subnormals)."""
+    sh = n.bit_length() - FX_P
+    if sh <= 0:
+        return math.ldexp(n, e)
+    q, rem, half = n >> sh, n & ((1 << sh) - 1), 1 << (sh - 1)
+    if rem > half or (rem == half and q & 1):
+        q += 1
+    return math.ldexp(q, e + sh)
+
+
+def _lane_sums(vals, lanes, square, partials=1):
+    """Per-lane FX accumulation over beats: (n, partials*lanes), context-major (the
+    lanes of sum 0, then of sum 1, ...); beat ``j`` goes to sum ``j % partials``."""
+    n, d = vals.shape
+    beats = vals.reshape(n, d // lanes, lanes)
+    acc = np.zeros((n, partials, lanes))
+    for j in range(d // lanes):
+        v = beats[:, j, :]
+        acc[:, j % partials] = fx_fma(v, v if square else 1.0, acc[:, j % partials])
+    return acc.reshape(n, partials * lanes)
+
+
 def _lane_sum(vals, lanes, square, partials=1):
     """Per-lane FX accumulation over beats, then the tree. vals: (n, d) float64.
 
@@ -258,16 +338,11 @@ def _lane_sum(vals, lanes, square, partials=1):
     lanes of each sum, the rest the P sums (P need not be a power of two: an odd
     level's last value goes up unchanged, :func:`_tree`). P = 1 is the single-sum
     order."""
-    n, d = vals.shape
-    beats = vals.reshape(n, d // lanes, lanes)
-    acc = np.zeros((n, partials, lanes))
-    for j in range(d // lanes):
-        v = beats[:, j, :]
-        acc[:, j % partials] = fx_fma(v, v if square else 1.0, acc[:, j % partials])
-    return _tree(acc.reshape(n, partials * lanes))
+    return _tree(_lane_sums(vals, lanes, square, partials))
 
 
-def _norm(x, fmt, mode, iters, lam, gamma, beta, lanes, start, trace, partials=1):
+def _norm(x, fmt, mode, iters, lam, gamma, beta, lanes, start, trace, partials=1,
+          reduce="tree", max_d=None):
     f = get_format(fmt, param="fmt", allowed=IO_FORMATS)
     check_choice("mode", mode, MODES)
     check_int("iters", iters, lo=1, hi=64)
@@ -276,6 +351,10 @@ def _norm(x, fmt, mode, iters, lam, gamma, beta, lanes, start, trace, partials=1
     if lanes & (lanes - 1):
         raise ParamError(f"lanes must be a power of two, got lanes={lanes}")
     check_int("partials", partials, lo=1, hi=64)
+    check_choice("reduce", reduce, REDUCES)
+    if reduce == "window" and mode == "layernorm":
+        raise ParamError("reduce='window' applies to modes l2 and rmsnorm (layernorm's "
+                         "sums take the tree), got mode='layernorm'")
     codes = np.asarray(x)
     if codes.ndim == 0:
         raise ParamError("x must hold at least one vector of codes, got a scalar")
@@ -286,6 +365,11 @@ def _norm(x, fmt, mode, iters, lam, gamma, beta, lanes, start, trace, partials=1
     if (gamma is None) != (beta is None):
         raise ParamError("gamma and beta must be given together (affine), got only "
                          f"{'gamma' if beta is None else 'beta'}")
+    if reduce == "window":
+        check_int("max_d", max_d, lo=1)
+        if max_d & (max_d - 1) or max_d < d or max_d % lanes:
+            raise ParamError(f"max_d must be a power of two, a multiple of lanes and at "
+                             f"least d={d} (reduce='window'), got max_d={max_d}")
     shape = codes.shape
     xv = decode(codes.reshape(-1, d), f)                 # exact, raises on bad codes
     n = xv.shape[0]
@@ -306,7 +390,12 @@ def _norm(x, fmt, mode, iters, lam, gamma, beta, lanes, start, trace, partials=1
         info["same"] = same
     else:
         y = xv
-    s = _lane_sum(y, lanes, square=True, partials=partials)
+    if reduce == "window":
+        top = window_top(exp_key(codes.reshape(-1, d), f).max(axis=1), f, lanes, max_d)
+        s = window_sum(_lane_sums(y, lanes, True, partials), top,
+                       window_bits(max_d, partials))
+    else:
+        s = _lane_sum(y, lanes, square=True, partials=partials)
     zero = s == 0
     s1 = np.where(zero, 1.0, s)
     a = {"iter": a0_iter, "fisr": a0_fisr, "rom": a0_rom}[start](s1)
@@ -341,7 +430,7 @@ def _norm(x, fmt, mode, iters, lam, gamma, beta, lanes, start, trace, partials=1
 
 
 def iternorm(x, fmt, mode="l2", iters=5, lam=0.5, gamma=None, beta=None, lanes=16,
-             *, partials=1, start="exp", trace=False):
+             *, partials=1, start="exp", reduce="tree", max_d=None, trace=False):
     """IterNorm of vectors ``x`` (codes of ``fmt``, ``fp32`` or ``bf16``; the last axis
     is the vector, its length ``d`` a multiple of ``lanes``) -> codes of ``fmt``.
 
@@ -352,18 +441,21 @@ def iternorm(x, fmt, mode="l2", iters=5, lam=0.5, gamma=None, beta=None, lanes=1
     ``same`` (constant vectors; layernorm only), ``bad`` (NaN/Inf vectors) and
     ``zero`` (s == 0). ``partials``: the sums of squares (and of x) kept per lane
     (:func:`_lane_sum`; the hardware's ``fmax`` build, docs/iternorm.md).
+    ``reduce``: ``tree`` (the pairwise tree of rounded adds) or ``window`` (the fmax
+    build's in l2 and rmsnorm: :func:`window_sum`, one rounding; needs ``max_d``,
+    the hardware's, which sets the window's top, :func:`window_top`).
     ``start``: ``exp`` (``2**-ceil(E/2)``, SPEC §4.4) or ``rom`` (:func:`a0_rom`).
     """
     check_choice("start", start, ITER_STARTS)
     return _norm(x, fmt, mode, iters, lam, gamma, beta, lanes,
-                 "iter" if start == "exp" else "rom", trace, partials)
+                 "iter" if start == "exp" else "rom", trace, partials, reduce, max_d)
 
 
 def fisrnorm(x, fmt, mode="l2", iters=5, lam=0.5, gamma=None, beta=None, lanes=16,
-             *, partials=1, trace=False):
+             *, partials=1, reduce="tree", max_d=None, trace=False):
     """FisrNorm: :func:`iternorm` started from the fast inverse square root."""
     return _norm(x, fmt, mode, iters, lam, gamma, beta, lanes, "fisr", trace,
-                 partials)
+                 partials, reduce, max_d)
 
 
 def reference(x, fmt, mode="l2", gamma=None, beta=None):

@@ -52,12 +52,20 @@ A. each lane's squares accumulate on a :class:`.dot.Dot` (``accumulate="fp"``,
    B's registers ``t[(j)*lanes + k]``. The next vector streams in meanwhile (only its
    sums wait until B is idle: the Dots stall; from ``FREE_LANES`` lanes on the Dots
    never stall and the pads wait instead, their operands registered once here).
-   From ``LANE_TREE`` lanes on, the lanes' P sums pass a tree of ``lanes - 1``
-   pipelined FX adders (:class:`.fma.FAdd`, ``log2(lanes)`` levels) on their way
-   out: one partial sum a cycle reaches B, into ``t[j]``.
-B. a static program on one FX :class:`.fma.FMA`: the pairwise tree over the
-   ``P*lanes`` sums (context-major: the lanes of each sum first; with A's lanes'
-   tree, over its P results), the start, ``K`` updates (``lam*v`` by lowering v's
+   In ``l2`` and ``rmsnorm`` with ``reduce="window"`` (the default from
+   ``LANE_TREE`` lanes on) the P rows of lanes' sums go into a
+   :class:`.wsum.WindowSum`: added exactly on a window below
+   the top the vector's largest element sets (computed here as the beats come in,
+   :func:`_window_top`), rounded once: s (golden ``window_sum``). Otherwise
+   (``layernorm``, ``reduce="tree"``: the default below ``LANE_TREE`` lanes), from
+   ``LANE_TREE`` lanes on, the lanes' P
+   sums pass a tree of ``lanes - 1`` pipelined FX adders (:class:`.fma.FAdd`,
+   ``log2(lanes)`` levels) on their way out: one partial sum a cycle reaches B, into
+   ``t[j]``.
+B. a static program on one FX :class:`.fma.FMA`: (the tree's orders only: the
+   pairwise tree over the ``P*lanes`` sums, context-major: the lanes of each sum
+   first; with A's lanes' tree, over its P results), the start, ``K`` updates
+   (``lam*v`` by lowering v's
    exponent field: exact, a nonzero ``v = RNE(1 - s*u)`` is at least 2**-48; with
    IterNorm's starts the first update's ``u = RNE(a0*a0)``, exact, is written by
    the start), the scale; each op issues as soon as its operands are written (the
@@ -87,9 +95,10 @@ do both passes); the next vector streams in during B's second program and C's ou
 The lane Dots run free at any lane count in this mode.
 
 The golden model takes the same ``partials`` (P = 1 is the order above).
-Latency: ``2*d/lanes + P + Ld + La + T + Lc + 4`` (Ld, Lc: the lane Dot's and the
-output unit's latency, La the lanes' tree's, T: the program's last write; one
-more with free-running Dots); layernorm ``3*d/lanes + 2*(P + Ly + Ld + La + 1) + T1
+Latency: ``2*d/lanes + P + Ld + La + Lw + T + Lc + 4`` (Ld, Lc: the lane Dot's and
+the output unit's latency, La the lanes' tree's, Lw the window sum's with the rows'
+wait for the window's top, T: the program's last write; one more with free-running
+Dots); layernorm ``3*d/lanes + 2*(P + Ly + Ld + La + 1) + T1
 + T + Lc + 6`` (Ly: the FAdd's, T1: the first program's last write), in the sidecar.
 
 Latency (first input beat to last output beat, ``o.ready`` high, unit idle):
@@ -110,14 +119,15 @@ from amaranth.lib.memory import Memory
 
 from lpcores.errors import FmaxError, ParamError, check_choice, check_int
 from lpcores.formats import get_format
-from lpcores.golden.iternorm import (FX, ITER_STARTS, MAGIC, ROM_B, ROM_W, check_lam,
-                                     inv_rn, rom_table, sqrt_rn)
+from lpcores.golden.iternorm import (FX, ITER_STARTS, MAGIC, REDUCES, ROM_B, ROM_W,
+                                     check_lam, inv_rn, rom_table, sqrt_rn, window_bits)
 
 from .base import (Field, StreamCore, pairwise_tree, reword_loop, static_schedule,
                    step_decoder, timing_suffix)
 from .prims import buffer_attrs
 from .timing import check_fmax
-from .fp import Fixed, align_add, fixed_to_unpacked, multiply, round_pack, unpack
+from .wsum import TOP_BITS, WindowSum
+from .fp import Fixed, align_add, fixed_to_unpacked, lzc, multiply, round_pack, unpack
 from .fparith import add, as_fixed, fma, mul
 
 __all__ = ["IterNorm", "FisrNorm"]
@@ -153,7 +163,7 @@ class _Norm(StreamCore):
 
     def __init__(self, *, fmt="bf16", lanes=16, max_d=1024, mode="l2", iters=5,
                  lam=0.5, affine=False, fmax=None, family=None, partials=None,
-                 start=None):
+                 start=None, reduce=None):
         if self.start_choices is None:
             if start is not None:
                 raise ParamError(f"start applies to iternorm only ({self.core_name} "
@@ -179,11 +189,11 @@ class _Norm(StreamCore):
         self.affine = affine
         self.fmax = fmax
         if fmax is None:
-            if family is not None or partials is not None:
-                raise ParamError(f"{'family' if family is not None else 'partials'} "
-                                 f"applies to the fmax build only (give fmax too), got "
-                                 f"{'family' if family is not None else 'partials'}="
-                                 f"{family if family is not None else partials!r}")
+            for name_, v in (("family", family), ("partials", partials),
+                             ("reduce", reduce)):
+                if v is not None:
+                    raise ParamError(f"{name_} applies to the fmax build only (give "
+                                     f"fmax too), got {name_}={v!r}")
             self.partials = 1
         else:
             fmax = check_fmax(fmax)
@@ -203,7 +213,7 @@ class _Norm(StreamCore):
                             f"{'_affine' if affine else ''}"
                             f"{'_rom' if self.start == 'rom' else ''}")
         if fmax is not None:
-            self._plan_fast(fmax, family, partials)
+            self._plan_fast(fmax, family, partials, reduce)
             return
         self._fields()
         aff = 1 if affine else 0
@@ -239,7 +249,7 @@ class _Norm(StreamCore):
 
     # -- the fmax build: three units on pipelined sub-cores -------------------------------
 
-    def _plan_fast(self, fmax, family, partials):
+    def _plan_fast(self, fmax, family, partials, reduce=None):
         """Plan the ``fmax`` build (module doc, "The fmax build"): the lanes' sums on
         :class:`.dot.Dot` (fp, ``contexts = partials``), the scalar unit's one FX
         :class:`.fma.FMA` and the output lanes' multipliers (:class:`.fma.FMul`), each planned for the clock by
@@ -261,6 +271,16 @@ class _Norm(StreamCore):
                                         f"{self.core_name}'s {what}", str(e))) from None
 
         ln = self.mode == "layernorm"
+        # the default: the window sum from LANE_TREE lanes on (l2, rmsnorm), where
+        # it takes the place of the lanes' FAdd tree; below, B's program adds the
+        # few sums on its FMA (no LUTs, more cycles)
+        if reduce is None:
+            reduce = "window" if L >= LANE_TREE and not ln else "tree"
+        reduce = check_choice("reduce", reduce, REDUCES)
+        if ln and reduce == "window":
+            raise ParamError("reduce='window' applies to modes l2 and rmsnorm "
+                             "(layernorm's sums are signed: they take the tree), got "
+                             "mode='layernorm'")
 
         def lane_dot(P):
             # squares are magnitudes: the lanes' loops add them with no LZC; in
@@ -305,9 +325,19 @@ class _Norm(StreamCore):
         self.affs = [sub(lambda: FMA(a_fmt=FX, b_fmt=f.name, acc_fmt=f.name, fmax=fmax,
                                      family=family), "affine multiply-add")
                      for _ in range(L)] if self.affine else []
+        # l2, rmsnorm: the P*L sums of squares are reduced by one window sum
+        # (WindowSum: truncated to a window below the top the largest element sets,
+        # added exactly, rounded once); layernorm's sums (signed) by trees
+        self.window = reduce == "window"
+        # (its headroom: the largest square is at least 2**(T - 3 - log2(max_d/L)),
+        # golden.window_top)
+        self.wsum = sub(lambda: WindowSum(lanes=L, window=window_bits(self.max_d, P),
+                                          beats=P, headroom=3 + NB.bit_length() - 1,
+                                          fmax=fmax, family=family),
+                        "window sum") if self.window else None
         # the lanes' tree in A (LANE_TREE): level l's adders add level l - 1's
         # neighbours, the lanes of one partial sum a cycle
-        self.lane_tree = L >= LANE_TREE
+        self.lane_tree = L >= LANE_TREE and not self.window
         self.adds = ([sub(lambda: FAdd(fmt=FX, fmax=fmax, family=family,
                                        magnitude=not ln),
                           "lane tree") for _ in range(L - 1)] if self.lane_tree else [])
@@ -316,7 +346,7 @@ class _Norm(StreamCore):
         La = (self.adds[0].latency + 1) * (L.bit_length() - 1) if self.adds else 0
         self.tree_latency = La
         for c in [*self.dots, self.upd, *self.outs, *self.affs, *self.adds, *self.ys,
-                  *self.ys_out]:
+                  *self.ys_out, *([self.wsum] if self.wsum else [])]:
             c._MustUse__used = True
         self.family = family
         # above the block RAM read's clock a small buffer goes into LUT RAM
@@ -327,8 +357,9 @@ class _Norm(StreamCore):
         # (its operands are registered first: the step counter's decode and the
         # operand muxes get their own cycle, so one more than the FMA's latency)
         self.prog_lf = Lf = self.upd.latency + 1
-        tree_ops = [(("t", x), "one", ("t", y), ("t", d))
-                    for x, y, d in pairwise_tree(P if self.lane_tree else P * L)]
+        tree_ops = [] if self.window else [
+            (("t", x), "one", ("t", y), ("t", d))
+            for x, y, d in pairwise_tree(P if self.lane_tree else P * L)]
         # layernorm: a first program, the tree over the sums of x and the mean
         # (RN(1/d) from a ROM); then A's second pass; then the program below
         prog1 = tree_ops + [(("t", 0), "invd", "negzero", "mean")] if ln else []
@@ -363,6 +394,12 @@ class _Norm(StreamCore):
         self.program1, self.t_fin1 = scheduled(prog1)
         self.program, self.t_fin = scheduled(prog)
         Ld = dots[0].latency
+        # the window's top: the largest element's exponent key, a register a level of
+        # the lanes' max tree and the running max (_window_top), ready levels + 3
+        # cycles after the last beat; the first sums come 1 + Ld cycles after it (or
+        # later): the sums wait in registers for the difference
+        self.ws_wait = max(0, self.levels + 2 - Ld) if self.window else 0
+        Lw = self.wsum.latency + self.ws_wait if self.window else 0
         # C: (layernorm: y = x - mean,) the multiply, (affine: the FMA)
         self.const_out = Lc = sum(u[0].latency
                                   for u in (self.ys_out, self.outs, self.affs) if u)
@@ -371,12 +408,18 @@ class _Norm(StreamCore):
                "out_mul": self.outs[0].timing,
                **({"affine_fma": self.affs[0].timing} if self.affs else {}),
                **({"lane_add": self.adds[0].timing} if self.adds else {}),
+               **({"window_bits": self.wsum.W, "window_sum": self.wsum.timing}
+                  if self.window else {}),
                "estimate_mhz": min(c.timing["estimate_mhz"]
                                    for c in (dots[0], self.upd, self.outs[0],
-                                             *self.affs[:1], *self.adds[:1]))}
+                                             *self.affs[:1], *self.adds[:1],
+                                             *([self.wsum] if self.window else [])))}
         self.timing = tim
-        self.params.update(fmax=fmax, family=family, partials=P)
-        self.module_name += f"_p{P}" + timing_suffix(None, fmax, family)
+        self.params.update(fmax=fmax, family=family, partials=P, reduce=reduce)
+        # named when not the default (l2, rmsnorm from LANE_TREE lanes on: window)
+        dflt = "window" if L >= LANE_TREE and not ln else "tree"
+        self.module_name += (f"_p{P}" + (f"_{reduce}" if reduce != dflt else "")
+                             + timing_suffix(None, fmax, family))
         self._fields()
         # from 8 lanes on the lane Dots never stall (_elaborate_fast): their operands
         # registered once in A, one cycle more; layernorm's always do
@@ -398,7 +441,9 @@ class _Norm(StreamCore):
                     f"+ 6")
         else:
             self.passes = 2
-            self.const = P + Ld + La + self.t_fin + Lc + 4 + int(self.free_lanes)
+            self.const = P + Ld + La + Lw + self.t_fin + Lc + 4 + int(self.free_lanes)
+            if self.window:
+                tree = f" + the window sum's {Lw}"
             expl = (f"2*d/lanes + partials + the lane sum's latency {Ld}{tree} + the "
                     f"scalar program {self.t_fin} + the output {out}'s latency {Lc} + "
                     f"{4 + int(self.free_lanes)}")
@@ -880,6 +925,8 @@ def _elaborate_fast(self):
         m.submodules[f"out{k}"] = o
     for k, a in enumerate(self.adds):
         m.submodules[f"tree{k}"] = a
+    if self.window:
+        m.submodules.wsum = self.wsum
     dots, upd, outs = self.dots, self.upd, self.outs
     pay = self.i.payload
     xs = [pay[f"x{k}"] for k in range(L)]
@@ -906,6 +953,8 @@ def _elaborate_fast(self):
                                                           self.in_fields[:-1]]),
                                            take, pay.last, NB, aw, wp, wcnt, wslot, busy)
     padding = pad_left != 0                        # A takes no beat meanwhile
+    if self.window:
+        top_r = _window_top(m, f, xs, take, wcnt == 0, self.levels, NB)
     if ln:
         # the second pass: B's first program wrote the mean; the vector's beats
         # read again (r2: the read port's data), y = RNE_FX(x - mean) into the sums
@@ -1026,17 +1075,40 @@ def _elaborate_fast(self):
             sums[dst] = a.o
         sums = sums[:1]
     W = len(sums)
-    # (the data registers below need no reset: each is written before it is read,
-    # every read qualified by a valid or a step of B's program; fewer loads on rst)
-    t = [Signal(FX.bits, name=f"t{i}", reset_less=True) for i in range(P * W)]
     got = sums[0].valid & (Const(1, 1) if free else b_idle)
-    hand = Signal()                                # the last sum is in
-    m.d.comb += hand.eq(got & (ncap == 1))
-    with m.If(got):
-        m.d.sync += [ncap.eq(ncap - 1), cap.eq(_inc_mod(cap, P))]
-        for j in range(P):
-            with m.If(cap == j):
-                m.d.sync += [t[j * W + k].eq(sums[k].payload.r) for k in range(W)]
+    if self.window:
+        hand = Signal()                            # s is in (t[0])
+        with m.If(got):
+            m.d.sync += [ncap.eq(ncap - 1), cap.eq(_inc_mod(cap, P))]
+        # the P rows of the lanes' sums into the window sum (after the top is ready:
+        # ws_wait registers), s = its result
+        rv, rl, rows = got, got & (ncap == 1), [x.payload.r for x in sums]
+        for j in range(self.ws_wait):
+            nv, nl = Signal(name=f"ws_wait{j}_valid"), Signal(name=f"ws_wait{j}_last")
+            nr = [Signal(FX.bits, name=f"ws_wait{j}_p{k}", reset_less=True)
+                  for k in range(W)]
+            m.d.sync += [nv.eq(rv), nl.eq(rl), *[a.eq(b) for a, b in zip(nr, rows)]]
+            rv, rl, rows = nv, nl, nr
+        ws = self.wsum
+        m.d.comb += [ws.i.valid.eq(rv), ws.i.payload.top.eq(top_r),
+                     ws.i.payload.last.eq(rl), ws.o.ready.eq(1),
+                     *[ws.i.payload[f"p{k}"].eq(rows[k]) for k in range(W)],
+                     hand.eq(ws.o.valid)]
+        t = [Signal(FX.bits, name="t0", reset_less=True)]
+        with m.If(ws.o.valid):
+            m.d.sync += t[0].eq(ws.o.payload.r)
+    else:
+        # (the data registers below need no reset: each is written before it is
+        # read, every read qualified by a valid or a step of B's program; fewer
+        # loads on rst)
+        t = [Signal(FX.bits, name=f"t{i}", reset_less=True) for i in range(P * W)]
+        hand = Signal()                            # the last sum is in
+        m.d.comb += hand.eq(got & (ncap == 1))
+        with m.If(got):
+            m.d.sync += [ncap.eq(ncap - 1), cap.eq(_inc_mod(cap, P))]
+            for j in range(P):
+                with m.If(cap == j):
+                    m.d.sync += [t[j * W + k].eq(sums[k].payload.r) for k in range(W)]
     h_err = (h_cnt < self.n_min) | (h_cnt > NB)
     if ln:
         a_p2 = Signal()                            # the sums on their way: pass 2's
@@ -1287,6 +1359,44 @@ def _elaborate_fast(self):
 
 
 _Norm._elaborate_fast = _elaborate_fast
+
+
+def _window_top(m, f, xs, take, first, levels, NB):
+    """The window sum's top (golden ``window_top``): each accepted element's
+    exponent key (``floor(log2|x|) + bias + man_bits``: the exponent field plus
+    ``man_bits``, or a subnormal mantissa's bit length, 0 for a zero;
+    ``golden.exp_key``), the largest of the beat by a tree of compares (a register a
+    level), the largest of the vector by a running max (restarted by its first
+    beat), then ``2*(key - bias - man_bits) + 3 + log2(NB)``, registered: valid
+    ``levels + 3`` cycles after the vector's last beat is taken, until its next
+    first beat."""
+    M, E = f.man_bits, f.exp_bits
+    kw = (f.max_mag_code >> M).bit_length() + 1
+    keys = []
+    for k, x in enumerate(xs):
+        ef, mf = x[M:M + E], x[:M]
+        _, lz = lzc(mf)
+        key = Signal(kw, name=f"key{k}", reset_less=True)
+        m.d.sync += key.eq(Mux(ef != 0, ef + M, Mux(mf == 0, 0, M - lz)))
+        keys.append(key)
+    kv, kf = Signal(name="key_valid"), Signal(name="key_first")
+    m.d.sync += [kv.eq(take), kf.eq(take & first)]
+    j = 0
+    while len(keys) > 1:
+        nxt = [Signal(kw, name=f"key_t{j}_{i}", reset_less=True)
+               for i in range(len(keys) // 2)]
+        for i, n in enumerate(nxt):
+            a, b = keys[2 * i], keys[2 * i + 1]
+            m.d.sync += n.eq(Mux(a > b, a, b))
+        nv, nf = Signal(name=f"key_t{j}_valid"), Signal(name=f"key_t{j}_first")
+        m.d.sync += [nv.eq(kv), nf.eq(kf)]
+        keys, kv, kf, j = nxt, nv, nf, j + 1
+    vmax = Signal(kw, name="key_max", reset_less=True)
+    with m.If(kv):
+        m.d.sync += vmax.eq(Mux(kf | (keys[0] > vmax), keys[0], vmax))
+    top = Signal(TOP_BITS, name="ws_top", reset_less=True)
+    m.d.sync += top.eq((vmax << 1) + (3 + (NB.bit_length() - 1) - 2 * (f.bias + M)))
+    return top
 
 
 def _same_as(xs, ref, B):

@@ -141,6 +141,11 @@ def _norm_opts():
             "lane with --fmax (1..64; default: the fewest the accumulate loop needs, "
             "its depth)",
             type=int),
+        Opt("--reduce", "reduce", "with --fmax, how the lanes' sums of squares become "
+            "s: window (added exactly on a fixed-point window, rounded once; default "
+            "for l2 and rmsnorm) or tree (pairwise rounded adds on the scalar unit's "
+            "multiply-add: no window-sum unit, more cycles; layernorm's)",
+            choices=("tree", "window")),
     )
 
 

@@ -14,6 +14,7 @@ import pytest
 import oracle
 from lpcores import golden
 from lpcores.errors import ParamError
+from lpcores.formats import get_format
 
 G = sys.modules["lpcores.golden.iternorm"]      # golden.iternorm is the function
 
@@ -66,11 +67,15 @@ def rom_entry(r, k):
     return n_lo
 
 
-def oracle_norm(xcodes, fmt, mode, iters, lam, lanes, start, partials=1):
+def oracle_norm(xcodes, fmt, mode, iters, lam, lanes, start, partials=1,
+                max_d=None):
     """One vector, exactly as specified; returns (output codes, a_K). ``partials``:
     element j goes to lane j % lanes, beat j // lanes to that lane's sum
     (j // lanes) % partials; the sums are added pairwise in the order sum 0's lanes,
-    sum 1's lanes, ... (docs/iternorm.md, "The fmax build")."""
+    sum 1's lanes, ... (docs/iternorm.md, "The fmax build"). ``max_d``: the sums
+    reduced by the window instead (docs/iternorm.md, "The window sum"): the window's
+    top from the largest |x| (its exact binary exponent, by comparisons of
+    Fractions), every partial sum floored to the grid, one rounding."""
     xs = []
     for c in xcodes:
         s, v = oracle.value(int(c), fmt)
@@ -82,6 +87,21 @@ def oracle_norm(xcodes, fmt, mode, iters, lam, lanes, start, partials=1):
         for j, v in enumerate(vals):
             i = ((j // lanes) % partials) * lanes + j % lanes
             acc[i] = rn24(acc[i] + (v * v if square else v))
+        if max_d is not None and square:
+            big = max(abs(x) for x in xs)
+            if big == 0:
+                return Fraction(0)
+            e = 0
+            while Fraction(2) ** e > big:
+                e -= 1
+            while Fraction(2) ** (e + 1) <= big:
+                e += 1
+            nb = max_d // lanes
+            top = 2 * e + 3 + (nb.bit_length() - 1)
+            W = 35 + math.ceil(math.log2(max_d * partials))
+            g = Fraction(2) ** (top - W)
+            assert all(a < Fraction(2) ** top for a in acc)
+            return rn24(sum(math.floor(a / g) for a in acc) * g)
         while len(acc) > 1:
             # neighbours added; an odd level's last value goes up as it is
             acc = ([rn24(acc[2 * k] + acc[2 * k + 1]) for k in range(len(acc) // 2)]
@@ -144,8 +164,8 @@ def oracle_norm(xcodes, fmt, mode, iters, lam, lanes, start, partials=1):
 
 
 def oracle_vector(xcodes, fmt, mode="l2", iters=5, lam=0.5, lanes=4, start="iter",
-                  partials=1):
-    return oracle_norm(xcodes, fmt, mode, iters, lam, lanes, start, partials)
+                  partials=1, max_d=None):
+    return oracle_norm(xcodes, fmt, mode, iters, lam, lanes, start, partials, max_d)
 
 
 # -- primitives ----------------------------------------------------------------------
@@ -296,6 +316,59 @@ def test_partials_match_exact_model(fmt, mode, start, lanes, partials):
         assert Fraction(float(info["a"][-1][v])) == a
         assert [int(g) for g in got[v]] == exp, v
     assert (info["s"] != one["s"]).any()
+
+
+@pytest.mark.parametrize("fmt,mode,start,lanes,partials,max_d", [
+    ("bf16", "l2", "iter", 2, 5, 128), ("fp32", "rmsnorm", "rom", 2, 6, 256),
+    ("bf16", "l2", "rom", 16, 5, 1024), ("fp32", "l2", "fisr", 4, 3, 128),
+    ("bf16", "rmsnorm", "fisr", 1, 1, 64)])
+def test_window_sum_matches_exact_model(fmt, mode, start, lanes, partials, max_d):
+    """The fmax build's window sum (l2, rmsnorm) against the exact model: random
+    vectors over a wide range, one with a large outlier (most sums far below the
+    window's top), tiny and subnormal ones (fp32's all-subnormal vector), a zero
+    vector; and it is not the tree: s differs on some vectors."""
+    rng = np.random.default_rng([11, lanes, partials, max_d])
+    n, d = 32, 128 if max_d >= 128 else 64
+    x = rng.standard_normal((n, d)) * np.exp2(rng.integers(-30, 30, (n, 1)))
+    x[1, 5] *= 2.0 ** 20                            # an outlier
+    f = get_format(fmt)
+    x[2] = rng.integers(1, 64, d) * 2.0 ** (f.emin - f.man_bits)   # subnormals
+    x[3] = 0.0
+    x[4] *= 2.0 ** -100
+    codes = golden.encode(x, fmt)
+    fn = _golden_fn(start)
+    kw = dict(mode=mode, iters=3, lanes=lanes, partials=partials, trace=True)
+    got, info = fn(codes, fmt, reduce="window", max_d=max_d, **kw)
+    tree = fn(codes, fmt, **kw)[1]
+    for v in range(n):
+        exp, a = oracle_vector(codes[v], fmt, mode, 3, 0.5, lanes, start, partials,
+                               max_d)
+        assert Fraction(float(info["a"][-1][v])) == a, v
+        assert [int(g) for g in got[v]] == exp, v
+    assert info["s"][2] > 0 and info["s"][3] == 0
+    if lanes * partials > 1:                   # one sum: the tree adds nothing
+        assert (info["s"] != tree["s"]).any()
+    # within half an FX ulp plus the bound of golden.window_sum of the exact sum
+    G = sys.modules["lpcores.golden.iternorm"]
+    y = golden.decode(codes, fmt)
+    for v in range(n):
+        exact = sum(Fraction(float(t)) ** 2 for t in y[v])
+        if exact:
+            err = abs(Fraction(float(info["s"][v])) - exact) / exact
+            assert err <= Fraction(1, 2 ** 24) * (1 + Fraction(1, 2 ** 7)) + \
+                d * Fraction(1, 2 ** 24), (v, float(err))
+
+
+def test_window_bits_bound():
+    """The window's truncation stays below 2**-32 of s (golden.window_sum's bound):
+    P*lanes sums each losing < 2**(top - W), s >= 2**(top - 3 - log2(max_d/lanes))."""
+    G = sys.modules["lpcores.golden.iternorm"]
+    for max_d in (64, 1024, 65536):
+        for lanes in (1, 16, 64):
+            for P in (1, 5, 64):
+                W = G.window_bits(max_d, P)
+                lost = math.log2(P * lanes) + (3 + math.log2(max_d // lanes)) - W
+                assert lost <= -32, (max_d, lanes, P)
 
 
 # -- behaviour -------------------------------------------------------------------------

@@ -245,7 +245,18 @@ SLOW_FMAX = {"mxquant_fp32_e2m1_l32_f140ecp5", "mxquant_bf16_int8_l4_away_f100ec
              "convert_e4m3_fp32_f160ecp5", "nmprune_8of16_e5m2_g1_f150ecp5",
              "nmprune_4of8_bf16_g1_sc16_f100ecp5",
              # one registered primitive: also in IterNorm's 150 MHz default case
-             "fma_bf16_bf16_fp32_f150ecp5"}
+             "fma_bf16_bf16_fp32_f150ecp5",
+             # (2026-11-29) the inferred 24x24 product's cuts: also in IterNorm's
+             # layernorm default case (its lane Dots' FX x FX products)
+             "fma_fp32_fp32_fp32_f120ecp5",
+             # a second iCE40 plan of a core whose first (FMA e4m3 at 50, NMPrune
+             # 4:8 at 55) covers the family's fine cuts, or whose ECP5 plans cover
+             # the datapath (MXQuant, NMDot, SparseLinear); Dot's 16 lanes at 110
+             # beside its 8 at 150 and 4 at 100
+             "fma_e5m2_e5m2_bf16_f30ice40", "mxquant_fp32_e5m2_l2_away_f45ice40",
+             "nmdot_3of5_e5m2_e4m3_bf16_g2_exact_t48_f30ice40",
+             "sparselinear_4of8_int8_int8_int32_g2_exact_t128_sc48_c_f40ice40",
+             "dot_e2m1_e4m3_fp16_l16_exact_t128_f110ecp5"}
 FMAX_IDS = [cls(**kw).module_name for cls, kw, _, _ in FMAX_CASES]    # one plan each
 
 

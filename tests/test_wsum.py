@@ -1,0 +1,43 @@
+"""WindowSum (IterNorm's and FisrNorm's s in the fmax build): the generated Verilog
+against golden.iternorm.window_sum (itself checked against exact rationals in
+test_golden_iternorm.py)."""
+
+import pytest
+
+from lpcores.errors import ParamError
+from lpcores.golden.iternorm import window_bits
+from lpcores.hdl.wsum import WindowSum
+from lpcores.sim import runner
+
+# (lanes, beats, max_d of the IterNorm it serves, pipelining, on Icarus)
+CASES = [
+    (2, 5, 64, dict(fmax=100), True),           # IterNorm bf16 2 lanes at 100 MHz
+    (16, 5, 1024, dict(fmax=100), False),       # 16 lanes: a 4-level tree
+    pytest.param(1, 1, 64, dict(stages=0), False,   # one value a sum, no registers
+                 marks=pytest.mark.slow),
+    (4, 10, 256, dict(fmax=150), False),        # the loop and the shifter cut finer
+]
+
+
+@pytest.mark.sim
+@pytest.mark.parametrize("lanes,beats,max_d,kw,on_icarus", CASES,
+                         ids=["l2-f100", "l16-f100", "l1-s0", "l4-f150"])
+def test_wsum_rtl(lanes, beats, max_d, kw, on_icarus, sim, build_root, icarus_subset):
+    icarus_subset(on_icarus)
+    # IterNorm's headroom for that max_d: 3 + log2(max_d / lanes)
+    core = WindowSum(lanes=lanes, window=window_bits(max_d, beats), beats=beats,
+                     headroom=3 + (max_d // lanes).bit_length() - 1, **kw)
+    res = runner.run(core, "lpcores.sim.wsum", sim=sim, seed=5, build_root=build_root)
+    runner.assert_passes(res)
+
+
+def test_wsum_bad_params():
+    with pytest.raises(ParamError) as e:
+        WindowSum(lanes=2, window=10, beats=4)
+    assert str(e.value) == "window must be in 25..256, got window=10"
+    with pytest.raises(ParamError) as e:
+        WindowSum(lanes=0, window=40, beats=4)
+    assert str(e.value) == "lanes must be at least 1, got lanes=0"
+    with pytest.raises(ParamError) as e:
+        WindowSum(lanes=2, window=40, beats=4, headroom=41)
+    assert str(e.value) == "headroom must be in 1..40, got headroom=41"
