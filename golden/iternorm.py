@@ -12,7 +12,9 @@ The arithmetic (docs/iternorm.md has the derivations):
 * Sums: element ``j`` goes to lane ``j % lanes``; each lane accumulates
   ``acc <- RNE(y*y + acc)`` beat by beat (the first beat adds to +0); the lanes are
   then added by a fixed pairwise tree, ``t[k] <- RNE(t[2k] + t[2k+1])``, level by
-  level (lanes is a power of two).
+  level (lanes is a power of two). The fmax build's ``reduce="window"`` (l2,
+  rmsnorm) instead floors every partial sum to a fixed-point window below a top
+  the largest element sets, adds them exactly and rounds once (:func:`window_sum`).
 * ``layernorm``: ``mean = RNE(sum_x * RN(1/d))`` (``sum_x`` by the same lane + tree
   order), ``y = RNE(x - mean)`` (an FX value), then ``s`` from those ``y``. The
   hardware reads the buffer twice for this (docs/iternorm.md, "LayerNorm"). A

@@ -62,9 +62,9 @@ A. each lane's squares accumulate on a :class:`.dot.Dot` (``accumulate="fp"``,
    sums pass a tree of ``lanes - 1`` pipelined FX adders (:class:`.fma.FAdd`,
    ``log2(lanes)`` levels) on their way out: one partial sum a cycle reaches B, into
    ``t[j]``.
-B. a static program on one FX :class:`.fma.FMA`: (the tree's orders only: the
-   pairwise tree over the ``P*lanes`` sums, context-major: the lanes of each sum
-   first; with A's lanes' tree, over its P results), the start, ``K`` updates
+B. a static program on one FX :class:`.fma.FMA`: with the tree, first the
+   pairwise tree over the ``P*lanes`` sums (context-major: the lanes of each sum
+   first; with A's lanes' tree, over its P results); then the start, ``K`` updates
    (``lam*v`` by lowering v's
    exponent field: exact, a nonzero ``v = RNE(1 - s*u)`` is at least 2**-48; with
    IterNorm's starts the first update's ``u = RNE(a0*a0)``, exact, is written by
@@ -274,9 +274,8 @@ class _Norm(StreamCore):
         # the default: the window sum from LANE_TREE lanes on (l2, rmsnorm), where
         # it takes the place of the lanes' FAdd tree; below, B's program adds the
         # few sums on its FMA (no LUTs, more cycles)
-        if reduce is None:
-            reduce = "window" if L >= LANE_TREE and not ln else "tree"
-        reduce = check_choice("reduce", reduce, REDUCES)
+        dflt = "window" if L >= LANE_TREE and not ln else "tree"
+        reduce = check_choice("reduce", dflt if reduce is None else reduce, REDUCES)
         if ln and reduce == "window":
             raise ParamError("reduce='window' applies to modes l2 and rmsnorm "
                              "(layernorm's sums are signed: they take the tree), got "
@@ -416,8 +415,7 @@ class _Norm(StreamCore):
                                              *([self.wsum] if self.window else [])))}
         self.timing = tim
         self.params.update(fmax=fmax, family=family, partials=P, reduce=reduce)
-        # named when not the default (l2, rmsnorm from LANE_TREE lanes on: window)
-        dflt = "window" if L >= LANE_TREE and not ln else "tree"
+        # named when not the default
         self.module_name += (f"_p{P}" + (f"_{reduce}" if reduce != dflt else "")
                              + timing_suffix(None, fmax, family))
         self._fields()
@@ -1078,8 +1076,8 @@ def _elaborate_fast(self):
     got = sums[0].valid & (Const(1, 1) if free else b_idle)
     if self.window:
         hand = Signal()                            # s is in (t[0])
-        with m.If(got):
-            m.d.sync += [ncap.eq(ncap - 1), cap.eq(_inc_mod(cap, P))]
+        with m.If(got):                            # (the rows' order is immaterial)
+            m.d.sync += ncap.eq(ncap - 1)
         # the P rows of the lanes' sums into the window sum (after the top is ready:
         # ws_wait registers), s = its result
         rv, rl, rows = got, got & (ncap == 1), [x.payload.r for x in sums]
