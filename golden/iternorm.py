@@ -59,7 +59,7 @@ from .codec import decode, encode
 __all__ = ["iternorm", "fisrnorm", "FX", "MODES", "STARTS", "fx_fma", "fx_round",
            "a0_iter", "a0_fisr", "a0_rom", "rom_table", "ROM_B", "ROM_W", "sqrt_rn",
            "inv_rn", "check_lam", "reference", "REDUCES", "window_bits", "window_top",
-           "window_sum", "exp_key"]
+           "window_sum", "window_headroom", "exp_key"]
 
 MODES = ("l2", "layernorm", "rmsnorm")
 #: how the lanes' (partial) sums of squares become s: the pairwise tree of rounded FX
@@ -277,15 +277,23 @@ def exp_key(codes, fmt):
     return np.where(ef != 0, ef + f.man_bits, blen)
 
 
+def window_headroom(max_d, lanes):
+    """``h = 3 + log2(max_d / lanes)``: the window's top lies ``h`` above twice the
+    largest element's exponent (:func:`window_top`), so the largest square, at
+    least ``2**(T - h)``, bounds s from below (the hardware's ``WindowSum``
+    normalizes only the bits s's leading one can be in)."""
+    return 3 + (max_d // lanes).bit_length() - 1
+
+
 def window_top(key_max, fmt, lanes, max_d):
     """``T``: every lane's partial sum of squares is below ``2**T``. The largest
     element is below ``2**(e + 1)``, ``e = key_max - bias - man_bits``, its square
     below ``2**(2e + 2)``; a partial sum adds at most ``max_d / lanes`` squares, each
     rounding by at most ``2**-24`` relative, ``(1 + 2**-24)**65536 < 2``: below
-    ``2**(2e + 3 + log2(max_d / lanes))``."""
+    ``2**(2e + 3 + log2(max_d / lanes))`` (:func:`window_headroom`)."""
     f = get_format(fmt)
-    return 2 * (np.asarray(key_max, dtype=np.int64) - f.bias - f.man_bits) + 3 + \
-        (max_d // lanes).bit_length() - 1
+    return 2 * (np.asarray(key_max, dtype=np.int64) - f.bias - f.man_bits) + \
+        window_headroom(max_d, lanes)
 
 
 def window_sum(acc, top, W):
@@ -303,20 +311,9 @@ def window_sum(acc, top, W):
     out = np.zeros(len(acc))
     for v, row in enumerate(t):
         tot = sum(int(x) for x in row)
-        out[v] = _rn_int(tot, int(top[v]) - W)
+        # (FX's normal range: the window sum never reaches its subnormals)
+        out[v] = _rn_fraction(tot * Fraction(2) ** (int(top[v]) - W)) if tot else 0.0
     return out
-
-
-def _rn_int(n, e):
-    """RN24 (ties to even) of the integer ``n >= 0`` times ``2**e``, as a float64
-    (FX's normal range: the window sum never reaches its subnormals)."""
-    sh = n.bit_length() - FX_P
-    if sh <= 0:
-        return math.ldexp(n, e)
-    q, rem, half = n >> sh, n & ((1 << sh) - 1), 1 << (sh - 1)
-    if rem > half or (rem == half and q & 1):
-        q += 1
-    return math.ldexp(q, e + sh)
 
 
 def _lane_sums(vals, lanes, square, partials=1):

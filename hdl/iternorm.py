@@ -120,7 +120,8 @@ from amaranth.lib.memory import Memory
 from lpcores.errors import FmaxError, ParamError, check_choice, check_int
 from lpcores.formats import get_format
 from lpcores.golden.iternorm import (FX, ITER_STARTS, MAGIC, REDUCES, ROM_B, ROM_W,
-                                     check_lam, inv_rn, rom_table, sqrt_rn, window_bits)
+                                     check_lam, inv_rn, rom_table, sqrt_rn, window_bits,
+                                     window_headroom)
 
 from .base import (Field, StreamCore, pairwise_tree, reword_loop, static_schedule,
                    step_decoder, timing_suffix)
@@ -328,10 +329,11 @@ class _Norm(StreamCore):
         # (WindowSum: truncated to a window below the top the largest element sets,
         # added exactly, rounded once); layernorm's sums (signed) by trees
         self.window = reduce == "window"
-        # (its headroom: the largest square is at least 2**(T - 3 - log2(max_d/L)),
-        # golden.window_top)
+        # (its headroom: the largest square is at least 2**(T - h), golden
+        # window_headroom)
         self.wsum = sub(lambda: WindowSum(lanes=L, window=window_bits(self.max_d, P),
-                                          beats=P, headroom=3 + NB.bit_length() - 1,
+                                          beats=P,
+                                          headroom=window_headroom(self.max_d, L),
                                           fmax=fmax, family=family),
                         "window sum") if self.window else None
         # the lanes' tree in A (LANE_TREE): level l's adders add level l - 1's
@@ -952,7 +954,7 @@ def _elaborate_fast(self):
                                            take, pay.last, NB, aw, wp, wcnt, wslot, busy)
     padding = pad_left != 0                        # A takes no beat meanwhile
     if self.window:
-        top_r = _window_top(m, f, xs, take, wcnt == 0, self.levels, NB)
+        top_r = _window_top(m, f, xs, take, wcnt == 0, window_headroom(self.max_d, L))
     if ln:
         # the second pass: B's first program wrote the mean; the vector's beats
         # read again (r2: the read port's data), y = RNE_FX(x - mean) into the sums
@@ -1359,15 +1361,15 @@ def _elaborate_fast(self):
 _Norm._elaborate_fast = _elaborate_fast
 
 
-def _window_top(m, f, xs, take, first, levels, NB):
+def _window_top(m, f, xs, take, first, headroom):
     """The window sum's top (golden ``window_top``): each accepted element's
     exponent key (``floor(log2|x|) + bias + man_bits``: the exponent field plus
     ``man_bits``, or a subnormal mantissa's bit length, 0 for a zero;
     ``golden.exp_key``), the largest of the beat by a tree of compares (a register a
     level), the largest of the vector by a running max (restarted by its first
-    beat), then ``2*(key - bias - man_bits) + 3 + log2(NB)``, registered: valid
-    ``levels + 3`` cycles after the vector's last beat is taken, until its next
-    first beat."""
+    beat), then ``2*(key - bias - man_bits) + headroom`` (golden
+    ``window_headroom``), registered: valid ``log2(lanes) + 3`` cycles after the
+    vector's last beat is taken, until its next first beat."""
     M, E = f.man_bits, f.exp_bits
     kw = (f.max_mag_code >> M).bit_length() + 1
     keys = []
@@ -1393,7 +1395,7 @@ def _window_top(m, f, xs, take, first, levels, NB):
     with m.If(kv):
         m.d.sync += vmax.eq(Mux(kf | (keys[0] > vmax), keys[0], vmax))
     top = Signal(TOP_BITS, name="ws_top", reset_less=True)
-    m.d.sync += top.eq((vmax << 1) + (3 + (NB.bit_length() - 1) - 2 * (f.bias + M)))
+    m.d.sync += top.eq((vmax << 1) + (headroom - 2 * (f.bias + M)))
     return top
 
 

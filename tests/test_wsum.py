@@ -5,7 +5,7 @@ test_golden_iternorm.py)."""
 import pytest
 
 from lpcores.errors import ParamError
-from lpcores.golden.iternorm import window_bits
+from lpcores.golden.iternorm import window_bits, window_headroom
 from lpcores.hdl.wsum import WindowSum
 from lpcores.sim import runner
 
@@ -26,7 +26,7 @@ def test_wsum_rtl(lanes, beats, max_d, kw, on_icarus, sim, build_root, icarus_su
     icarus_subset(on_icarus)
     # IterNorm's headroom for that max_d: 3 + log2(max_d / lanes)
     core = WindowSum(lanes=lanes, window=window_bits(max_d, beats), beats=beats,
-                     headroom=3 + (max_d // lanes).bit_length() - 1, **kw)
+                     headroom=window_headroom(max_d, lanes), **kw)
     res = runner.run(core, "lpcores.sim.wsum", sim=sim, seed=5, build_root=build_root)
     runner.assert_passes(res)
 
