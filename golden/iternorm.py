@@ -59,6 +59,7 @@ from .codec import decode, encode
 __all__ = ["iternorm", "fisrnorm", "FX", "MODES", "STARTS", "fx_fma", "fx_round",
            "a0_iter", "a0_fisr", "a0_rom", "rom_table", "ROM_B", "ROM_W", "sqrt_rn",
            "inv_rn", "check_lam", "reference", "REDUCES", "window_bits", "window_top",
+           "fused_update",
            "window_sum", "window_headroom", "exp_key"]
 
 MODES = ("l2", "layernorm", "rmsnorm")
@@ -340,8 +341,19 @@ def _lane_sum(vals, lanes, square, partials=1):
     return _tree(_lane_sums(vals, lanes, square, partials))
 
 
+def fused_update(s, a, lam_log2):
+    """IterNorm's fused first update: ``RNE_FX(a + lam*a*(1 - s*a*a))``, the exact
+    value rounded once (``lam = 2**lam_log2``; ``s > 0`` and ``a`` float64 arrays of
+    FX values). Exact rational arithmetic a vector at a time (one scalar each)."""
+    lam = Fraction(2) ** lam_log2
+    out = [_rn_fraction(Fraction(ai) + lam * Fraction(ai)
+                        * (1 - Fraction(si) * Fraction(ai) ** 2))
+           for si, ai in zip(np.ravel(s), np.ravel(a))]
+    return np.array(out, dtype=np.float64).reshape(np.shape(a))
+
+
 def _norm(x, fmt, mode, iters, lam, gamma, beta, lanes, start, trace, partials=1,
-          reduce="tree", max_d=None):
+          reduce="tree", max_d=None, fuse=False):
     f = get_format(fmt, param="fmt", allowed=IO_FORMATS)
     check_choice("mode", mode, MODES)
     check_int("iters", iters, lo=1, hi=64)
@@ -400,7 +412,13 @@ def _norm(x, fmt, mode, iters, lam, gamma, beta, lanes, start, trace, partials=1
     a = {"iter": a0_iter, "fisr": a0_fisr, "rom": a0_rom}[start](s1)
     hist = [a]
     lamv = 2.0 ** lk
-    for _ in range(iters):
+    for k in range(iters):
+        if k == 0 and fuse:
+            # a0 (the ROM start) is within 2**-8 of 1/sqrt(s): the hardware's
+            # fixed-point unit (hdl/newton.py) relies on it
+            a = fused_update(s1, a, lk)
+            hist.append(a)
+            continue
         u = fx_fma(a, a, -0.0)
         v = fx_fma(-s1, u, 1.0)
         a = fx_fma(a, v * lamv, a)
@@ -429,7 +447,8 @@ def _norm(x, fmt, mode, iters, lam, gamma, beta, lanes, start, trace, partials=1
 
 
 def iternorm(x, fmt, mode="l2", iters=5, lam=0.5, gamma=None, beta=None, lanes=16,
-             *, partials=1, start="exp", reduce="tree", max_d=None, trace=False):
+             *, partials=1, start="exp", reduce="tree", max_d=None, fuse=False,
+             trace=False):
     """IterNorm of vectors ``x`` (codes of ``fmt``, ``fp32`` or ``bf16``; the last axis
     is the vector, its length ``d`` a multiple of ``lanes``) -> codes of ``fmt``.
 
@@ -444,10 +463,18 @@ def iternorm(x, fmt, mode="l2", iters=5, lam=0.5, gamma=None, beta=None, lanes=1
     build's in l2 and rmsnorm: :func:`window_sum`, one rounding; needs ``max_d``,
     the hardware's, which sets the window's top, :func:`window_top`).
     ``start``: ``exp`` (``2**-ceil(E/2)``, SPEC §4.4) or ``rom`` (:func:`a0_rom`).
+    ``fuse``: the first update exact and rounded once (:func:`fused_update`; the
+    fmax build's ``fuse``), for ``start="rom"`` only.
     """
     check_choice("start", start, ITER_STARTS)
+    if not isinstance(fuse, bool):
+        raise ParamError(f"fuse must be True or False, not {fuse!r}")
+    if fuse and start != "rom":
+        raise ParamError(f"fuse applies to start='rom' (the fused update relies on its "
+                         f"2**-8 bound), got start={start!r}")
     return _norm(x, fmt, mode, iters, lam, gamma, beta, lanes,
-                 "iter" if start == "exp" else "rom", trace, partials, reduce, max_d)
+                 "iter" if start == "exp" else "rom", trace, partials, reduce, max_d,
+                 fuse)
 
 
 def fisrnorm(x, fmt, mode="l2", iters=5, lam=0.5, gamma=None, beta=None, lanes=16,

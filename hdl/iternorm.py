@@ -112,22 +112,22 @@ not during its ``~3K`` scalar cycles (nor, in layernorm, its second pass).
 import math
 import re
 
-from amaranth.hdl import (Array, Cat, Const, Module, Mux, ResetSignal, Signal, Value,
+from amaranth.hdl import (Cat, Const, Module, Mux, ResetSignal, Signal, Value,
                           signed)
 from amaranth.lib.fifo import SyncFIFO, SyncFIFOBuffered
 from amaranth.lib.memory import Memory
 
 from lpcores.errors import FmaxError, ParamError, check_choice, check_int
 from lpcores.formats import get_format
-from lpcores.golden.iternorm import (FX, ITER_STARTS, MAGIC, REDUCES, ROM_B, ROM_W,
-                                     check_lam, inv_rn, rom_table, sqrt_rn, window_bits,
-                                     window_headroom)
+from lpcores.golden.iternorm import (FX, ITER_STARTS, REDUCES, check_lam, inv_rn,
+                                     sqrt_rn, window_bits, window_headroom)
 
 from .base import (Field, StreamCore, pairwise_tree, reword_loop, static_schedule,
                    step_decoder, timing_suffix)
 from .prims import buffer_attrs
 from .timing import check_fmax
 from .wsum import TOP_BITS, WindowSum
+from .newton import NewtonStep, start_a0, start_u0
 from .fp import Fixed, align_add, fixed_to_unpacked, lzc, multiply, round_pack, unpack
 from .fparith import add, as_fixed, fma, mul
 
@@ -164,7 +164,7 @@ class _Norm(StreamCore):
 
     def __init__(self, *, fmt="bf16", lanes=16, max_d=1024, mode="l2", iters=5,
                  lam=0.5, affine=False, fmax=None, family=None, partials=None,
-                 start=None, reduce=None):
+                 start=None, reduce=None, fuse=False):
         if self.start_choices is None:
             if start is not None:
                 raise ParamError(f"start applies to iternorm only ({self.core_name} "
@@ -188,8 +188,19 @@ class _Norm(StreamCore):
         if not isinstance(affine, bool):
             raise ParamError(f"affine must be True or False, not {affine!r}")
         self.affine = affine
+        if not isinstance(fuse, bool):
+            raise ParamError(f"fuse must be True or False, not {fuse!r}")
+        if fuse and self.start != "rom":
+            raise ParamError(f"fuse applies to iternorm with start='rom' (the fused "
+                             f"update relies on its 2**-8 bound), got "
+                             + (f"start={start!r}" if self.start_choices else
+                                f"{self.core_name}"))
+        self.fuse = fuse
         self.fmax = fmax
         if fmax is None:
+            if fuse:
+                raise ParamError("fuse applies to the fmax build only (give fmax too), "
+                                 "got fuse=True")
             for name_, v in (("family", family), ("partials", partials),
                              ("reduce", reduce)):
                 if v is not None:
@@ -209,10 +220,13 @@ class _Norm(StreamCore):
                        "iters": iters, "lam": lam, "affine": affine}
         if self.start == "rom":                 # as Dot's contexts: named when not default
             self.params["start"] = "rom"
+        if fuse:
+            self.params["fuse"] = True
         self.module_name = (f"{self.core_name}_{self.f.name}_l{L}_d{max_d}_{mode}_k{iters}"
                             f"{'' if lam == 0.5 else f'_lam{-self.lam_log2}'}"
                             f"{'_affine' if affine else ''}"
-                            f"{'_rom' if self.start == 'rom' else ''}")
+                            f"{'_rom' if self.start == 'rom' else ''}"
+                            f"{'_fuse' if fuse else ''}")
         if fmax is not None:
             self._plan_fast(fmax, family, partials, reduce)
             return
@@ -309,8 +323,10 @@ class _Norm(StreamCore):
         dots += [lane_dot(P) for _ in range(L - 1)]
         self.partials = P
         self.dots = dots
-        self.upd = sub(lambda: FMA(a_fmt=FX, b_fmt=FX, acc_fmt=FX, fmax=fmax,
-                                   family=family), "FX multiply-add")
+        # the fused first update's unit (hdl/newton.py), beside the FMA
+        self.newton = sub(lambda: NewtonStep(lam_shift=-self.lam_log2, fmax=fmax,
+                                             family=family),
+                          "fused first update") if self.fuse else None
         # C: RNE_fmt(c*x); with affine RNE_FX(c*x), then RNE_fmt(z*g + b) on an FMA
         # beside it (the golden model's fx_round, then one rounding into fmt)
         r_fmt = FX if self.affine else f.name
@@ -346,8 +362,9 @@ class _Norm(StreamCore):
         # (they come from lanes or adders placed elsewhere on the device)
         La = (self.adds[0].latency + 1) * (L.bit_length() - 1) if self.adds else 0
         self.tree_latency = La
-        for c in [*self.dots, self.upd, *self.outs, *self.affs, *self.adds, *self.ys,
-                  *self.ys_out, *([self.wsum] if self.wsum else [])]:
+        for c in [*self.dots, *self.outs, *self.affs, *self.adds, *self.ys,
+                  *self.ys_out, *([self.wsum] if self.wsum else []),
+                  *([self.newton] if self.newton else [])]:
             c._MustUse__used = True
         self.family = family
         # above the block RAM read's clock a small buffer goes into LUT RAM
@@ -357,7 +374,6 @@ class _Norm(StreamCore):
         # K updates, the scale; each FMA op issues once its operands are written
         # (its operands are registered first: the step counter's decode and the
         # operand muxes get their own cycle, so one more than the FMA's latency)
-        self.prog_lf = Lf = self.upd.latency + 1
         tree_ops = [] if self.window else [
             (("t", x), "one", ("t", y), ("t", d))
             for x, y, d in pairwise_tree(P if self.lane_tree else P * L)]
@@ -365,22 +381,41 @@ class _Norm(StreamCore):
         # (RN(1/d) from a ROM); then A's second pass; then the program below
         prog1 = tree_ops + [(("t", 0), "invd", "negzero", "mean")] if ln else []
         prog = list(tree_ops)
-        prog.append("start")
+        # fused: the first update from s itself (NewtonStep looks the start up),
+        # first; the start then writes s alone
+        prog += ["fused", "start"] if self.fuse else ["start"]
         # IterNorm's starts have at most 12 significant bits: the first update's
-        # u = RNE(a0*a0) is exact, written by the start (_start_u0), not computed
-        self.u_from_start = self.start != "fisr"
+        # u = RNE(a0*a0) is exact, written by the start (newton.start_u0), not computed
+        self.u_from_start = self.start != "fisr" and not self.fuse
         for k in range(K):
+            if k == 0 and self.fuse:
+                continue
             if k or not self.u_from_start:
                 prog.append(("a", "a", "negzero", "u"))
             prog += [("negs", "u", "one", "v"), ("a", "lamv", "a", "a")]
         if self.mode != "l2":
             prog.append(("a", "sqrt", "negzero", "c"))
+        # the FMA, where the programs have an op for it (l2 with the window sum and
+        # one fused update has none)
+        self.upd = sub(lambda: FMA(a_fmt=FX, b_fmt=FX, acc_fmt=FX, fmax=fmax,
+                                   family=family), "FX multiply-add") \
+            if any(op not in ("start", "fused") for op in prog1 + prog) else None
+        if self.upd is not None:
+            self.upd._MustUse__used = True
+        self.prog_lf = Lf = self.upd.latency + 1 if self.upd else 0
+        # the fused unit reads s from its register t[0] (no operand mux)
+        Ln = self.newton.latency if self.newton else 0
+        # the start and the fused unit read t[0] as a register: one cycle after a
+        # forwarded read of the tree's last op; the window sum's s is in t[0] when the
+        # program starts
+        t0_later = 0 if self.window else 1
 
         def timed(op):
             if op == "start":                       # s, a0 (u0) <- t[0], registered
-                # (it reads s from its register: one cycle after a forwarded read)
-                return ([("t", 0)], ["s", "negs", "a"] + ["u"] * self.u_from_start,
-                        0, 1)
+                return ([("t", 0)], ["s", "negs"] + ["a"] * (not self.fuse)
+                        + ["u"] * self.u_from_start, 0, t0_later)
+            if op == "fused":
+                return [("t", 0)], ["a"], Ln - 1, t0_later
             srcs = [x for x in op[:3] if x not in ("one", "negzero", "sqrt", "invd")]
             # the FMA's result at its output in cycle t + Lf (written at its end):
             # a dependent op issued then takes it forwarded into its operand register
@@ -390,8 +425,8 @@ class _Norm(StreamCore):
             # forwarded to a reader issued then, the start's in its own cycle)
             times, _ = static_schedule(timed(op) for op in prog)
             program = list(zip(times, prog))
-            return program, max((t + (0 if op == "start" else Lf) for t, op in program),
-                                default=0)
+            return program, max((t + {"start": 0, "fused": Ln}.get(op, Lf)
+                                 for t, op in program), default=0)
         self.program1, self.t_fin1 = scheduled(prog1)
         self.program, self.t_fin = scheduled(prog)
         Ld = dots[0].latency
@@ -405,14 +440,18 @@ class _Norm(StreamCore):
         self.const_out = Lc = sum(u[0].latency
                                   for u in (self.ys_out, self.outs, self.affs) if u)
         tim = {"family": family, "fmax_asked_mhz": fmax, "partials": P,
-               "lane_dot": dots[0].timing, "scalar_fma": self.upd.timing,
+               "lane_dot": dots[0].timing,
+               **({"scalar_fma": self.upd.timing} if self.upd else {}),
+               **({"fused_update": self.newton.timing} if self.newton else {}),
                "out_mul": self.outs[0].timing,
                **({"affine_fma": self.affs[0].timing} if self.affs else {}),
                **({"lane_add": self.adds[0].timing} if self.adds else {}),
                **({"window_bits": self.wsum.W, "window_sum": self.wsum.timing}
                   if self.window else {}),
                "estimate_mhz": min(c.timing["estimate_mhz"]
-                                   for c in (dots[0], self.upd, self.outs[0],
+                                   for c in (dots[0], *([self.upd] if self.upd else []),
+                                             *([self.newton] if self.newton else []),
+                                             self.outs[0],
                                              *self.affs[:1], *self.adds[:1],
                                              *([self.wsum] if self.window else [])))}
         self.timing = tim
@@ -606,7 +645,7 @@ class _Norm(StreamCore):
 
         # the start, from s = t[0] (an FX value, positive, MSB set unless zero)
         s_src = t[0]
-        a0 = _start_a0(m, s_src, self.start)
+        a0 = start_a0(m, s_src, self.start)
 
         # the one FX fused multiply-add of the updates
         fa_sel = Signal(FX.bits)
@@ -818,84 +857,12 @@ def _buffer_in(m, f, xs, word, take, last, NB, aw, wp, wcnt, wslot, busy):
     return cnt1, beat_bad, busy_clr
 
 
-def _start_a0(m, s_src, start):
-    """The start ``a0`` from ``s`` (an FX code, positive): IterNorm's
-    ``2**-ceil(E/2)``, or FisrNorm's magic constant on the fp32 bits of ``s*4**-q``
-    scaled by ``2**-q`` (golden ``a0_iter`` / ``a0_fisr``)."""
-    s_e = s_src[23:33]                             # biased exponent
-    E = Signal(range(-FX.bias - 2, FX.bias + 3))
-    m.d.comb += E.eq(s_e - FX.bias)
-    a0 = Signal(FX.bits)
-    if start == "iter":
-        m.d.comb += a0.eq((FX.bias - ((E + 1) >> 1)) << 23)
-    elif start == "rom":
-        # T[r][k] * 2**(-ROM_W - q): the entry's ROM_W - 1 bits below its leading one
-        # are a0's fraction, the exponent field bias - 1 - q = (3*bias - 1 - s_e) >> 1
-        # (-floor(x/2) = floor((1 - x)/2): one chain); r = E[0] = s_e[0] ^ bias[0]
-        tab = rom_table()
-        rom = Array(Const(t & ((1 << (ROM_W - 1)) - 1), ROM_W - 1)
-                    for r in (0, 1) for t in tab[r])
-        r = s_src[23] ^ (FX.bias & 1)
-        ent = Signal(ROM_W - 1)
-        e_a = Signal(signed(12))
-        m.d.comb += [ent.eq(rom[Cat(s_src[23 - ROM_B:23], r)]),
-                     e_a.eq((3 * FX.bias - 1 - s_e) >> 1)]
-        m.d.comb += a0.eq(Cat(Const(0, 24 - ROM_W), ent, e_a[:10]))
-    else:
-        # q = E >> 1; the fp32 bits of s * 4**-q have the exponent field 127 + E[0]
-        # (E[0] = s_e[0] ^ bias[0], no chain); a0's exponent field is
-        # i_[23:31] - 127 - q + bias = i_[23:31] + k with k = bias - 127 - q =
-        # (3*bias - 253 - s_e) >> 1 (-floor(x/2) = floor((1 - x)/2)): one chain
-        # beside MAGIC's, then one add, where q, then the three-term sum after
-        # MAGIC's chain were three in series (FisrNorm's critical path at
-        # --fmax 100, 10.1 ns)
-        e0 = s_e[0] ^ (FX.bias & 1)
-        bits = Cat(s_src[:23], *([~e0] * 7), e0)   # fp32 bits of s * 4**-q (127 + e0)
-        i_ = Signal(32)
-        k = Signal(signed(12))
-        m.d.comb += [i_.eq(MAGIC - (bits >> 1)), k.eq((3 * FX.bias - 253 - s_e) >> 1)]
-        m.d.comb += a0.eq(Cat(i_[:23], i_[23:31] + k))
-    return a0
-
-
 def _lam_v(v, lam_log2):
     """``lam * v`` (an FX code): v's exponent field lowered by ``-log2(lam)``, v == 0
     kept; exact, since a nonzero v = RNE(1 - s*u) is at least 2**-48
     (docs/iternorm.md)."""
     k_ = -lam_log2
     return Mux((v[23:33] == 0) | (k_ == 0), v, v - (k_ << 23))
-
-
-def _start_u0(m, s_src, start):
-    """The fmax build's ``u = RNE_FX(a0*a0)`` of the first update, from ``s`` beside
-    :func:`_start_a0`: exact for IterNorm's starts (``a0`` has at most ``ROM_W`` = 12
-    significant bits), so no rounding. The exponent start: ``2**-2ceil(E/2)``, the
-    exponent field ``2*bias - 1 - s_e + s_e[0]``. The ROM start: the entry's square
-    ``t*t`` (23 or 24 bits) normalized, from a second table beside the first, with
-    ``hi - s_e[0]`` (``hi``: ``t*t >= 2**23``; ``s_e[0] = ~r``), so the exponent
-    field ``2*bias - 1 - s_e + (hi - s_e[0])`` is one add."""
-    s_e = s_src[23:33]
-    u0 = Signal(FX.bits)
-    if start == "iter":
-        m.d.comb += u0.eq(Cat(Const(0, 23), 2 * FX.bias - 1 - s_e + s_e[0]))
-        return u0
-    assert start == "rom" and FX.bias & 1
-    tab = rom_table()
-    ents = []
-    for r in (0, 1):
-        for t in tab[r]:
-            hi = int(t * t >= 1 << 23)
-            sig = t * t if hi else (t * t) << 1
-            delta = hi - (1 - r)                   # in -1..1, as 2 bits
-            ents.append(Const((sig & ((1 << 23) - 1)) | ((delta & 3) << 23), 25))
-    rom = Array(ents)
-    r = s_src[23] ^ (FX.bias & 1)
-    ent = Signal(25)
-    m.d.comb += ent.eq(rom[Cat(s_src[23 - ROM_B:23], r)])
-    e_u = Signal(signed(12))
-    m.d.comb += e_u.eq(2 * FX.bias - 1 - s_e + ent[23:25].as_signed())
-    m.d.comb += u0.eq(Cat(ent[:23], e_u[:10]))
-    return u0
 
 
 def _elaborate_fast(self):
@@ -920,7 +887,10 @@ def _elaborate_fast(self):
         m.submodules[f"out_xm{k}"] = yc
     for k, d in enumerate(self.dots):
         m.submodules[f"sum{k}"] = d
-    m.submodules.upd = self.upd
+    if self.upd is not None:
+        m.submodules.upd = self.upd
+    if self.newton is not None:
+        m.submodules.newton = self.newton
     for k, o in enumerate(self.outs):
         m.submodules[f"out{k}"] = o
     for k, a in enumerate(self.adds):
@@ -1168,7 +1138,7 @@ def _elaborate_fast(self):
 
     # the start, from s = t[0]
     s_src = t[0]
-    a0 = _start_a0(m, s_src, self.start)
+    a0 = None if self.fuse else start_a0(m, s_src, self.start)   # (fused: NewtonStep's)
     sqrt_code, inv_code = _count_codes(m, b_cnt, self.n_min, NB, L, ln)
     # lam * v: v's exponent field lowered by -log2(lam) (v == 0 kept); exact, since
     # a nonzero v = RNE(1 - s*u) is at least 2**-48 (docs/iternorm.md)
@@ -1186,62 +1156,87 @@ def _elaborate_fast(self):
         progs = [(self.program, step_decoder(m, st, hand, b_run))]
 
     Lf = self.prog_lf                              # with the operand registers
+    Ln = self.newton.latency if self.newton else 0
     opsel = [{}, {}, {}]                           # operand -> (program, source) -> steps
-    writes = {}
+    writes = {}                                    # (program, dst) -> {step: unit}
+    fused = []                                     # the fused unit's issue steps
     for pi, (program, at) in enumerate(progs):
         for when, op in program:
             if op == "start":
                 with m.If(at([when], "b_start")):
-                    m.d.sync += [s_reg.eq(s_src), a_reg.eq(a0)]
+                    m.d.sync += s_reg.eq(s_src)
+                    if not self.fuse:
+                        m.d.sync += a_reg.eq(a0)
                     if self.u_from_start:
-                        m.d.sync += u_reg.eq(_start_u0(m, s_src, self.start))
+                        m.d.sync += u_reg.eq(start_u0(m, s_src, self.start))
+                continue
+            if op == "fused":
+                fused.append(when)
+                writes.setdefault((pi, "a"), {})[when + Ln] = "newton"
                 continue
             for pos in range(3):
                 opsel[pos].setdefault((pi, op[pos]), []).append(when)
-            writes.setdefault((pi, op[3]), []).append(when + Lf)
-    issue = progs[0][1]([w for w, op in progs[0][0] if op != "start"], "b_issue")
-    for program, at in progs[1:]:
-        issue = issue | at([w for w, op in program], "b_issue1")
-    res = upd.o.payload.r
-    # a source read in the cycle the FMA writes it is forwarded from its output
-    fwd_val = {"lamv": _lam_v(res, self.lam_log2)}
-    operands = []
-    for pos, srcs_ in enumerate(opsel):
-        terms = []
-        for (pi, src), whens in srcs_.items():
-            at = progs[pi][1]
-            name = (f"b_sel{'abc'[pos]}_{src[0]}{src[1]}" if isinstance(src, tuple)
-                    else f"b_sel{'abc'[pos]}_{src}") + ("_1" if pi else "")
-            wr = set(writes.get((pi, "v" if src == "lamv" else src), ()))
-            fwd = [w for w in whens if w in wr]
-            reg = [w for w in whens if w not in wr]
-            val = t[src[1]] if isinstance(src, tuple) else srcs[src]
-            if reg:
-                terms.append(Mux(at(reg, name), val, 0))
-            if fwd:
-                terms.append(Mux(at(fwd, name + "_fwd"), fwd_val.get(src, res), 0))
-        v = terms[0]
-        for x in terms[1:]:
-            v = v | x                               # one-hot selects: an AND-OR
-        operands.append(v)
-    ua_r, ub_r, uc_r = (Signal(FX.bits, name=f"upd_{x}_r", reset_less=True)
-                        for x in "abc")
-    issue_r = Signal()
-    m.d.sync += [ua_r.eq(operands[0]), ub_r.eq(operands[1]), uc_r.eq(operands[2]),
-                 issue_r.eq(issue)]
-    m.d.comb += [upd.i.valid.eq(issue_r), upd.i.payload.a.eq(ua_r),
-                 upd.i.payload.b.eq(ub_r), upd.i.payload.c.eq(uc_r), upd.o.ready.eq(1)]
-    for (pi, dst), whens in writes.items():
-        if dst == "mean":
-            # a constant vector's mean: RNE_FX(x0 + 0), x0 (+0 for a zero vector)
-            reg = mean_reg
-            val = Mux(h_same, Mux(x0_fx[:33] == 0, 0, x0_fx), res)
-        else:
-            reg = t[dst[1]] if isinstance(dst, tuple) else dsts[dst]
-            val = res
-        name = f"b_wr_{dst[0]}{dst[1]}" if isinstance(dst, tuple) else f"b_wr_{dst}"
-        with m.If(progs[pi][1](whens, name + ("_1" if pi else ""))):
-            m.d.sync += reg.eq(val)
+            writes.setdefault((pi, op[3]), {})[when + Lf] = "fma"
+    results = {}
+    if self.upd is not None:
+        results["fma"] = upd.o.payload.r
+    if self.newton is not None:
+        # s from its register t[0], the start looked up inside
+        nst = self.newton
+        m.d.comb += [nst.i.valid.eq(progs[0][1](fused, "b_fused")),
+                     nst.i.payload.s.eq(s_src), nst.o.ready.eq(1)]
+        results["newton"] = nst.o.payload.r
+    if self.upd is not None:
+        issue = progs[0][1]([w for w, op in progs[0][0]
+                             if op not in ("start", "fused")], "b_issue")
+        for program, at in progs[1:]:
+            issue = issue | at([w for w, op in program], "b_issue1")
+        # a source read in the cycle a unit writes it is forwarded from its output
+        operands = []
+        for pos, srcs_ in enumerate(opsel):
+            terms = []
+            for (pi, src), whens in srcs_.items():
+                at = progs[pi][1]
+                name = (f"b_sel{'abc'[pos]}_{src[0]}{src[1]}" if isinstance(src, tuple)
+                        else f"b_sel{'abc'[pos]}_{src}") + ("_1" if pi else "")
+                wr = writes.get((pi, "v" if src == "lamv" else src), {})
+                reg = [w for w in whens if w not in wr]
+                val = t[src[1]] if isinstance(src, tuple) else srcs[src]
+                if reg:
+                    terms.append(Mux(at(reg, name), val, 0))
+                for unit in sorted(set(wr[w] for w in whens if w in wr)):
+                    fwd = [w for w in whens if wr.get(w) == unit]
+                    res = results[unit]
+                    v_ = _lam_v(res, self.lam_log2) if src == "lamv" else res
+                    terms.append(Mux(at(fwd, name + "_fwd" + ("_n" if unit == "newton"
+                                                             else "")), v_, 0))
+            v = terms[0]
+            for x in terms[1:]:
+                v = v | x                           # one-hot selects: an AND-OR
+            operands.append(v)
+        ua_r, ub_r, uc_r = (Signal(FX.bits, name=f"upd_{x}_r", reset_less=True)
+                            for x in "abc")
+        issue_r = Signal()
+        m.d.sync += [ua_r.eq(operands[0]), ub_r.eq(operands[1]), uc_r.eq(operands[2]),
+                     issue_r.eq(issue)]
+        m.d.comb += [upd.i.valid.eq(issue_r), upd.i.payload.a.eq(ua_r),
+                     upd.i.payload.b.eq(ub_r), upd.i.payload.c.eq(uc_r),
+                     upd.o.ready.eq(1)]
+    for (pi, dst), steps in writes.items():
+        for unit in sorted(set(steps.values())):
+            whens = [w for w, u_ in steps.items() if u_ == unit]
+            res = results[unit]
+            if dst == "mean":
+                # a constant vector's mean: RNE_FX(x0 + 0), x0 (+0 for a zero vector)
+                reg = mean_reg
+                val = Mux(h_same, Mux(x0_fx[:33] == 0, 0, x0_fx), res)
+            else:
+                reg = t[dst[1]] if isinstance(dst, tuple) else dsts[dst]
+                val = res
+            name = (f"b_wr_{dst[0]}{dst[1]}" if isinstance(dst, tuple)
+                    else f"b_wr_{dst}") + ("_n" if unit == "newton" else "")
+            with m.If(progs[pi][1](whens, name + ("_1" if pi else ""))):
+                m.d.sync += reg.eq(val)
     c_fin = a_reg if self.mode == "l2" else c_reg
 
     # job register B -> C

@@ -25,6 +25,12 @@ from lpcores.synth.flow import TARGETS
 
 
 class _Parser(argparse.ArgumentParser):
+    def __init__(self, *args, **kwargs):
+        # no abbreviations: a prefix of one flag must not quietly mean another
+        # (fisrnorm has no --fuse, and --fuse would have been --fusesoc)
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
+
     def error(self, message):
         self.print_usage(sys.stderr)
         self.exit(2, f"lpcores: error: {message}\n")

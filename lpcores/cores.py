@@ -156,7 +156,10 @@ CORES.update({c.name: c for c in [
         _norm_opts() + (
             Opt("--start", "start", "exp (2**-ceil(E/2)) or rom (a 128-entry table on "
                 "the leading bits of s, within 2**-8: fewer updates)", default="exp",
-                choices=("exp", "rom")),)),
+                choices=("exp", "rom")),
+            Opt("--fuse", "fuse", "with --fmax and --start rom: the first update "
+                "exact and rounded once, on a fixed-point unit (fewer cycles)",
+                type=bool, default=False, boolean=True),)),
     CoreSpec(
         "fisrnorm", "lpcores.hdl.iternorm:FisrNorm", "lpcores.sim.iternorm",
         "the IterNorm baseline started from the fast inverse square root (0x5f3759df)",

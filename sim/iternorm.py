@@ -160,6 +160,8 @@ def expected_beats(tb, vecs):
             kw["start"] = p["start"]
         if p.get("reduce") == "window":
             kw.update(reduce="window", max_d=p["max_d"])
+        if p.get("fuse"):
+            kw["fuse"] = True
         y = fn(x[None, :], p["fmt"], mode=p["mode"], iters=p["iters"], lam=p["lam"],
                lanes=L, partials=p.get("partials", 1), **kw)[0].reshape(-1, L)
         nb = len(y)

@@ -68,14 +68,16 @@ def rom_entry(r, k):
 
 
 def oracle_norm(xcodes, fmt, mode, iters, lam, lanes, start, partials=1,
-                max_d=None):
+                max_d=None, fuse=False):
     """One vector, exactly as specified; returns (output codes, a_K). ``partials``:
     element j goes to lane j % lanes, beat j // lanes to that lane's sum
     (j // lanes) % partials; the sums are added pairwise in the order sum 0's lanes,
     sum 1's lanes, ... (docs/iternorm.md, "The fmax build"). ``max_d``: the sums
     reduced by the window instead (docs/iternorm.md, "The window sum"): the window's
     top from the largest |x| (its exact binary exponent, by comparisons of
-    Fractions), every partial sum floored to the grid, one rounding."""
+    Fractions), every partial sum floored to the grid, one rounding. ``fuse``: the
+    first update's exact value rounded once (docs/iternorm.md, "The fused first
+    update")."""
     xs = []
     for c in xcodes:
         s, v = oracle.value(int(c), fmt)
@@ -134,7 +136,10 @@ def oracle_norm(xcodes, fmt, mode, iters, lam, lanes, start, partials=1,
             bits = np.float32(float(m)).view(np.uint32)    # m has 24 bits: exact
             i = np.uint32(0x5F3759DF - (int(bits) >> 1))
             a = Fraction(float(i.view(np.float32))) / Fraction(2) ** q
-        for _ in range(iters):
+        for k in range(iters):
+            if fuse and k == 0:
+                a = rn24(a + Fraction(lam) * a * (1 - s * a * a))
+                continue
             u = rn24(a * a)
             v = rn24(1 - s * u)
             a = rn24(a + a * v * Fraction(lam))
@@ -164,8 +169,9 @@ def oracle_norm(xcodes, fmt, mode, iters, lam, lanes, start, partials=1,
 
 
 def oracle_vector(xcodes, fmt, mode="l2", iters=5, lam=0.5, lanes=4, start="iter",
-                  partials=1, max_d=None):
-    return oracle_norm(xcodes, fmt, mode, iters, lam, lanes, start, partials, max_d)
+                  partials=1, max_d=None, fuse=False):
+    return oracle_norm(xcodes, fmt, mode, iters, lam, lanes, start, partials, max_d,
+                       fuse)
 
 
 # -- primitives ----------------------------------------------------------------------
@@ -357,6 +363,62 @@ def test_window_sum_matches_exact_model(fmt, mode, start, lanes, partials, max_d
             err = abs(Fraction(float(info["s"][v])) - exact) / exact
             assert err <= Fraction(1, 2 ** 24) * (1 + Fraction(1, 2 ** 7)) + \
                 d * Fraction(1, 2 ** 24), (v, float(err))
+
+
+@pytest.mark.parametrize("fmt,mode,iters,lam,lanes,max_d", [
+    ("bf16", "l2", 1, 0.5, 2, None), ("fp32", "rmsnorm", 2, 0.5, 4, None),
+    ("fp32", "l2", 1, 1.0, 16, 1024), ("bf16", "rmsnorm", 3, 2.0 ** -8, 2, 64)])
+def test_fused_update_matches_exact_model(fmt, mode, iters, lam, lanes, max_d):
+    """``fuse=True`` (the ROM start's first update rounded once) against the exact
+    model: random vectors over a wide range, tiny, subnormal and zero ones; it is
+    not the unfused update (test_fused_update_is_one_rounding)."""
+    rng = np.random.default_rng([17, lanes, iters])
+    n, d = 32, 64
+    x = rng.standard_normal((n, d)) * np.exp2(rng.integers(-40, 40, (n, 1)))
+    f = get_format(fmt)
+    x[2] = rng.integers(1, 64, d) * 2.0 ** (f.emin - f.man_bits)   # subnormals
+    x[3] = 0.0
+    codes = golden.encode(x, fmt)
+    kw = dict(mode=mode, iters=iters, lam=lam, lanes=lanes, start="rom", trace=True,
+              **({"reduce": "window", "max_d": max_d, "partials": 5} if max_d else {}))
+    got, info = golden.iternorm(codes, fmt, fuse=True, **kw)
+    plain = golden.iternorm(codes, fmt, **kw)[1]
+    for v in range(n):
+        exp, a = oracle_vector(codes[v], fmt, mode, iters, lam, lanes, "rom",
+                               5 if max_d else 1, max_d, fuse=True)
+        assert Fraction(float(info["a"][-1][v])) == a, v
+        assert [int(g) for g in got[v]] == exp, v
+    assert (info["a"][-1] == plain["a"][-1]).mean() > 0.9
+
+
+def test_fused_update_is_one_rounding():
+    """golden.fused_update against rn24 of the exact value, on s spread over FX's
+    range with the ROM start, and it differs from the three rounded steps (about
+    0.25 % of a1 at lam = 1/2: near a rounding boundary of a1)."""
+    G = sys.modules["lpcores.golden.iternorm"]
+    rng = np.random.default_rng(23)
+    n = 4000
+    s = np.ldexp(1 + rng.integers(0, 1 << 23, n) / 2.0 ** 23, rng.integers(-298, 266, n))
+    a0 = G.a0_rom(s)
+    for lk in (-1, 0, -8):
+        a1 = G.fused_update(s, a0, lk)
+        lam = Fraction(2) ** lk
+        for k in range(0, n, 7):
+            a = Fraction(float(a0[k]))
+            assert Fraction(float(a1[k])) == rn24(a + lam * a * (1 - Fraction(float(s[k]))
+                                                                    * a * a)), (lk, k)
+        if lk == -1:
+            u = G.fx_fma(a0, a0, -0.0)
+            v = G.fx_fma(-s, u, 1.0)
+            three = G.fx_fma(a0, v * 0.5, a0)
+            assert (three != a1).any() and (three == a1).mean() > 0.99
+
+
+def test_fused_update_needs_the_rom_start():
+    x = golden.encode(np.ones((1, 64)), "bf16")
+    with pytest.raises(ParamError, match=r"^fuse applies to start='rom' \(the fused "
+                       r"update relies on its 2\*\*-8 bound\), got start='exp'$"):
+        golden.iternorm(x, "bf16", fuse=True)
 
 
 def test_window_bits_bound():

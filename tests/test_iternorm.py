@@ -59,6 +59,10 @@ FMAX = [
     # 150 MHz: every product on registered MULT18X18Ds (the lanes' squares, the
     # FMA's and the output multipliers' chunk products), the lane loop's window cut
     (IterNorm, "bf16", 2, 64, "l2", 2, 150),
+    # the fused first update (NewtonStep), its result forwarded into the FMA's
+    # second update, the window sum at 2 lanes
+    (IterNorm, "fp32", 2, 64, "rmsnorm", 2, 100, {**ROM, "fuse": True,
+                                                  "reduce": "window"}),
 ]
 FMAX_SLOW = [
     # --reduce tree in l2 at 8 lanes (the lanes' FAdd tree, then B's FMA)
@@ -76,8 +80,14 @@ FMAX_SLOW = [
     # the 85F build of docs/targets.md (16 lanes, max_d 1024, --fmax 125)
     (IterNorm, "bf16", 16, 1024, "l2", 5, 125),
     # issue 12's latency row: 16 lanes, max_d 1024, at 100 MHz, bf16 at its
-    # rounding floor (ROM start, one update): 2*d/16 + 64, the window sum
+    # rounding floor (ROM start, one update): 2*d/16 + 64, the window sum; fused
+    # (no FMA at all), 2*d/16 + 46
     (IterNorm, "bf16", 16, 1024, "l2", 1, 100, ROM),
+    (IterNorm, "bf16", 16, 1024, "l2", 1, 100, {**ROM, "fuse": True}),
+    # fused with no FMA at 2 lanes (the window sum); lam = 1/4 at 10 MHz (a
+    # one-cycle fused unit after the FMA's tree)
+    (IterNorm, "bf16", 2, 64, "l2", 1, 100, {**ROM, "fuse": True, "reduce": "window"}),
+    (IterNorm, "bf16", 2, 64, "l2", 3, 10, {**ROM, "fuse": True, "lam": 0.25}),
     # layernorm: the lanes' tree adding signed sums (8 and 16 lanes), fp32,
     # one-cycle sub-cores (fmax 10)
     (IterNorm, "bf16", 8, 128, "layernorm", 2, 100),
@@ -227,6 +237,43 @@ def test_bad_params_fmax(cls, kwargs, msg):
     with pytest.raises(ParamError) as e:
         cls(lanes=2, max_d=64, **kwargs)
     assert str(e.value) == msg.format(core=cls.__name__.lower())
+
+
+@pytest.mark.parametrize("cls,kwargs,msg", [
+    (IterNorm, dict(fmax=100, fuse=True), "fuse applies to iternorm with start='rom' "
+     "(the fused update relies on its 2**-8 bound), got start='exp'"),
+    (FisrNorm, dict(fmax=100, fuse=True), "fuse applies to iternorm with start='rom' "
+     "(the fused update relies on its 2**-8 bound), got fisrnorm"),
+    (IterNorm, dict(start="rom", fuse=True), "fuse applies to the fmax build only "
+     "(give fmax too), got fuse=True"),
+    (IterNorm, dict(start="rom", fmax=100, fuse=1), "fuse must be True or False, not 1"),
+])
+def test_bad_fuse(cls, kwargs, msg):
+    with pytest.raises(ParamError) as e:
+        cls(lanes=2, max_d=64, **kwargs)
+    assert str(e.value) == msg
+
+
+def test_fmax_plan_fused():
+    """fuse=True: the first update on NewtonStep from t[0] (the window sum's s, in its
+    register when the program starts: step 0), the start then writing s alone; the
+    FMA only where an op needs it; named and in the sidecar."""
+    l2 = IterNorm(fmt="bf16", lanes=16, max_d=1024, fmax=100, start="rom", iters=1,
+                  fuse=True)
+    Ln = l2.newton.latency
+    assert l2.upd is None and l2.program == [(0, "fused"), (1, "start")]
+    assert l2.t_fin == Ln and not l2.u_from_start
+    sc = l2.sidecar()
+    assert sc["params"]["fuse"] is True and l2.module_name.endswith("_rom_fuse_p5_f100ecp5")
+    assert "scalar_fma" not in sc["timing"] and sc["timing"]["fused_update"]["cuts"]
+    plain = IterNorm(fmt="bf16", lanes=16, max_d=1024, fmax=100, start="rom", iters=1)
+    assert plain.const - l2.const == plain.t_fin - l2.t_fin > 0
+    # K = 2, rmsnorm: the FMA's first op reads a forwarded from the fused unit
+    k2 = IterNorm(fmt="fp32", lanes=2, max_d=64, fmax=100, start="rom", iters=2,
+                  mode="rmsnorm", fuse=True, reduce="window")
+    assert k2.upd is not None
+    assert k2.program[:3] == [(0, "fused"), (1, "start"),
+                              (Ln, ("a", "a", "negzero", "u"))]
 
 
 def test_fmax_plan_and_sidecar():
