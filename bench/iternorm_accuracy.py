@@ -15,7 +15,8 @@ and docs/iternorm/partials.md (the fmax build's order of the sums, ``partials`` 
 6, its defaults at 100 MHz for bf16 and fp32 since the lane sums add magnitudes, 6 and
 7 before, and 8, its default until 2026-11-29, against the one-sum order; and the
 window sum of the fmax build's l2 and rmsnorm since 2026-11-29 with 5 and 10 partial
-sums, its 100 and 150 MHz defaults), and prints the summary. Run: ``python bench/iternorm_accuracy.py [--vectors N]``.
+sums, its 100 and 150 MHz defaults), docs/iternorm/fused.md (the ROM start's first
+update fused, ``fuse=True``, against its three roundings), and prints the summary. Run: ``python bench/iternorm_accuracy.py [--vectors N]``.
 """
 
 import argparse
@@ -194,6 +195,45 @@ def partials_markdown(rows, partials=PARTIALS):
     return "\n".join(lines) + "\n"
 
 
+def fused_rows(n_vec, ds=(64, 256, 1024, 4096, 12288), Ks=(1, 2, 3), seed=2026):
+    """The ROM start's first update fused (``fuse=True``: one rounding of the exact
+    value) against its three roundings: mean and max ulp error of the outputs, max
+    ``|a_K sqrt(s) - 1|``, and how often ``a_1`` differs (lanes 16, one-sum order)."""
+    rows = []
+    for fmt in FMTS:
+        for d in ds:
+            rng = np.random.default_rng([seed, d])
+            codes = golden.encode(activations(rng, n_vec, d), fmt)
+            ref, s64 = G.reference(codes, fmt, "l2")
+            for K in Ks:
+                row = dict(fmt=fmt, d=d, K=K)
+                a1 = {}
+                for name, fuse in (("three", False), ("fused", True)):
+                    out, info = golden.iternorm(codes, fmt, iters=K, lanes=16,
+                                                start="rom", fuse=fuse, trace=True)
+                    u = ulps(out, ref, fmt)
+                    row[f"{name}_mean"] = float(u.mean())
+                    row[f"{name}_max"] = float(u.max())
+                    row[f"{name}_rel"] = float(np.abs(info["a"][-1] * np.sqrt(s64)
+                                                      - 1).max())
+                    a1[name] = info["a"][1]
+                row["a1_differs"] = float((a1["three"] != a1["fused"]).mean())
+                rows.append(row)
+    return rows
+
+
+def fused_markdown(rows):
+    lines = ["| fmt | d | K | mean ulp, three / fused | max ulp, three / fused | "
+             "max \\|a_K sqrt(s) - 1\\|, three / fused | a_1 differs |",
+             "|---|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {r['fmt']} | {r['d']} | {r['K']} | {r['three_mean']:.3g} / "
+                     f"{r['fused_mean']:.3g} | {r['three_max']:.3g} / {r['fused_max']:.3g}"
+                     f" | {r['three_rel']:.2e} / {r['fused_rel']:.2e} | "
+                     f"{100 * r['a1_differs']:.1f} % |")
+    return "\n".join(lines) + "\n"
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--vectors", type=int, default=32, help="vectors per (fmt, d)")
@@ -212,6 +252,9 @@ def main(argv=None):
     pmd = partials_markdown(partials_rows(args.vectors))
     (args.out / "partials.md").write_text(pmd)
     print(pmd)
+    fmd = fused_markdown(fused_rows(args.vectors))
+    (args.out / "fused.md").write_text(fmd)
+    print(fmd)
 
 
 if __name__ == "__main__":

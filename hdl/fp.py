@@ -63,7 +63,7 @@ __all__ = ["Unpacked", "Rounded", "Fixed", "Aligned", "Counted", "exp_shape", "u
            "multiply", "lane_products", "align_add", "align", "add_aligned", "fixed_lzc", "AlignPre",
            "align_pre", "align_packed", "floor_marker", "SwapPre", "swap_exps", "align_swap", "SwapX",
            "swap_pre_packed", "align_swap_packed",
-           "counted_to_unpacked",
+           "counted_to_unpacked", "round_band",
            "fixed_to_unpacked", "kulisch_width", "to_fixed", "sum_tree",
            "fixed_from_signed", "ROUNDINGS"]
 
@@ -1849,6 +1849,35 @@ def counted_to_unpacked(m, cx, name="u", pipe=None, round_fmt=None):
     if round_fmt is None:
         return u
     return u, (out[2] if emin is not None else None)
+
+
+def round_band(m, fmt, value, lsb, lo1, *, pipe, exp_shape_, is_zero=Const(0, 1),
+               name="n"):
+    """A non-negative integer ``value`` (bit 0 weighs ``2**lsb``) rounded into
+    ``fmt`` (RNE) and packed, when its leading one, unless it is zero, is at bit
+    ``lo1`` or above: the leading-zero count covers only the bits from ``lo1`` up
+    and the normalizing shift only their count, and the bits more than
+    ``man_bits + 2`` below ``lo1`` become one sticky bit (the window sum's total,
+    :class:`.wsum.WindowSum`; the fused update's product, :class:`.newton.NewtonStep`).
+    The result must be normal or zero: no subnormal shifter (``exp_min`` is emin).
+    The core's cut points ``lzc``, ``norm`` and ``round`` sit between the steps."""
+    f = get_format(fmt)
+    value = Value.cast(value)
+    keep = max(0, lo1 - (f.man_bits + 2))
+    mag = value if keep == 0 else Cat(value[:keep] != 0, value[keep:])
+    exp0 = Signal(exp_shape_, name=f"{name}_exp0")
+    # mag's bit 0 is the sticky, one below value's bit keep
+    m.d.comb += exp0.eq(lsb + keep - (1 if keep else 0))
+    x = Fixed(Const(0, 1), mag, exp0, is_zero, Const(0, 1), Const(0, 1))
+    with pipe.carry(x) as cx_:
+        _, count = lzc(value[lo1:], pipe=pipe, name=f"{name}_lzc", m=m)
+    cx = pipe.cut("lzc", Counted(cx_.values[0], count))
+    u, eb = counted_to_unpacked(m, cx, name=name, pipe=pipe, round_fmt=f)
+    u, eb = pipe.cut("norm", u, eb)
+    d = round_decide(m, f, u, exp_min=f.emin, name="r", pipe=pipe, ebase=eb)
+    d = pipe.cut("round", d)
+    r = round_apply(m, d, name="r", pipe=pipe)
+    return pack(m, f, r, name="o", pipe=pipe)
 
 
 def kulisch_width(fa, fb, max_terms):

@@ -71,7 +71,11 @@ B. a static program on one FX :class:`.fma.FMA`: with the tree, first the
    the start), the scale; each op issues as soon as its operands are written (the
    FMA's latency apart when dependent: a result is forwarded from the FMA's output
    into the operand register of an op issued in the cycle it is written), the
-   schedule computed here and decoded from a step counter. P need not be a power
+   schedule computed here and decoded from a step counter. With ``fuse=True`` (the
+   ROM start) the first update is one op on a :class:`.newton.NewtonStep` instead,
+   ``RNE(a0 + lam*a0*(1 - s*a0*a0))`` exact and rounded once from s (the table
+   inside it), issued at the program's first step; the FMA is built only when an op
+   needs it. P need not be a power
    of two: an odd level of the tree passes its last value up
    (:func:`.base.pairwise_tree`).
 C. the buffer streams through one :class:`.fma.FMul` a lane, ``RNE_fmt(c*x)`` (the

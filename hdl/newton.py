@@ -25,8 +25,8 @@ alignment shifter and no wide leading-zero count:
   more than 25 below them are one sticky bit, and the result is FX-normal (``r`` is
   about ``1/sqrt(s)``, in ``2**-133 .. 2**149`` for IterNorm's ``s``).
 
-Built from the shared blocks (:func:`.fp.multiply` twice, :func:`.fp.lzc`,
-:func:`.fp.counted_to_unpacked`, :func:`.fp.round_decide`, :func:`.fp.pack`);
+Built from the shared blocks (:func:`.fp.multiply`, :func:`.fp.round_band`: the
+leading-zero count over the three bits, the normalizing shift, one rounding, pack);
 ``fmax`` places registers by the delay model. ``s = 0`` (a zero vector's) gives
 some finite code, which IterNorm discards.
 
@@ -39,8 +39,7 @@ from lpcores.errors import check_int
 from lpcores.golden.iternorm import FX, MAGIC, ROM_B, ROM_W, rom_table
 
 from .base import Field, Pipeline, StreamCore, name_pipelined, plan_pipeline
-from .fp import (Counted, Fixed, Unpacked, counted_to_unpacked, lzc, multiply, pack,
-                 round_apply, round_decide)
+from .fp import Unpacked, multiply, round_band
 
 __all__ = ["NewtonStep", "start_a0", "start_u0"]
 
@@ -93,24 +92,9 @@ class NewtonStep(StreamCore):
         m.d.comb += N.eq((tc << 48) - Mux(r_, Q << 2, Q << 1))
         pipe.charge(pipe.fab.lut + pipe.fab.carry(61 + l))
         N, e_a = pipe.cut("n", N, e_a)
-        # the bits that can hold the leading one (58 + l up), the 25 below them that
-        # a rounding to 24 bits reads, a sticky of the rest
-        lo1 = 58 + l
-        keep = lo1 - (M + 2)
-        mag = Cat(N[:keep] != 0, N[keep:])
-        exp0 = Signal(signed(FX.exp_bits + 3), name="n_exp0")
-        # N's bit 0 weighs 2**(e_a - 59 - l); mag's bit 0 (the sticky) one below bit keep
-        m.d.comb += exp0.eq(e_a - 59 - l + keep - 1)
-        x = Fixed(Const(0, 1), mag, exp0, Const(0, 1), Const(0, 1), Const(0, 1))
-        with pipe.carry(x) as cx_:
-            _, count = lzc(N[lo1:], pipe=pipe, name="n_lzc", m=m)
-        cx = pipe.cut("lzc", Counted(cx_.values[0], count))
-        r, eb = counted_to_unpacked(m, cx, name="nn", pipe=pipe, round_fmt=FX)
-        r, eb = pipe.cut("norm", r, eb)
-        d = round_decide(m, FX, r, exp_min=FX.emin, name="r", pipe=pipe, ebase=eb)
-        d = pipe.cut("round", d)
-        r = round_apply(m, d, name="r", pipe=pipe)
-        pipe.output(r=pack(m, FX, r, name="o", pipe=pipe))
+        # N's bit 0 weighs 2**(e_a - 59 - l); its leading one is at bit 58 + l or above
+        pipe.output(r=round_band(m, FX, N, e_a - 59 - l, 58 + l, pipe=pipe,
+                                 exp_shape_=signed(FX.exp_bits + 3)))
         return m
 
 

@@ -13,8 +13,8 @@ into FX (RNE): leading-zero count, normalizing shift, one rounding, pack. The
 total is either 0 or at least ``2**(top - W)``, far above FX's subnormals for
 IterNorm's tops (``>= 2**-297``, ``W <= 57``), so the rounder has no subnormal
 shifter. Built from the shared blocks (:func:`.fp.shift_levels`'s levels side by
-side, :func:`.fp.sum_tree`, :func:`.fp.lzc`, :func:`.fp.counted_to_unpacked`,
-:func:`.fp.round_decide`, :func:`.fp.pack`); ``fmax`` places registers by the
+side, :func:`.fp.sum_tree`, :func:`.fp.round_band`: :func:`.fp.lzc`,
+:func:`.fp.counted_to_unpacked`, :func:`.fp.round_decide`, :func:`.fp.pack`); ``fmax`` places registers by the
 delay model, between the shifter's levels and the tree's, around the loop and
 inside the normalize. With ``headroom`` h (a sum with a nonzero value has one of
 at least ``2**(top - h)``: IterNorm's largest square) the leading-zero count and
@@ -30,8 +30,7 @@ from lpcores.errors import check_int
 from lpcores.golden.iternorm import FX
 
 from .base import Field, Pipeline, StreamCore, name_pipelined, plan_pipeline
-from .fp import (Counted, Fixed, counted_to_unpacked, lzc, pack, round_apply,
-                 round_decide, sum_tree)
+from .fp import round_band, sum_tree
 
 __all__ = ["WindowSum"]
 
@@ -131,23 +130,9 @@ class WindowSum(StreamCore):
             m.d.sync += acc.eq(Mux(last, 0, total))
         pipe.gate(last)
         total, top = pipe.cut("acc", total, top)
-        # the bits that can hold the leading one (from bit W - h up), and below them
-        # the 25 a rounding to 24 bits reads, then a sticky of the rest
-        AW, lo1 = self.acc_width, W - self.headroom
-        keep = max(0, lo1 - (M + 2))
-        mag = total if keep == 0 else Cat(total[:keep] != 0, total[keep:])
-        exp0 = Signal(signed(TOP_BITS + 1), name="n_exp0")
-        m.d.comb += exp0.eq(top - W + keep - (1 if keep else 0))
-        x = Fixed(Const(0, 1), mag, exp0, total == 0, Const(0, 1), Const(0, 1))
-        with pipe.carry(x) as cx_:
-            _, count = lzc(total[lo1:], pipe=pipe, name="n_lzc", m=m)
-        cx = pipe.cut("lzc", Counted(cx_.values[0], count))
-        u, eb = counted_to_unpacked(m, cx, name="n", pipe=pipe, round_fmt=FX)
-        u, eb = pipe.cut("norm", u, eb)
-        d = round_decide(m, FX, u, exp_min=FX.emin, name="r", pipe=pipe, ebase=eb)
-        d = pipe.cut("round", d)
-        r = round_apply(m, d, name="r", pipe=pipe)
-        pipe.output(r=pack(m, FX, r, name="o", pipe=pipe))
+        # the bits that can hold the leading one: from bit W - h up
+        pipe.output(r=round_band(m, FX, total, top - W, W - self.headroom, pipe=pipe,
+                                 exp_shape_=signed(TOP_BITS + 1), is_zero=total == 0))
         return m
 
 
