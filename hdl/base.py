@@ -119,15 +119,17 @@ def pairwise_tree(n):
     return ops
 
 
-def static_schedule(ops):
+def static_schedule(ops, first=0):
     """Issue times of a static program on one pipelined unit: in program order, each
     op as soon as its sources are written. ``ops``: ``(sources, destinations,
     latency)``, a destination readable ``latency + 1`` cycles after its op issues;
     or ``(sources, destinations, latency, later)``: this op reads its sources
     ``later`` cycles after they are readable (a reader that cannot take a
-    forwarded result). Returns (the issue times, the cycle each destination is
-    readable from); decode the times with :func:`step_decoder`."""
-    ready, t, times = {}, -1, []
+    forwarded result). ``first``: the earliest issue time (-1: an op that starts
+    in the cycle before the program's first step, from its trigger). Returns (the
+    issue times, the cycle each destination is readable from); decode the times
+    with :func:`step_decoder`."""
+    ready, t, times = {}, first - 1, []
     for srcs, dsts, lat, *later in ops:
         t = max([t + 1] + [ready.get(x, 0) + sum(later) for x in srcs])
         for d in dsts:

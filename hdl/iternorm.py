@@ -407,19 +407,21 @@ class _Norm(StreamCore):
         if self.upd is not None:
             self.upd._MustUse__used = True
         self.prog_lf = Lf = self.upd.latency + 1 if self.upd else 0
-        # the fused unit reads s from its register t[0] (no operand mux)
         Ln = self.newton.latency if self.newton else 0
         # the start and the fused unit read t[0] as a register: one cycle after a
         # forwarded read of the tree's last op; the window sum's s is in t[0] when the
-        # program starts
+        # program starts, and the fused unit takes it from the window sum's output
+        # a cycle earlier still, in the cycle that starts the program (step -1)
         t0_later = 0 if self.window else 1
+        self.fused_early = self.fuse and self.window
 
         def timed(op):
             if op == "start":                       # s, a0 (u0) <- t[0], registered
                 return ([("t", 0)], ["s", "negs"] + ["a"] * (not self.fuse)
                         + ["u"] * self.u_from_start, 0, t0_later)
             if op == "fused":
-                return [("t", 0)], ["a"], Ln - 1, t0_later
+                return ([] if self.fused_early else [("t", 0)]), ["a"], Ln - 1, \
+                    t0_later
             srcs = [x for x in op[:3] if x not in ("one", "negzero", "sqrt", "invd")]
             # the FMA's result at its output in cycle t + Lf (written at its end):
             # a dependent op issued then takes it forwarded into its operand register
@@ -427,7 +429,9 @@ class _Norm(StreamCore):
         def scheduled(prog):
             # (the program, its last write: an FMA op's in cycle t + Lf, its result
             # forwarded to a reader issued then, the start's in its own cycle)
-            times, _ = static_schedule(timed(op) for op in prog)
+            times, _ = static_schedule((timed(op) for op in prog),
+                                       first=-1 if prog[:1] == ["fused"]
+                                       and self.fused_early else 0)
             program = list(zip(times, prog))
             return program, max((t + {"start": 0, "fused": Ln}.get(op, Lf)
                                  for t, op in program), default=0)
@@ -1185,10 +1189,16 @@ def _elaborate_fast(self):
     if self.upd is not None:
         results["fma"] = upd.o.payload.r
     if self.newton is not None:
-        # s from its register t[0], the start looked up inside
+        # s from its register t[0] (the start looked up inside), or with the window
+        # sum from its output in the cycle that starts the program (step -1)
         nst = self.newton
-        m.d.comb += [nst.i.valid.eq(progs[0][1](fused, "b_fused")),
-                     nst.i.payload.s.eq(s_src), nst.o.ready.eq(1)]
+        if self.fused_early:
+            assert fused == [-1]
+            m.d.comb += [nst.i.valid.eq(hand), nst.i.payload.s.eq(self.wsum.o.payload.r)]
+        else:
+            m.d.comb += [nst.i.valid.eq(progs[0][1](fused, "b_fused")),
+                         nst.i.payload.s.eq(s_src)]
+        m.d.comb += nst.o.ready.eq(1)
         results["newton"] = nst.o.payload.r
     if self.upd is not None:
         issue = progs[0][1]([w for w, op in progs[0][0]

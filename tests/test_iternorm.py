@@ -255,14 +255,15 @@ def test_bad_fuse(cls, kwargs, msg):
 
 
 def test_fmax_plan_fused():
-    """fuse=True: the first update on NewtonStep from t[0] (the window sum's s, in its
-    register when the program starts: step 0), the start then writing s alone; the
-    FMA only where an op needs it; named and in the sidecar."""
+    """fuse=True: the first update on NewtonStep, with the window sum taking s from
+    its output in the cycle that starts the program (step -1), the start then
+    writing s alone (step 0); the FMA only where an op needs it; named and in the
+    sidecar."""
     l2 = IterNorm(fmt="bf16", lanes=16, max_d=1024, fmax=100, start="rom", iters=1,
                   fuse=True)
     Ln = l2.newton.latency
-    assert l2.upd is None and l2.program == [(0, "fused"), (1, "start")]
-    assert l2.t_fin == Ln and not l2.u_from_start
+    assert l2.upd is None and l2.program == [(-1, "fused"), (0, "start")]
+    assert l2.t_fin == Ln - 1 and not l2.u_from_start
     sc = l2.sidecar()
     assert sc["params"]["fuse"] is True and l2.module_name.endswith("_rom_fuse_p5_f100ecp5")
     assert "scalar_fma" not in sc["timing"] and sc["timing"]["fused_update"]["cuts"]
@@ -272,8 +273,14 @@ def test_fmax_plan_fused():
     k2 = IterNorm(fmt="fp32", lanes=2, max_d=64, fmax=100, start="rom", iters=2,
                   mode="rmsnorm", fuse=True, reduce="window")
     assert k2.upd is not None
-    assert k2.program[:3] == [(0, "fused"), (1, "start"),
-                              (Ln, ("a", "a", "negzero", "u"))]
+    assert k2.program[:3] == [(-1, "fused"), (0, "start"),
+                              (Ln - 1, ("a", "a", "negzero", "u"))]
+    # with the tree (2 lanes' default) it reads t[0] after the tree's last op
+    tree = IterNorm(fmt="bf16", lanes=2, max_d=64, fmax=100, start="rom", iters=1,
+                    fuse=True)
+    last = max(w for w, op in tree.program if op not in ("fused", "start"))
+    assert [op for _, op in tree.program[-2:]] == ["fused", "start"]
+    assert tree.program[-2][0] == last + tree.prog_lf + 1
 
 
 def test_fmax_plan_and_sidecar():
