@@ -74,7 +74,8 @@ B. a static program on one FX :class:`.fma.FMA`: with the tree, first the
    schedule computed here and decoded from a step counter. With ``fuse=True`` (the
    ROM start) the first update is one op on a :class:`.newton.NewtonStep` instead,
    ``RNE(a0 + lam*a0*(1 - s*a0*a0))`` exact and rounded once from s (the table
-   inside it), issued at the program's first step; the FMA is built only when an op
+   inside it), fed from the window sum's output in the cycle that starts the program
+   (with the tree, from ``t[0]`` after the tree); the FMA is built only when an op
    needs it. P need not be a power
    of two: an odd level of the tree passes its last value up
    (:func:`.base.pairwise_tree`).
