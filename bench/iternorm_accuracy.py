@@ -56,22 +56,28 @@ def ulps(codes, ref, fmt):
     return np.abs(got - ref) / np.ldexp(1.0, np.maximum(e - 1, -126) - M)
 
 
-def run(n_vec, lanes=16, mode="l2", seed=2026):
-    rows = []
+def study_inputs(n_vec, ds, seed=2026, mode="l2"):
+    """(fmt, d, codes, float64 reference outputs, float64 sums of squares) for every
+    format and d: ``n_vec`` LLM-like vectors each, seeded by ``(seed, d)``."""
     for fmt in FMTS:
-        for d in DS:
+        for d in ds:
             rng = np.random.default_rng([seed, d])
             codes = golden.encode(activations(rng, n_vec, d), fmt)
-            ref, s64 = G.reference(codes, fmt, mode)
-            for name, fn in METHODS.items():
-                for K in KS:
-                    out, info = fn(codes, fmt, mode=mode, iters=K, lanes=lanes, trace=True)
-                    rel = np.abs(info["a"][-1] * np.sqrt(s64) - 1)
-                    u = ulps(out, ref, fmt)
-                    rows.append(dict(fmt=fmt, d=d, method=name, K=K,
-                                     rel_a_max=float(rel.max()),
-                                     rel_a_median=float(np.median(rel)),
-                                     ulp_max=float(u.max()), ulp_mean=float(u.mean())))
+            yield (fmt, d, codes, *G.reference(codes, fmt, mode))
+
+
+def run(n_vec, lanes=16, mode="l2", seed=2026):
+    rows = []
+    for fmt, d, codes, ref, s64 in study_inputs(n_vec, DS, seed, mode):
+        for name, fn in METHODS.items():
+            for K in KS:
+                out, info = fn(codes, fmt, mode=mode, iters=K, lanes=lanes, trace=True)
+                rel = np.abs(info["a"][-1] * np.sqrt(s64) - 1)
+                u = ulps(out, ref, fmt)
+                rows.append(dict(fmt=fmt, d=d, method=name, K=K,
+                                 rel_a_max=float(rel.max()),
+                                 rel_a_median=float(np.median(rel)),
+                                 ulp_max=float(u.max()), ulp_mean=float(u.mean())))
     return rows
 
 
@@ -165,22 +171,18 @@ def partials_rows(n_vec, partials=PARTIALS, ds=(64, 256, 1024, 4096), Ks=(3, 5),
     """The fmax build's order of the sums (``partials`` P per lane, lanes 2 as in
     its default configuration) against the one-sum order: mean ulp error."""
     rows = []
-    for fmt in FMTS:
-        for d in ds:
-            rng = np.random.default_rng([seed, d])
-            codes = golden.encode(activations(rng, n_vec, d), fmt)
-            ref, _ = G.reference(codes, fmt, "l2")
-            for name, fn in METHODS.items():
-                for K in Ks:
-                    row = dict(fmt=fmt, d=d, method=name, K=K)
-                    for P in partials:
-                        out = fn(codes, fmt, iters=K, lanes=2, partials=P)
-                        row[f"P{P}"] = float(ulps(out, ref, fmt).mean())
-                    for P in WINDOWS:
-                        out = fn(codes, fmt, iters=K, lanes=2, partials=P,
-                                 reduce="window", max_d=d)
-                        row[f"W{P}"] = float(ulps(out, ref, fmt).mean())
-                    rows.append(row)
+    for fmt, d, codes, ref, _ in study_inputs(n_vec, ds, seed):
+        for name, fn in METHODS.items():
+            for K in Ks:
+                row = dict(fmt=fmt, d=d, method=name, K=K)
+                for P in partials:
+                    out = fn(codes, fmt, iters=K, lanes=2, partials=P)
+                    row[f"P{P}"] = float(ulps(out, ref, fmt).mean())
+                for P in WINDOWS:
+                    out = fn(codes, fmt, iters=K, lanes=2, partials=P,
+                             reduce="window", max_d=d)
+                    row[f"W{P}"] = float(ulps(out, ref, fmt).mean())
+                rows.append(row)
     return rows
 
 
@@ -200,25 +202,21 @@ def fused_rows(n_vec, ds=(64, 256, 1024, 4096, 12288), Ks=(1, 2, 3), seed=2026):
     value) against its three roundings: mean and max ulp error of the outputs, max
     ``|a_K sqrt(s) - 1|``, and how often ``a_1`` differs (lanes 16, one-sum order)."""
     rows = []
-    for fmt in FMTS:
-        for d in ds:
-            rng = np.random.default_rng([seed, d])
-            codes = golden.encode(activations(rng, n_vec, d), fmt)
-            ref, s64 = G.reference(codes, fmt, "l2")
-            for K in Ks:
-                row = dict(fmt=fmt, d=d, K=K)
-                a1 = {}
-                for name, fuse in (("three", False), ("fused", True)):
-                    out, info = golden.iternorm(codes, fmt, iters=K, lanes=16,
-                                                start="rom", fuse=fuse, trace=True)
-                    u = ulps(out, ref, fmt)
-                    row[f"{name}_mean"] = float(u.mean())
-                    row[f"{name}_max"] = float(u.max())
-                    row[f"{name}_rel"] = float(np.abs(info["a"][-1] * np.sqrt(s64)
-                                                      - 1).max())
-                    a1[name] = info["a"][1]
-                row["a1_differs"] = float((a1["three"] != a1["fused"]).mean())
-                rows.append(row)
+    for fmt, d, codes, ref, s64 in study_inputs(n_vec, ds, seed):
+        for K in Ks:
+            row = dict(fmt=fmt, d=d, K=K)
+            a1 = {}
+            for name, fuse in (("three", False), ("fused", True)):
+                out, info = golden.iternorm(codes, fmt, iters=K, lanes=16,
+                                            start="rom", fuse=fuse, trace=True)
+                u = ulps(out, ref, fmt)
+                row[f"{name}_mean"] = float(u.mean())
+                row[f"{name}_max"] = float(u.max())
+                row[f"{name}_rel"] = float(np.abs(info["a"][-1] * np.sqrt(s64)
+                                                  - 1).max())
+                a1[name] = info["a"][1]
+            row["a1_differs"] = float((a1["three"] != a1["fused"]).mean())
+            rows.append(row)
     return rows
 
 
