@@ -5,25 +5,26 @@ the fmax build; ``golden.iternorm(..., fuse=True)`` is the model, docs/iternorm.
 
 ``NewtonStep`` takes ``s`` (an FX code, > 0) and returns ``r = RNE_FX(a0 + lam*a0*(1
 - s*u0))``, one rounding of the exact value, where ``a0`` is the ROM start (at most
-``ROM_W`` = 12 significant bits) and ``u0 = a0*a0`` (exact), both looked up from
+``ROM_W`` = 12 significant bits) and ``u0 = a0*a0`` (exact), both from a table on
 ``s`` in its first stage; the unfused update rounds three times (``u``, ``v = 1 -
 s*u`` and ``a*lam*v + a``) on a general multiply-add.
 
 The ROM start is within ``2**-8`` of ``1/sqrt(s)`` (golden ``rom_table``), so
 ``w = s*u0`` lies in ``1 +- (2**-7 + 2**-16)`` and everything is fixed point with no
-alignment shifter and no wide leading-zero count:
+alignment shifter and no wide leading-zero count. With ``s = m 2**E``, ``E = 2q + r``,
+the start is ``a0 = T * 2**(e_a - 11)`` (``T`` its 12-bit significand, ``e_a = -1 -
+q``), so ``e_s + 2 e_a = r - 2`` and, with ``lam = 2**-l``:
 
-* ``P = sig(s) * sig(u0)`` (24 x 24 bits), ``w = P * 2**(e_s + e_u - 46)``; the
-  exponent sum ``e_s + e_u`` is -2, -1 or 0, so ``X = w * 2**48 = P << (e_s + e_u + 2)``
-  is a 3-way mux of P (an integer below ``2**49``);
-* ``lam = 2**-l``: ``1 + lam*(1 - w) = Y * 2**(-48 - l)`` with the integer ``Y =
-  2**(48 + l) + 2**48 - X``, ``0 < Y < 2**(49 + l)``;
-* ``a0 = T * 2**(e_a - 11)`` (``T`` the 12-bit significand), so ``r = RNE(N *
-  2**(e_a - 59 - l))``, ``N = T * Y``; ``Y / 2**(48 + l)`` is within ``2**-6`` of 1,
-  so N's leading one is at bit ``58 + l``, ``59 + l`` or ``60 + l``: the
-  leading-zero count and the normalizing shift cover those three bits, the bits
-  more than 25 below them are one sticky bit, and the result is FX-normal (``r`` is
-  about ``1/sqrt(s)``, in ``2**-133 .. 2**149`` for IterNorm's ``s``).
+* ``w * 2**48 = Q << (r + 1)``, ``Q = sig(s) * T**3`` (24 x 36 bits, an integer);
+* ``1 + lam*(1 - w) = Y * 2**(-48 - l)`` with ``Y = 2**(48 + l) + 2**48 - w * 2**48``,
+  so ``r = RNE(N * 2**(e_a - 59 - l))`` with ``N = T*Y = (T*(2**l + 1) << 48) - (Q <<
+  (r + 1))``: the table holds ``T*(2**l + 1)`` and ``T**3``, one product and one
+  subtract remain;
+* ``Y / 2**(48 + l)`` is within ``2**-6`` of 1, so N's leading one is at bit ``58 +
+  l``, ``59 + l`` or ``60 + l``: the leading-zero count and the normalizing shift
+  cover those three bits, the bits more than 25 below them are one sticky bit, and
+  the result is FX-normal (``r`` is about ``1/sqrt(s)``, in ``2**-133 .. 2**149``
+  for IterNorm's ``s``).
 
 Built from the shared blocks (:func:`.fp.multiply`, :func:`.fp.round_band`: the
 leading-zero count over the three bits, the normalizing shift, one rounding, pack);
@@ -44,6 +45,19 @@ from .fp import Unpacked, _table, multiply, round_band
 __all__ = ["NewtonStep", "start_a0", "start_u0"]
 
 CUTS = ("q", "n", "round", "norm", "lzc", "start")
+
+
+def _rom_index(s):
+    """The ROM start's table index from ``s`` (an FX code): its 6 fraction bits below
+    the hidden one and E's parity ``r = E[0] = s_e[0] ^ bias[0]``; returns ``(index,
+    r)``."""
+    r = s[FX.man_bits] ^ (FX.bias & 1)
+    return Cat(s[FX.man_bits - ROM_B:FX.man_bits], r), r
+
+
+def _rom_entries():
+    """The table's entries ``T`` in index order (r = 0's 64, then r = 1's)."""
+    return [t for row in rom_table() for t in row]
 
 
 class NewtonStep(StreamCore):
@@ -69,9 +83,9 @@ class NewtonStep(StreamCore):
         # values the update needs: T * (2**l + 1) and T**3
         # (as logic, fp._table: a ROM read Yosys maps into block RAM, whose slow
         # clock-to-out then heads the product's stage: 13.1 ns at 100 MHz, measured)
-        tab = [t for r in (0, 1) for t in rom_table()[r]]
-        r_ = s[M] ^ (FX.bias & 1)
-        ent = _table(m, Cat(s[M - ROM_B:M], r_),
+        tab = _rom_entries()
+        idx, r_ = _rom_index(s)
+        ent = _table(m, idx,
                      lambda i: ((tab[i] * ((1 << l) + 1)) << 36) | tab[i] ** 3,
                      36 + ROM_W + l + 1, "ent")
         e_a = Signal(signed(FX.exp_bits + 2), name="e_a")
@@ -116,13 +130,11 @@ def start_a0(m, s_src, start):
         # T[r][k] * 2**(-ROM_W - q): the entry's ROM_W - 1 bits below its leading one
         # are a0's fraction, the exponent field bias - 1 - q = (3*bias - 1 - s_e) >> 1
         # (-floor(x/2) = floor((1 - x)/2): one chain); r = E[0] = s_e[0] ^ bias[0]
-        tab = rom_table()
         rom = Array(Const(t & ((1 << (ROM_W - 1)) - 1), ROM_W - 1)
-                    for r in (0, 1) for t in tab[r])
-        r = s_src[23] ^ (FX.bias & 1)
+                    for t in _rom_entries())
         ent = Signal(ROM_W - 1)
         e_a = Signal(signed(12))
-        m.d.comb += [ent.eq(rom[Cat(s_src[23 - ROM_B:23], r)]),
+        m.d.comb += [ent.eq(rom[_rom_index(s_src)[0]]),
                      e_a.eq((3 * FX.bias - 1 - s_e) >> 1)]
         m.d.comb += a0.eq(Cat(Const(0, 24 - ROM_W), ent, e_a[:10]))
     else:
@@ -156,18 +168,16 @@ def start_u0(m, s_src, start):
         m.d.comb += u0.eq(Cat(Const(0, 23), 2 * FX.bias - 1 - s_e + s_e[0]))
         return u0
     assert start == "rom" and FX.bias & 1
-    tab = rom_table()
     ents = []
-    for r in (0, 1):
-        for t in tab[r]:
-            hi = int(t * t >= 1 << 23)
-            sig = t * t if hi else (t * t) << 1
-            delta = hi - (1 - r)                   # in -1..1, as 2 bits
-            ents.append(Const((sig & ((1 << 23) - 1)) | ((delta & 3) << 23), 25))
+    for i, t in enumerate(_rom_entries()):
+        r = i >> ROM_B
+        hi = int(t * t >= 1 << 23)
+        sig = t * t if hi else (t * t) << 1
+        delta = hi - (1 - r)                       # in -1..1, as 2 bits
+        ents.append(Const((sig & ((1 << 23) - 1)) | ((delta & 3) << 23), 25))
     rom = Array(ents)
-    r = s_src[23] ^ (FX.bias & 1)
     ent = Signal(25)
-    m.d.comb += ent.eq(rom[Cat(s_src[23 - ROM_B:23], r)])
+    m.d.comb += ent.eq(rom[_rom_index(s_src)[0]])
     e_u = Signal(signed(12))
     m.d.comb += e_u.eq(2 * FX.bias - 1 - s_e + ent[23:25].as_signed())
     m.d.comb += u0.eq(Cat(ent[:23], e_u[:10]))

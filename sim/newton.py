@@ -12,8 +12,8 @@ import importlib
 import numpy as np
 
 from .stream import pack, standard_tests, unpack
-
-FXB = 511                     # FX's bias (golden.iternorm.FX)
+from .wsum import fx_value
+from .wsum import fx_code as _fx_code
 
 
 def _G():
@@ -23,15 +23,7 @@ def _G():
 def fx_code(v):
     """FX codes of positive float64 FX values."""
     f, e = np.frexp(np.asarray(v, dtype=np.float64))
-    sig = np.ldexp(f, 24).astype(np.int64)
-    return ((e.astype(np.int64) - 1 + FXB) << 23) | (sig & 0x7FFFFF)
-
-
-def fx_value(code):
-    code = np.asarray(code, dtype=np.int64)
-    ef = (code >> 23) & 0x3FF
-    sig = (code & 0x7FFFFF) | (1 << 23)
-    return np.ldexp(sig.astype(np.float64), ef - FXB - 23)
+    return _fx_code(np.ldexp(f, 24).astype(np.int64), e - 1)
 
 
 def vectors(tb):
