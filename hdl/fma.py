@@ -43,8 +43,9 @@ from lpcores.formats import FLOAT_FORMATS, get_format
 from .base import Field, Pipeline, StreamCore, name_pipelined, plan_pipeline
 from .fparith import as_fixed
 from .fp import (ROUNDINGS, add_aligned, align_swap, carry_count, counted_to_unpacked,
-                 fixed_lzc, floor_marker, lzc_floor, multiply, pack, round_apply,
-                 round_decide, swap_exps, unpack)
+                 exp_shape, fixed_lzc, floor_marker, lzc_floor, multiply, pack,
+                 prenormalize, product_to_unpacked, round_apply, round_decide,
+                 swap_exps, unpack)
 
 __all__ = ["FMA", "FMul", "FAdd", "ACC_FORMATS"]
 
@@ -131,10 +132,13 @@ def _plan(core, cuts, name, result, stages, fmax, family):
     """Pipelining (``stages`` or ``fmax``), then the module name and parameters."""
     core.stages, core.timing = plan_pipeline(core, cuts, stages=stages, fmax=fmax,
                                              family=family, name=name)
+    a_normal = getattr(core, "a_normal", False)
     name_pipelined(core, f"{name}_{core.fa.name}_{core.fb.name}_{core.fc.name}"
-                   f"{'_rtz' if core.rounding == 'rtz' else ''}",
+                   f"{'_rtz' if core.rounding == 'rtz' else ''}"
+                   f"{'_anorm' if a_normal else ''}",
                    {"a_fmt": core.fa.name, "b_fmt": core.fb.name,
-                    result: core.fc.name, "rounding": core.rounding}, fmax)
+                    result: core.fc.name, "rounding": core.rounding,
+                    **({"a_normal": True} if a_normal else {})}, fmax)
 
 
 def _add_round(core, m, pipe, p, uc, magnitude=False):
@@ -190,10 +194,19 @@ class FMul(StreamCore):
     Parameters as :class:`FMA`'s, with ``r_fmt`` for the result (``fp32``, ``fp16``
     or ``bf16``) and ``stages`` 0..5 (``round``, ``mul``, ``norm``, ``unpack``,
     ``lzc``). Payload: in ``{a, b}``, out ``{r}``. Latency ``stages + 1``;
-    throughput one a cycle."""
+    throughput one a cycle.
+
+    ``a_normal``: the caller promises ``a`` is never subnormal (zero, normal, Inf
+    or NaN): b is normalized before the multiply and the product's leading one is
+    then at its MSB or the bit below, so the LZC and shifter over the product
+    become a 2:1 mux and the rounder shifts ``M + 3`` bits right for a subnormal
+    result (IterNorm's output multiply, whose scale is zero or normal). A
+    subnormal ``a`` gives a wrong result there (the regression never drives
+    one)."""
 
     def __init__(self, *, a_fmt, b_fmt, r_fmt="fp32", rounding="rne", stages=None,
-                 fmax=None, family=None):
+                 fmax=None, family=None, a_normal=False):
+        self.a_normal = check_bool("a_normal", a_normal)
         _formats(self, a_fmt, b_fmt, ("r_fmt", r_fmt), rounding, addend=False)
         _plan(self, MUL_CUTS, "fmul", "r_fmt", stages, fmax, family)
 
@@ -201,6 +214,9 @@ class FMul(StreamCore):
         m = Module()
         fa, fb = self.fa, self.fb
         pipe = Pipeline(m, self, MUL_CUTS, self.stages)
+        if self.a_normal:
+            self._normal_datapath(m, pipe)
+            return m
         with pipe.parallel():
             ua = unpack(m, self.i.payload.a, fa, name="a", pipe=pipe)
             ub = unpack(m, self.i.payload.b, fb, name="b", pipe=pipe)
@@ -216,11 +232,36 @@ class FMul(StreamCore):
         _round_out(self, m, pipe, pipe.cut("norm", u))
         return m
 
+    def _normal_datapath(self, m, pipe):
+        """``a_normal``: b normalized before the multiply (an LZC and a shift as
+        wide as its significand), so the product's leading one is at its MSB or
+        the bit below (:func:`.fp.product_to_unpacked`: a 2:1 mux, where the
+        general datapath counts and shifts the whole product), then the rounder
+        with its subnormal shifter on ``M + 3`` bits."""
+        fa, fb = self.fa, self.fb
+        pl = self.i.payload
+        with pipe.parallel():
+            ua = unpack(m, pl.a, fa, name="a", pipe=pipe)
+            ub = unpack(m, pl.b, fb, name="b", pipe=pipe,
+                        exp_shape_=exp_shape((fb.emin - fb.man_bits - 1, fb.emax + 1)))
+        with pipe.carry(ua) as c:
+            ub = prenormalize(m, ub, name="b", pipe=pipe, point="lzc")
+        ua, ub = pipe.cut("unpack", *c.values, ub)
+        p = multiply(m, ua, fa, ub, fb, name="p", pipe=pipe, dsp_cut=True,
+                     b_normalized=True)
+        u = product_to_unpacked(m, pipe.cut("mul", p), self.fc, name="n", pipe=pipe)
+        _round_out(self, m, pipe, pipe.cut("norm", u))
+
     def _exp_min(self):
         """``emin`` of the result when the product's MSB never weighs less (the
         clamped normalize then hands the rounder no exponent below it: no
         subnormal shifter), else None."""
         fa, fb, fc = self.fa, self.fb, self.fc
+        if self.a_normal:
+            # a normal (or zero) and b normalized: the lowest MSB is fa.emin + the
+            # lowest normalized b's exponent
+            top_min = fa.emin + fb.emin - fb.man_bits
+            return fc.emin if top_min >= fc.emin else None
         pw = (fa.man_bits + 1) + (fb.man_bits + 1)
         top_min = fa.emin + fb.emin - fa.man_bits - fb.man_bits + pw - 1
         return fc.emin if top_min >= fc.emin else None

@@ -57,13 +57,13 @@ def _carry(pipe, *values):
             yield c
 
 __all__ = ["Unpacked", "Rounded", "Fixed", "Aligned", "Counted", "exp_shape", "unpack",
-           "lzc", "normalize", "normalize_shift", "round_sig", "round_decide",
+           "lzc", "normalize", "normalize_shift", "prenormalize", "round_sig", "round_decide",
            "round_apply", "pack", "round_pack", "round_decide_packed", "apply_pack",
            "shift_levels", "sticky_compress", "less",
            "multiply", "lane_products", "align_add", "align", "add_aligned", "fixed_lzc", "AlignPre",
            "align_pre", "align_packed", "floor_marker", "SwapPre", "swap_exps", "align_swap", "SwapX",
            "swap_pre_packed", "align_swap_packed",
-           "counted_to_unpacked", "round_band",
+           "counted_to_unpacked", "round_band", "product_to_unpacked",
            "fixed_to_unpacked", "kulisch_width", "to_fixed", "sum_tree",
            "fixed_from_signed", "ROUNDINGS"]
 
@@ -230,6 +230,25 @@ def normalize(m, sig, exp, name="n"):
     sig = Value.cast(sig)
     zero, count = lzc(sig)
     return (*normalize_shift(m, sig, exp, count, name=name), zero)
+
+
+def prenormalize(m, u, name="x", pipe=None, point=None):
+    """An :class:`Unpacked` from :func:`unpack` with its significand normalized
+    (MSB set unless zero; a subnormal's exponent lowered below ``emin`` by its
+    leading-zero count): an LZC and a shifter as wide as the significand, where a
+    core would otherwise count and shift the much wider product
+    (:class:`.fma.FMul`'s ``a_normal``). ``u.exp`` must be wide enough for
+    ``emin - man_bits`` (:func:`unpack`'s ``exp_shape_``). ``point``: the core's
+    named cut point between the count and the shift (with ``pipe``)."""
+    with _carry(pipe, u) as c:
+        _, count = lzc(u.sig, pipe=pipe, name=f"{name}_lzc", m=m)
+    (u,) = c.values
+    if point is not None:
+        u, count = pipe.cut(point, u, count)
+    with _carry(pipe, u.sign, u.is_zero, u.is_inf, u.is_nan) as c:
+        sig, exp = normalize_shift(m, u.sig, u.exp, count, name=f"{name}_n", pipe=pipe)
+    sign, is_zero, is_inf, is_nan = c.values
+    return Unpacked(sign, exp, sig, is_zero, is_inf, is_nan)
 
 
 def normalize_shift(m, sig, exp, count, name="n", pipe=None, round_emin=None):
@@ -795,7 +814,8 @@ LUT_MUL_MAX = 5     # significands up to 5 x 5 bits multiply in LUTs (FABRIC.md)
 DSP_WIDTH = 18      # one MULT18X18D (ECP5; Gowin's and Xilinx's take at least as much)
 
 
-def multiply(m, ua, fa, ub, fb, name="p", pipe=None, lut=None, dsp_cut=False):
+def multiply(m, ua, fa, ub, fb, name="p", pipe=None, lut=None, dsp_cut=False,
+             b_normalized=False):
     """Exact product of two unpacked floats (significands not normalized).
 
     ``mag`` has ``(Ma + 1) + (Mb + 1)`` bits; ``exp0 = ea + eb - Ma - Mb``. Specials:
@@ -812,10 +832,14 @@ def multiply(m, ua, fa, ub, fb, name="p", pipe=None, lut=None, dsp_cut=False):
     :func:`_multiply_wide`), and above the inferred DSP's clock every product is
     built on registered primitives (:func:`.prims.dsp_products`); the caller
     carries what crosses their cut points.
+
+    ``b_normalized``: ``ub`` came through :func:`prenormalize` (its exponent reaches
+    ``emin - man_bits``).
     """
     fa, fb = get_format(fa), get_format(fb)
     ea, eb = Value.cast(ua.exp), Value.cast(ub.exp)
-    shape = exp_shape((fa.emin + fb.emin - fa.man_bits - fb.man_bits - 1,
+    eb_lo = fb.emin - (fb.man_bits if b_normalized else 0)
+    shape = exp_shape((fa.emin + eb_lo - fa.man_bits - fb.man_bits - 1,
                        fa.emax + fb.emax + 1))
     exp0 = Signal(shape, name=f"{name}_exp0")
     mag = Signal(len(Value.cast(ua.sig)) + len(Value.cast(ub.sig)), name=f"{name}_mag")
@@ -1747,6 +1771,39 @@ def _signs_by_borrow(a):
     inf_sign = Mux(a.p_inf, a.p_sign, a.c_sign)
     return tuple(Mux(is_inf, inf_sign, Mux(sub, s, add_sign))
                  for s in (a.c_sign, a.p_sign, zsign))
+
+
+def product_to_unpacked(m, p, fmt, name="u", pipe=None):
+    """The product of two normalized significands (:func:`multiply` of operands
+    whose MSBs are set, or zero) as an :class:`Unpacked` for rounding into ``fmt``:
+    its leading one is at the MSB or the bit below, so the normalize is one 2:1 mux
+    on the MSB, not an LZC and a shifter; the significand is cut to ``M + 3`` bits
+    (the top ``M + 2`` after the normalize and the sticky OR of the rest, as
+    :func:`sticky_compress`), which the OR tree builds beside the mux. The result
+    may fall below ``emin``: round it with the subnormal shifter
+    (:func:`round_decide`'s ``exp_min`` None)."""
+    f = get_format(fmt, param="fmt", allowed=FLOAT_FORMATS)
+    mag = Value.cast(p.mag)
+    W = len(mag)
+    keep = f.man_bits + 3                       # the top bits read after the mux
+    exp_top = p.exp0 + (W - 1)                  # the weight of the MSB
+    if W <= keep:                               # a narrow product: zeros below it
+        mag = Cat(Const(0, keep + 1 - W), mag)
+        W = keep + 1
+    top = mag[W - keep:]
+    stk = Signal(name=f"{name}_stk")
+    m.d.comb += stk.eq(mag[:W - keep].any())
+    msb = mag[-1]
+    sig = Signal(keep, name=f"{name}_sig")
+    # MSB set: the top M + 2 bits and the sticky with the last kept bit ORed in;
+    # else the M + 2 bits below the MSB and the sticky
+    m.d.comb += sig.eq(Mux(msb, Cat(stk | top[0], top[1:]), Cat(stk, top[:-1])))
+    exp = Signal(signed(len(Value.cast(p.exp0)) + 1), name=f"{name}_exp")
+    m.d.comb += exp.eq(exp_top - ~msb)
+    _charge(pipe, lambda fab: max(fab.fanout(keep) + fab.lut,
+                                  fab.reduce(W - keep) + fab.lut,
+                                  fab.carry(len(exp))))
+    return Unpacked(p.sign, exp, sig, p.is_zero, p.is_inf, p.is_nan)
 
 
 def fixed_to_unpacked(m, x, name="u", emin=None, pipe=None):

@@ -329,14 +329,19 @@ class _Norm(StreamCore):
         self.partials = P
         self.dots = dots
         # the fused first update's unit (hdl/newton.py), beside the FMA
+        # (from LANE_TREE lanes on, s lands in a register before its table: the
+        # window sum and the unit sit apart on a large device)
         self.newton = sub(lambda: NewtonStep(lam_shift=-self.lam_log2, fmax=fmax,
-                                             family=family),
+                                             family=family, land=L >= LANE_TREE),
                           "fused first update") if self.fuse else None
         # C: RNE_fmt(c*x); with affine RNE_FX(c*x), then RNE_fmt(z*g + b) on an FMA
         # beside it (the golden model's fx_round, then one rounding into fmt)
+        # (c is zero or normal: 1/sqrt(s) of an s inside FX's range, so b is
+        # normalized before the multiply, FMul's a_normal)
         r_fmt = FX if self.affine else f.name
         self.outs = [sub(lambda: FMul(a_fmt=FX, b_fmt=FX if ln else f.name, r_fmt=r_fmt,
-                                      fmax=fmax, family=family), "output multiply")
+                                      fmax=fmax, family=family, a_normal=True),
+                         "output multiply")
                      for _ in range(L)]
         # layernorm: y = RNE_FX(x - mean) a lane, in A (pass 1 adds -0: x exactly in
         # FX; pass 2 -mean) and in C (the output pass), FMA(x, 1, -mean) on FAdds

@@ -11,7 +11,8 @@ Expected codes from ``golden.fma``.
 
 The same bench drives ``FMul`` (``r = round(a*b)``, no ``c`` port; its sidecar
 names ``r_fmt``): the vectors are the same without the addends, and the expected
-codes are ``golden.fma`` with ``c = -0`` (``x + -0 = x``, signed zeros included).
+codes are ``golden.fma`` with ``c = -0`` (``x + -0 = x``, signed zeros included);
+with ``a_normal`` every subnormal ``a`` code is made normal (exponent field 1).
 And ``FAdd`` (``r = round(a + c)``, no ``b`` port; ``a`` in ``a_fmt`` where given):
 the vectors are the FMA's with ``b = 1`` (the addends biased against ``a``: cancellation, exponent
 difference 0 or 1, far below), the expected codes ``golden.fma`` with ``b = 1``;
@@ -118,11 +119,23 @@ def vectors(tb):
         what = f"{n} random products"
     cat = np.concatenate
     if not has_c:
+        if p.get("a_normal"):
+            # FMul's a_normal: a is never subnormal; each subnormal a code becomes
+            # the normal with the same fraction (exponent field 1)
+            ga, a = (_normal(x, fa) for x in (ga, a))
+            what += " (a never subnormal)"
         return ({"a": cat([ga, a]), "b": cat([gb, b])},
                 what + ", after the special-value grid")
     c = biased_addends(rng, a, b, p)
     return ({"a": cat([ga, a]), "b": cat([gb, b]), "c": cat([gc, c])},
             what + " with biased addends, after the special-value grid")
+
+
+def _normal(codes, f):
+    """``codes`` with each subnormal's exponent field set to 1."""
+    codes = np.asarray(codes, dtype=np.int64)
+    sub = ((codes >> f.man_bits) & ((1 << f.exp_bits) - 1)) == 0
+    return np.where(sub, codes | (1 << f.man_bits), codes)
 
 
 def _fadd_vectors(tb, p, fa, fc, rng, mode):

@@ -51,14 +51,28 @@ FMUL = [
     # 24-bit significand in two chunk products on registered MULT18X18Ds, their sum
     ("fp32", "bf16", "bf16", dict(fmax=150), {"random": 20000}),
     ("e4m3", "e5m2", "fp16", dict(stages=0, rounding="rtz"), {}),     # every product
+    # a_normal (b normalized before the multiply, the rounder's subnormal shifter):
+    # every product with a normal a, fp16 results down to 2**-15 (subnormal)
+    ("e4m3", "e4m3", "fp16", dict(stages=2, a_normal=True), {}),
+    # IterNorm's output multiply at 100 and at 150 MHz (registered DSPs)
+    ("fp32", "bf16", "bf16", dict(fmax=100, a_normal=True), {"random": 30000}),
+    pytest.param("fp32", "bf16", "bf16", dict(fmax=150, a_normal=True),
+                 {"random": 30000}, marks=pytest.mark.slow),
+    ("bf16", "e5m2", "bf16", dict(stages=0, a_normal=True, rounding="rtz"),
+     {"random": 20000}),
 ]
 
 
+def _fmul_cases():
+    for k, c in enumerate(FMUL):
+        vals, marks = (c.values, c.marks) if hasattr(c, "values") else (c, ())
+        a, b, r, kw, _ = vals
+        yield pytest.param(*vals, k == 0, marks=marks, id=f"{a}x{b}-{r}-" + "-".join(
+            f"{k}{v}" for k, v in kw.items()))
+
+
 @pytest.mark.sim
-@pytest.mark.parametrize("a,b,r,kw,opts,on_icarus",
-                         [c + (k == 0,) for k, c in enumerate(FMUL)],
-                         ids=[f"{a}x{b}-{r}-" + "-".join(f"{k}{v}" for k, v in kw.items())
-                              for a, b, r, kw, _ in FMUL])
+@pytest.mark.parametrize("a,b,r,kw,opts,on_icarus", list(_fmul_cases()))
 def test_fmul_rtl(a, b, r, kw, opts, on_icarus, sim, build_root, icarus_subset):
     icarus_subset(on_icarus)
     core = FMul(a_fmt=a, b_fmt=b, r_fmt=r, **kw)
