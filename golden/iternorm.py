@@ -14,7 +14,10 @@ The arithmetic (docs/iternorm.md has the derivations):
   then added by a fixed pairwise tree, ``t[k] <- RNE(t[2k] + t[2k+1])``, level by
   level (lanes is a power of two). The fmax build's ``reduce="window"`` (l2,
   rmsnorm) instead floors every partial sum to a fixed-point window below a top
-  the largest element sets, adds them exactly and rounds once (:func:`window_sum`).
+  the largest element sets, adds them exactly and rounds once (:func:`window_sum`);
+  ``reduce="squares"`` does the same with the squares themselves (no lane sums:
+  every ``y*y`` floored to the window, :func:`squares_sum`; the hardware reads the
+  vector a second time for it).
 * ``layernorm``: ``mean = RNE(sum_x * RN(1/d))`` (``sum_x`` by the same lane + tree
   order), ``y = RNE(x - mean)`` (an FX value), then ``s`` from those ``y``. The
   hardware reads the buffer twice for this (docs/iternorm.md, "LayerNorm"). A
@@ -59,13 +62,14 @@ from .codec import decode, encode
 __all__ = ["iternorm", "fisrnorm", "FX", "MODES", "STARTS", "fx_fma", "fx_round",
            "a0_iter", "a0_fisr", "a0_rom", "rom_table", "ROM_B", "ROM_W", "sqrt_rn",
            "inv_rn", "check_lam", "reference", "REDUCES", "window_bits", "window_top",
+           "squares_sum",
            "fused_update",
            "window_sum", "window_headroom", "exp_key"]
 
 MODES = ("l2", "layernorm", "rmsnorm")
 #: how the lanes' (partial) sums of squares become s: the pairwise tree of rounded FX
 #: adds, or one window sum rounded once (the fmax build's, l2 and rmsnorm)
-REDUCES = ("tree", "window")
+REDUCES = ("tree", "window", "squares")
 STARTS = ("iter", "fisr", "rom")
 #: IterNorm's ``start`` parameter: the exponent-only start or the ROM-refined one
 ITER_STARTS = ("exp", "rom")
@@ -317,6 +321,18 @@ def window_sum(acc, top, W):
     return out
 
 
+def squares_sum(vals, key_max, fmt, max_d):
+    """``s`` of ``reduce="squares"``: the squares of ``vals`` (n, d; exact in float64:
+    at most 48 significant bits) on the window of one square a value (top
+    :func:`window_top` with one square a partial sum: every square is below
+    ``2**top`` and the largest at least ``2**(top - 3)``; ``W`` =
+    ``window_bits(max_d, 1)``, so the truncation of up to ``max_d`` squares costs
+    less than ``2**-32 * s``), through :func:`window_sum`."""
+    vals = np.asarray(vals, dtype=np.float64)
+    top = window_top(key_max, fmt, max_d, max_d)
+    return window_sum(vals * vals, top, window_bits(max_d, 1))
+
+
 def _lane_sums(vals, lanes, square, partials=1):
     """Per-lane FX accumulation over beats: (n, partials*lanes), context-major (the
     lanes of sum 0, then of sum 1, ...); beat ``j`` goes to sum ``j % partials``."""
@@ -363,9 +379,12 @@ def _norm(x, fmt, mode, iters, lam, gamma, beta, lanes, start, trace, partials=1
         raise ParamError(f"lanes must be a power of two, got lanes={lanes}")
     check_int("partials", partials, lo=1, hi=64)
     check_choice("reduce", reduce, REDUCES)
-    if reduce == "window" and mode == "layernorm":
-        raise ParamError("reduce='window' applies to modes l2 and rmsnorm (layernorm's "
-                         "sums take the tree), got mode='layernorm'")
+    if reduce != "tree" and mode == "layernorm":
+        raise ParamError(f"reduce={reduce!r} applies to modes l2 and rmsnorm "
+                         f"(layernorm's sums take the tree), got mode='layernorm'")
+    if reduce == "squares" and partials != 1:
+        raise ParamError(f"partials applies to reduce='tree' and 'window' (the squares "
+                         f"take no lane sums), got partials={partials}")
     codes = np.asarray(x)
     if codes.ndim == 0:
         raise ParamError("x must hold at least one vector of codes, got a scalar")
@@ -376,11 +395,11 @@ def _norm(x, fmt, mode, iters, lam, gamma, beta, lanes, start, trace, partials=1
     if (gamma is None) != (beta is None):
         raise ParamError("gamma and beta must be given together (affine), got only "
                          f"{'gamma' if beta is None else 'beta'}")
-    if reduce == "window":
+    if reduce != "tree":
         check_int("max_d", max_d, lo=1)
         if max_d & (max_d - 1) or max_d < d or max_d % lanes:
             raise ParamError(f"max_d must be a power of two, a multiple of lanes and at "
-                             f"least d={d} (reduce='window'), got max_d={max_d}")
+                             f"least d={d} (reduce={reduce!r}), got max_d={max_d}")
     shape = codes.shape
     xv = decode(codes.reshape(-1, d), f)                 # exact, raises on bad codes
     n = xv.shape[0]
@@ -401,7 +420,9 @@ def _norm(x, fmt, mode, iters, lam, gamma, beta, lanes, start, trace, partials=1
         info["same"] = same
     else:
         y = xv
-    if reduce == "window":
+    if reduce == "squares":
+        s = squares_sum(y, exp_key(codes.reshape(-1, d), f).max(axis=1), f, max_d)
+    elif reduce == "window":
         top = window_top(exp_key(codes.reshape(-1, d), f).max(axis=1), f, lanes, max_d)
         s = window_sum(_lane_sums(y, lanes, True, partials), top,
                        window_bits(max_d, partials))
@@ -459,9 +480,11 @@ def iternorm(x, fmt, mode="l2", iters=5, lam=0.5, gamma=None, beta=None, lanes=1
     ``same`` (constant vectors; layernorm only), ``bad`` (NaN/Inf vectors) and
     ``zero`` (s == 0). ``partials``: the sums of squares (and of x) kept per lane
     (:func:`_lane_sum`; the hardware's ``fmax`` build, docs/iternorm.md).
-    ``reduce``: ``tree`` (the pairwise tree of rounded adds) or ``window`` (the fmax
+    ``reduce``: ``tree`` (the pairwise tree of rounded adds), ``window`` (the fmax
     build's in l2 and rmsnorm: :func:`window_sum`, one rounding; needs ``max_d``,
-    the hardware's, which sets the window's top, :func:`window_top`).
+    the hardware's, which sets the window's top, :func:`window_top`) or
+    ``squares`` (l2 and rmsnorm: the squares themselves on the window,
+    :func:`squares_sum`; ``partials`` 1).
     ``start``: ``exp`` (``2**-ceil(E/2)``, SPEC §4.4) or ``rom`` (:func:`a0_rom`).
     ``fuse``: the first update exact and rounded once (:func:`fused_update`; the
     fmax build's ``fuse``), for ``start="rom"`` only.

@@ -57,7 +57,7 @@ def _carry(pipe, *values):
             yield c
 
 __all__ = ["Unpacked", "Rounded", "Fixed", "Aligned", "Counted", "exp_shape", "unpack",
-           "lzc", "normalize", "normalize_shift", "prenormalize", "round_sig", "round_decide",
+           "lzc", "normalize", "normalize_shift", "prenormalize", "prenormalize_shift", "round_sig", "round_decide",
            "round_apply", "pack", "round_pack", "round_decide_packed", "apply_pack",
            "shift_levels", "sticky_compress", "less",
            "multiply", "lane_products", "align_add", "align", "add_aligned", "fixed_lzc", "AlignPre",
@@ -245,6 +245,13 @@ def prenormalize(m, u, name="x", pipe=None, point=None):
     (u,) = c.values
     if point is not None:
         u, count = pipe.cut(point, u, count)
+    return prenormalize_shift(m, u, count, name=name, pipe=pipe)
+
+
+def prenormalize_shift(m, u, count, name="x", pipe=None):
+    """The second half of :func:`prenormalize`: the shift by the leading-zero
+    ``count`` of ``u.sig`` (a caller with lanes side by side counts, cuts and
+    shifts them itself)."""
     with _carry(pipe, u.sign, u.is_zero, u.is_inf, u.is_nan) as c:
         sig, exp = normalize_shift(m, u.sig, u.exp, count, name=f"{name}_n", pipe=pipe)
     sign, is_zero, is_inf, is_nan = c.values
@@ -815,7 +822,7 @@ DSP_WIDTH = 18      # one MULT18X18D (ECP5; Gowin's and Xilinx's take at least a
 
 
 def multiply(m, ua, fa, ub, fb, name="p", pipe=None, lut=None, dsp_cut=False,
-             b_normalized=False):
+             b_normalized=False, a_normalized=False):
     """Exact product of two unpacked floats (significands not normalized).
 
     ``mag`` has ``(Ma + 1) + (Mb + 1)`` bits; ``exp0 = ea + eb - Ma - Mb``. Specials:
@@ -833,13 +840,14 @@ def multiply(m, ua, fa, ub, fb, name="p", pipe=None, lut=None, dsp_cut=False,
     built on registered primitives (:func:`.prims.dsp_products`); the caller
     carries what crosses their cut points.
 
-    ``b_normalized``: ``ub`` came through :func:`prenormalize` (its exponent reaches
-    ``emin - man_bits``).
+    ``b_normalized`` (``a_normalized``): ``ub`` (``ua``) came through
+    :func:`prenormalize` (its exponent reaches ``emin - man_bits``).
     """
     fa, fb = get_format(fa), get_format(fb)
     ea, eb = Value.cast(ua.exp), Value.cast(ub.exp)
+    ea_lo = fa.emin - (fa.man_bits if a_normalized else 0)
     eb_lo = fb.emin - (fb.man_bits if b_normalized else 0)
-    shape = exp_shape((fa.emin + eb_lo - fa.man_bits - fb.man_bits - 1,
+    shape = exp_shape((ea_lo + eb_lo - fa.man_bits - fb.man_bits - 1,
                        fa.emax + fb.emax + 1))
     exp0 = Signal(shape, name=f"{name}_exp0")
     mag = Signal(len(Value.cast(ua.sig)) + len(Value.cast(ub.sig)), name=f"{name}_mag")
@@ -1008,9 +1016,12 @@ def _multiply_wide(m, ua, ub, fa, fb, sa, sb, exp0, mag, name, pipe):
     return Fixed(flags[0], mag, exp0_, *flags[1:])
 
 
-def lane_products(m, pairs, fa, fb, pipe, unpack_fn=None, shift=False):
+def lane_products(m, pairs, fa, fb, pipe, unpack_fn=None, shift=False,
+                  normalized=False):
     """Exact products of lanes ``(a_code, b_code)`` side by side on ``pipe``: the
     lanes' unpacking, a fine cut point (``mul.u``), their :func:`multiply`.
+    ``normalized``: each operand through :func:`prenormalize` after its unpacking
+    (the products' MSB then at their top bit or the one below).
     ``unpack_fn`` (default :func:`unpack`) takes ``(m, code, fmt, name=, pipe=)``.
     ``shift``: ``unpack_fn`` returns biased, unsigned exponents
     (:func:`.mxarith.unpack_elem_biased`), and each product's ``exp0`` becomes the
@@ -1018,10 +1029,30 @@ def lane_products(m, pairs, fa, fb, pipe, unpack_fn=None, shift=False):
     the smallest product bit: one adder of two unsigned addends."""
     unpack_fn = unpack_fn or unpack
     us = []
-    with pipe.parallel():
-        for k, (a, b) in enumerate(pairs):
-            us.append((unpack_fn(m, a, fa, name=f"a{k}", pipe=pipe),
-                       unpack_fn(m, b, fb, name=f"b{k}", pipe=pipe)))
+    if normalized:
+        # every lane's unpacking and prenormalize as plain logic side by side, charged
+        # once: the exponent's chain and the LZC's levels, a fine cut point
+        # (mul.n), the shifter's levels
+        ops = [(n, c, get_format(f)) for a, b in pairs
+               for n, c, f in (("a", a, fa), ("b", b, fb))]
+        cnt = []
+        for j, (n, c, f) in enumerate(ops):
+            u = unpack(m, c, f, name=f"{n}{j // 2}",
+                       exp_shape_=exp_shape((f.emin - f.man_bits - 1, f.emax + 1)))
+            cnt.append((u, lzc(u.sig, m=m)[1]))
+        lv = max(f.man_bits for _, _, f in ops).bit_length()
+        ew = max(f.exp_bits for _, _, f in ops)
+        pipe.charge(pipe.fab.carry(ew + 1) + pipe.fab.lut + lv * pipe.fab.lzc_level())
+        cnt = pipe.cut("mul.n", tuple(cnt))
+        us = [prenormalize_shift(m, u, k, name=f"{n}{j // 2}")
+              for j, ((u, k), (n, _, _)) in enumerate(zip(cnt, ops))]
+        us = list(zip(us[::2], us[1::2]))
+        pipe.charge(lv * pipe.fab.shift_level())
+    else:
+        with pipe.parallel():
+            for k, (a, b) in enumerate(pairs):
+                us.append((unpack_fn(m, a, fa, name=f"a{k}", pipe=pipe),
+                           unpack_fn(m, b, fb, name=f"b{k}", pipe=pipe)))
     us = pipe.cut("mul.u", tuple(us))
     prods = []
     # one lane: no branches side by side, and a product wider than a DSP is a chain
@@ -1031,7 +1062,8 @@ def lane_products(m, pairs, fa, fb, pipe, unpack_fn=None, shift=False):
     one = len(us) == 1
     with contextlib.nullcontext() if one else pipe.parallel():
         for k, (ua, ub) in enumerate(us):
-            p = multiply(m, ua, fa, ub, fb, name=f"p{k}", pipe=pipe, dsp_cut=one)
+            p = multiply(m, ua, fa, ub, fb, name=f"p{k}", pipe=pipe, dsp_cut=one,
+                         a_normalized=normalized, b_normalized=normalized)
             if shift:
                 sh = Signal(max(len(Value.cast(ua.exp)), len(Value.cast(ub.exp))) + 1,
                             name=f"p{k}_sh")

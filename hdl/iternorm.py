@@ -296,10 +296,16 @@ class _Norm(StreamCore):
         # few sums on its FMA (no LUTs, more cycles)
         dflt = "window" if L >= LANE_TREE and not ln else "tree"
         reduce = check_choice("reduce", dflt if reduce is None else reduce, REDUCES)
-        if ln and reduce == "window":
-            raise ParamError("reduce='window' applies to modes l2 and rmsnorm "
+        if ln and reduce != "tree":
+            raise ParamError(f"reduce={reduce!r} applies to modes l2 and rmsnorm "
                              "(layernorm's sums are signed: they take the tree), got "
                              "mode='layernorm'")
+        # squares: no lane sums; A reads the vector a second time into the window
+        # sum, which squares the elements itself
+        self.squares = reduce == "squares"
+        if self.squares and partials is not None:
+            raise ParamError(f"partials applies to reduce='tree' and 'window' (the "
+                             f"squares take no lane sums), got partials={partials}")
 
         def lane_dot(P):
             # squares are magnitudes: the lanes' loops add them with no LZC; in
@@ -310,7 +316,9 @@ class _Norm(StreamCore):
                                    max_terms=NB + 2 * P, contexts=P, fmax=fmax,
                                    family=family, magnitude=not ln),
                        "lane sums")
-        if partials is None:
+        if self.squares:
+            P, dots = 1, []
+        elif partials is None:
             # the fewest sums per lane the accumulate loop needs (its depth; not
             # rounded up to a power of two: the tree takes any count)
             P = 1
@@ -325,7 +333,7 @@ class _Norm(StreamCore):
         else:
             P = check_int("partials", partials, lo=1, hi=64)
             dots = [lane_dot(P)]
-        dots += [lane_dot(P) for _ in range(L - 1)]
+        dots += [lane_dot(P) for _ in range(L - 1)] if dots else []
         self.partials = P
         self.dots = dots
         # the fused first update's unit (hdl/newton.py), beside the FMA
@@ -362,9 +370,16 @@ class _Norm(StreamCore):
                                           headroom=window_headroom(self.max_d, L),
                                           fmax=fmax, family=family),
                         "window sum") if self.window else None
+        if self.squares:
+            # the squares themselves, a beat of lanes elements a cycle, up to max_d
+            # / lanes beats; the top bounds one square (golden squares_sum)
+            self.wsum = sub(lambda: WindowSum(
+                lanes=L, window=window_bits(self.max_d, 1), beats=NB,
+                headroom=window_headroom(self.max_d, self.max_d), fmax=fmax,
+                family=family, square_fmt=f.name), "window sum")
         # the lanes' tree in A (LANE_TREE): level l's adders add level l - 1's
         # neighbours, the lanes of one partial sum a cycle
-        self.lane_tree = L >= LANE_TREE and not self.window
+        self.lane_tree = L >= LANE_TREE and reduce == "tree"
         self.adds = ([sub(lambda: FAdd(fmt=FX, fmax=fmax, family=family,
                                        magnitude=not ln),
                           "lane tree") for _ in range(L - 1)] if self.lane_tree else [])
@@ -384,7 +399,7 @@ class _Norm(StreamCore):
         # K updates, the scale; each FMA op issues once its operands are written
         # (its operands are registered first: the step counter's decode and the
         # operand muxes get their own cycle, so one more than the FMA's latency)
-        tree_ops = [] if self.window else [
+        tree_ops = [] if reduce != "tree" else [
             (("t", x), "one", ("t", y), ("t", d))
             for x, y, d in pairwise_tree(P if self.lane_tree else P * L)]
         # layernorm: a first program, the tree over the sums of x and the mean
@@ -418,8 +433,8 @@ class _Norm(StreamCore):
         # forwarded read of the tree's last op; the window sum's s is in t[0] when the
         # program starts, and the fused unit takes it from the window sum's output
         # a cycle earlier still, in the cycle that starts the program (step -1)
-        t0_later = 0 if self.window else 1
-        self.fused_early = self.fuse and self.window
+        t0_later = 0 if reduce != "tree" else 1
+        self.fused_early = self.fuse and reduce != "tree"
 
         def timed(op):
             if op == "start":                       # s, a0 (u0) <- t[0], registered
@@ -443,40 +458,44 @@ class _Norm(StreamCore):
                                  for t, op in program), default=0)
         self.program1, self.t_fin1 = scheduled(prog1)
         self.program, self.t_fin = scheduled(prog)
-        Ld = dots[0].latency
+        Ld = dots[0].latency if dots else 0
         # the window's top: the largest element's exponent key, a register a level of
         # the lanes' max tree and the running max (_window_top), ready levels + 3
         # cycles after the last beat; the first sums come 1 + Ld cycles after it (or
         # later): the sums wait in registers for the difference
         self.ws_wait = max(0, self.levels + 2 - Ld) if self.window else 0
         Lw = self.wsum.latency + self.ws_wait if self.window else 0
+        # squares: A's second pass starts once the top is ready (levels + 3 cycles
+        # after the last beat: levels + 1 after the pass's first read would see it)
+        self.p2_wait = self.levels + 1 if self.squares else 0
         # C: (layernorm: y = x - mean,) the multiply, (affine: the FMA)
         self.const_out = Lc = sum(u[0].latency
                                   for u in (self.ys_out, self.outs, self.affs) if u)
         tim = {"family": family, "fmax_asked_mhz": fmax, "partials": P,
-               "lane_dot": dots[0].timing,
+               **({"lane_dot": dots[0].timing} if dots else {}),
                **({"scalar_fma": self.upd.timing} if self.upd else {}),
                **({"fused_update": self.newton.timing} if self.newton else {}),
                "out_mul": self.outs[0].timing,
                **({"affine_fma": self.affs[0].timing} if self.affs else {}),
                **({"lane_add": self.adds[0].timing} if self.adds else {}),
                **({"window_bits": self.wsum.W, "window_sum": self.wsum.timing}
-                  if self.window else {}),
+                  if self.wsum else {}),
                "estimate_mhz": min(c.timing["estimate_mhz"]
-                                   for c in (dots[0], *([self.upd] if self.upd else []),
+                                   for c in (*dots[:1], *([self.upd] if self.upd else []),
                                              *([self.newton] if self.newton else []),
                                              self.outs[0],
                                              *self.affs[:1], *self.adds[:1],
-                                             *([self.wsum] if self.window else [])))}
+                                             *([self.wsum] if self.wsum else [])))}
         self.timing = tim
         self.params.update(fmax=fmax, family=family, partials=P, reduce=reduce)
-        # named when not the default
-        self.module_name += (f"_p{P}" + (f"_{reduce}" if reduce != dflt else "")
+        # named when not the default (squares: no partials)
+        self.module_name += (("" if self.squares else f"_p{P}")
+                             + (f"_{reduce}" if reduce != dflt else "")
                              + timing_suffix(None, fmax, family))
         self._fields()
         # from 8 lanes on the lane Dots never stall (_elaborate_fast): their operands
         # registered once in A, one cycle more; layernorm's always do
-        self.free_lanes = L >= FREE_LANES or ln
+        self.free_lanes = (L >= FREE_LANES or ln) and not self.squares
         tree = f" + the lanes' tree {La}" if self.adds else ""
         out = ("x - mean, multiply" if ln else "multiply") + (" and affine FMA"
                                                              if self.affs else "")
@@ -492,6 +511,16 @@ class _Norm(StreamCore):
                     f"sum's {Ld}{tree} + 1) + the mean's program {self.t_fin1} + the "
                     f"scalar program {self.t_fin} + the output ({out})'s latency {Lc} "
                     f"+ 6")
+        elif self.squares:
+            # the second pass's first read p2_wait + 1 cycles after the last beat,
+            # its data a cycle later, registered, into the window sum; from its
+            # result on as the other modes (the program, the output pass)
+            self.passes = 3
+            Lw = self.wsum.latency
+            self.const = self.p2_wait + Lw + self.t_fin + Lc + 6
+            expl = (f"3*d/lanes + the wait for the top {self.p2_wait} + the window "
+                    f"sum's latency {Lw} + the scalar program {self.t_fin} + the output "
+                    f"{out}'s latency {Lc} + 6")
         else:
             self.passes = 2
             self.const = P + Ld + La + Lw + self.t_fin + Lc + 4 + int(self.free_lanes)
@@ -895,7 +924,8 @@ def _elaborate_fast(self):
     rp = mem.read_port(domain="sync")
     ln = self.mode == "layernorm"
     # layernorm: A's second pass reads the buffer while C may read the other slot
-    rp2 = mem.read_port(domain="sync") if ln else None
+    # (squares: A's second pass, the same)
+    rp2 = mem.read_port(domain="sync") if ln or self.squares else None
     for k, (y, yc) in enumerate(zip(self.ys, self.ys_out)):
         m.submodules[f"xm{k}"] = y
         m.submodules[f"out_xm{k}"] = yc
@@ -909,7 +939,7 @@ def _elaborate_fast(self):
         m.submodules[f"out{k}"] = o
     for k, a in enumerate(self.adds):
         m.submodules[f"tree{k}"] = a
-    if self.window:
+    if self.wsum is not None:
         m.submodules.wsum = self.wsum
     dots, upd, outs = self.dots, self.upd, self.outs
     pay = self.i.payload
@@ -928,7 +958,7 @@ def _elaborate_fast(self):
     ncap = Signal(range(P + 1))                    # results still to collect
     slot_ok = (wcnt != 0) | ~busy.bit_select(wslot, 1)
     free = self.free_lanes
-    lane_rdy = Const(1, 1) if free else dots[0].i.ready
+    lane_rdy = Const(1, 1) if free or not dots else dots[0].i.ready
     # the next vector streams in while B works on this one: only its sums wait (the
     # Dots stall until B is idle; free-running Dots: the pads wait for it)
     m.d.comb += self.i.ready.eq(slot_ok & ~a_busy & lane_rdy & ~ResetSignal())
@@ -937,8 +967,10 @@ def _elaborate_fast(self):
                                                           self.in_fields[:-1]]),
                                            take, pay.last, NB, aw, wp, wcnt, wslot, busy)
     padding = pad_left != 0                        # A takes no beat meanwhile
-    if self.window:
-        top_r = _window_top(m, f, xs, take, wcnt == 0, window_headroom(self.max_d, L))
+    if self.wsum is not None:
+        # (squares: the top of one square)
+        top_r = _window_top(m, f, xs, take, wcnt == 0, window_headroom(
+            self.max_d, self.max_d if self.squares else L))
     if ln:
         # the second pass: B's first program wrote the mean; the vector's beats
         # read again (r2: the read port's data), y = RNE_FX(x - mean) into the sums
@@ -1042,6 +1074,47 @@ def _elaborate_fast(self):
     # the sums that reach B: each lane's (t[j*L + k]), or with the lanes' tree its
     # root's, one partial sum a cycle (t[j])
     sums = [d.o for d in dots]
+    if self.squares:
+        # the second pass: p2_wait cycles after the last beat (the top is ready
+        # then) the vector's beats are read again (rp2) into the window sum, which
+        # squares them; s = its result
+        go = take & pay.last
+        for j in range(self.p2_wait):
+            nxt = Signal(name=f"p2_go{j}")
+            m.d.sync += nxt.eq(go)
+            go = nxt
+        p2_act = Signal()
+        p2_cnt = Signal(range(NB + 2))
+        p2_end = p2_act & (p2_cnt == h_cnt - 1)
+        r2_valid, r2_last = Signal(name="r2_valid"), Signal(name="r2_last")
+        m.d.comb += [rp2.addr.eq(Cat(p2_cnt[:aw], h_slot) if NB > 1 else h_slot),
+                     rp2.en.eq(1)]
+        m.d.sync += [r2_valid.eq(p2_act), r2_last.eq(p2_end)]
+        # and not before B is idle: its result, s, starts B's program (B may still
+        # wait for C to take the previous vector's scale)
+        p2_pend = Signal()
+        with m.If((go | p2_pend) & b_idle):
+            m.d.sync += [p2_act.eq(1), p2_cnt.eq(0), p2_pend.eq(0)]
+        with m.Elif(go):
+            m.d.sync += p2_pend.eq(1)
+        with m.If(p2_act):
+            m.d.sync += [p2_cnt.eq(p2_cnt + 1), p2_act.eq(~p2_end)]
+        # the read data land in a register first (the block RAM's clock-to-out in
+        # front of the squares' unpacking was the critical path: 12.1 ns at 100 MHz)
+        r3_valid, r3_last = Signal(name="r3_valid"), Signal(name="r3_last")
+        r3_x = Signal(L * B, name="r3_x", reset_less=True)
+        m.d.sync += [r3_valid.eq(r2_valid), r3_last.eq(r2_last),
+                     r3_x.eq(rp2.data[:L * B])]
+        ws = self.wsum
+        hand = Signal()                            # s is in (t[0])
+        m.d.comb += [ws.i.valid.eq(r3_valid), ws.i.payload.top.eq(top_r),
+                     ws.i.payload.last.eq(r3_last), ws.o.ready.eq(1),
+                     *[ws.i.payload[f"p{k}"].eq(r3_x[k * B:(k + 1) * B])
+                       for k in range(L)],
+                     hand.eq(ws.o.valid)]
+        t = [Signal(FX.bits, name="t0", reset_less=True)]
+        with m.If(ws.o.valid):
+            m.d.sync += t[0].eq(ws.o.payload.r)
     if self.adds:
         # the tree's adders, in the pairwise order of B's program and the golden
         # model (base.pairwise_tree), run free like the Dots (results always taken)
@@ -1059,8 +1132,10 @@ def _elaborate_fast(self):
             sums[dst] = a.o
         sums = sums[:1]
     W = len(sums)
-    got = sums[0].valid & (Const(1, 1) if free else b_idle)
-    if self.window:
+    got = sums[0].valid & (Const(1, 1) if free else b_idle) if sums else None
+    if self.squares:
+        pass
+    elif self.window:
         hand = Signal()                            # s is in (t[0])
         with m.If(got):                            # (the rows' order is immaterial)
             m.d.sync += ncap.eq(ncap - 1)

@@ -21,6 +21,12 @@ at least ``2**(top - h)``: IterNorm's largest square) the leading-zero count and
 the normalizing shift cover only the bits the total's leading one can be in, and
 the bits more than 25 below them become one sticky bit.
 
+``square_fmt`` (IterNorm's ``reduce="squares"``, ``golden.iternorm.squares_sum``):
+the values are the squares of codes of that format (each below ``2**top``): each
+lane's significand squared (:func:`.fp.lane_products`, exact), its MSB placed at
+the window's top bit and shifted right as above; NaN and Inf codes square their
+field's value (their vector's output is NaN whatever the sum).
+
 Latency ``stages + 1`` from the beat carrying ``last``; a beat a cycle.
 """
 
@@ -29,12 +35,14 @@ from amaranth.hdl import Cat, Const, Module, Mux, Signal, Value, signed
 from lpcores.errors import check_int
 from lpcores.golden.iternorm import FX
 
+from lpcores.formats import get_format
+
 from .base import Field, Pipeline, StreamCore, name_pipelined, plan_pipeline
-from .fp import round_band, sum_tree
+from .fp import lane_products, round_band, sum_tree
 
 __all__ = ["WindowSum"]
 
-CUTS = ("acc", "align", "tree", "round", "norm", "lzc")
+CUTS = ("acc", "align", "tree", "round", "norm", "lzc", "sq")
 TOP_BITS = 12            # ``top``: signed, IterNorm's are in -297 .. 291
 
 
@@ -45,7 +53,9 @@ class WindowSum(StreamCore):
     top, last}``, out ``{r}`` (FX)."""
 
     def __init__(self, *, lanes, window, beats, headroom=None, stages=None, fmax=None,
-                 family=None):
+                 family=None, square_fmt=None):
+        self.square = None if square_fmt is None else get_format(square_fmt,
+                                                                 param="square_fmt")
         self.lanes = check_int("lanes", lanes, lo=1)
         self.W = check_int("window", window, lo=FX.man_bits + 2, hi=256)
         self.beats = check_int("beats", beats, lo=1)
@@ -57,7 +67,9 @@ class WindowSum(StreamCore):
         # than 25 below bit W - h are only a sticky (default: no bound)
         self.headroom = (self.W if headroom is None else
                          check_int("headroom", headroom, lo=1, hi=self.W))
-        self.in_fields = [Field(f"p{k}", FX.bits) for k in range(lanes)]
+        self.in_fields = [Field(f"p{k}", FX.bits) if self.square is None else
+                          Field(f"p{k}", self.square.bits, self.square.name)
+                          for k in range(lanes)]
         self.in_fields += [Field("top", TOP_BITS), Field("last", 1)]
         self.out_fields = [Field("r", FX.bits)]
         StreamCore.__init__(self)
@@ -66,9 +78,12 @@ class WindowSum(StreamCore):
         self.wide_derate = True
         self.stages, self.timing = plan_pipeline(self, CUTS, stages=stages, fmax=fmax,
                                                  family=family, name="wsum")
-        name_pipelined(self, f"wsum_l{lanes}_w{window}_b{beats}_h{self.headroom}",
+        sq = self.square
+        name_pipelined(self, f"wsum_l{lanes}_w{window}_b{beats}_h{self.headroom}"
+                       + (f"_sq{sq.name}" if sq else ""),
                        {"lanes": lanes, "window": window, "beats": beats,
-                        "headroom": self.headroom}, fmax)
+                        "headroom": self.headroom,
+                        **({"square_fmt": sq.name} if sq else {})}, fmax)
 
     def elaborate(self, platform):
         m = Module()
@@ -81,7 +96,25 @@ class WindowSum(StreamCore):
         # (top - 1) - (field - bias); >= 0 for every value below 2**top
         nb = (W - 1).bit_length()                  # levels: shifts 0 .. 2**nb - 1
         words, shs = [], []
-        for k in range(L):
+        if self.square is not None:
+            # the squares' significands (exact, 2*(M + 1) bits; subnormals normalized
+            # first, so the square's leading one is at p's MSB or the bit below); the
+            # MSB of p weighs 2**(exp0 + 2*(M + 1) - 1), at most top - 1
+            sf = self.square
+            with pipe.carry(top, last) as cl:
+                prods = lane_products(m, [(pl[f"p{k}"], pl[f"p{k}"]) for k in range(L)],
+                                      sf, sf, pipe, normalized=True)
+            top, last = cl.values
+            *prods, top, last = pipe.cut("sq", *prods, top, last)
+            pw = 2 * (sf.man_bits + 1)
+            for k, p in enumerate(prods):
+                rs = Signal(signed(TOP_BITS + 3), name=f"a{k}_rs")
+                m.d.comb += rs.eq(top - pw - p.exp0)
+                far = rs.as_unsigned()[nb:] != 0
+                mag = Value.cast(p.mag)
+                words.append(Cat(Const(0, W - pw), mag) if pw <= W else mag[pw - W:])
+                shs.append(Cat(rs[:nb], far))
+        for k in range(L if self.square is None else 0):
             code = Value.cast(pl[f"p{k}"])
             ef = code[M:M + FX.exp_bits]
             rs = Signal(signed(TOP_BITS + 2), name=f"a{k}_rs")

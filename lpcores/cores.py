@@ -141,11 +141,14 @@ def _norm_opts():
             "lane with --fmax (1..64; default: the fewest the accumulate loop needs, "
             "its depth)",
             type=int),
-        Opt("--reduce", "reduce", "with --fmax, how the lanes' sums of squares become "
-            "s: window (added exactly on a fixed-point window, rounded once; default "
-            "for l2 and rmsnorm) or tree (pairwise rounded adds on the scalar unit's "
-            "multiply-add: no window-sum unit, more cycles; layernorm's)",
-            choices=("tree", "window")),
+        Opt("--reduce", "reduce", "with --fmax, how the squares become s: window "
+            "(the lanes' sums added exactly on a fixed-point window, rounded once; "
+            "the default for l2 and rmsnorm from 8 lanes), tree (pairwise rounded "
+            "adds on the scalar unit's multiply-add: no window-sum unit, more "
+            "cycles; the default below 8 lanes and layernorm's) or squares (l2, "
+            "rmsnorm: the squares themselves on the window, no lane sums, a second "
+            "read of the vector: the smallest build, d/lanes cycles more)",
+            choices=("tree", "window", "squares")),
     )
 
 

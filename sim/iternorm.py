@@ -158,8 +158,8 @@ def expected_beats(tb, vecs):
         kw = dict(gamma=g, beta=b) if p["affine"] else {}
         if "start" in p:
             kw["start"] = p["start"]
-        if p.get("reduce") == "window":
-            kw.update(reduce="window", max_d=p["max_d"])
+        if p.get("reduce") in ("window", "squares"):
+            kw.update(reduce=p["reduce"], max_d=p["max_d"])
         if p.get("fuse"):
             kw["fuse"] = True
         y = fn(x[None, :], p["fmt"], mode=p["mode"], iters=p["iters"], lam=p["lam"],

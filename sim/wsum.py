@@ -10,12 +10,23 @@ value at the top (the largest a value may be: ``2**top - ulp``) in every lane, a
 rounding tie left by the truncation (``1 + 2**-24`` exactly kept, the bits that
 would break the tie below the grid), values all below the grid (the sum 0), and a
 single value. Expected codes from ``golden.iternorm.window_sum``.
+
+With ``square_fmt`` (the values are the squares of codes of that format) the sums
+are IterNorm's: codes with exponent fields up to 24 below a sum's largest, a fifth
+zeros, subnormals, every sign; the top from the sum's largest exponent key
+(``golden.iternorm.window_top`` of one square a value); directed sums lead: the
+format's largest finite values, all subnormal (their squares far below the
+smallest FX normal's grid), one value. Expected: ``window_sum`` of the exact
+squares.
 """
 
 import importlib
 
 import cocotb
 import numpy as np
+
+from lpcores.formats import get_format
+from lpcores.golden import decode
 
 from .stream import TB, pack, unpack
 
@@ -48,9 +59,41 @@ def _headroom(tb):
     return tb.sidecar["params"]["headroom"]
 
 
+def _square(tb):
+    sq = tb.sidecar["params"].get("square_fmt")
+    return None if sq is None else get_format(sq)
+
+
+def square_sums(tb, n):
+    """``square_fmt``'s (codes (beats, lanes) per sum, top per sum)."""
+    L, W, P = _params(tb)
+    f = _square(tb)
+    G = _G()
+    rng = tb.nprng("vectors")
+    M, E = f.man_bits, f.exp_bits
+    emax_f = (f.max_mag_code >> M)
+    groups = [np.full((P, L), f.max_mag_code, dtype=np.int64),      # the largest
+              rng.integers(0, 1 << M, (P, L)),                       # subnormals
+              np.array([[int(f.bias << M)] + [0] * (L - 1)])]        # one value
+    for _ in range(n):
+        nb = int(rng.integers(1, P + 1))
+        ef_hi = int(rng.integers(1, emax_f + 1))
+        ef = np.clip(ef_hi - rng.integers(0, 25, (nb, L)), 0, emax_f)
+        codes = (ef << M) | rng.integers(0, 1 << M, (nb, L))
+        codes = np.where(rng.random((nb, L)) < 0.2, 0, codes)
+        codes |= rng.integers(0, 2, (nb, L)) << (f.bits - 1)
+        if rng.random() < 0.05:
+            codes[:] = 0
+        groups.append(codes.astype(np.int64))
+    tops = [int(G.window_top(G.exp_key(g, f).max(), f, 1, 1)) for g in groups]
+    return groups, tops
+
+
 def sums(tb, n=None):
     """(codes (beats, lanes) per sum, top per sum): the directed sums, then random."""
     L, W, P = _params(tb)
+    if _square(tb) is not None:
+        return square_sums(tb, int(tb.options.get("sums", 400)) if n is None else n)
     rng = tb.nprng("vectors")
     n = int(tb.options.get("sums", 400)) if n is None else n
     one = 1 << 23
@@ -116,6 +159,9 @@ def expected_fn(tb, groups, tops):
         acc = np.zeros((len(gs), P * L))
         top = np.array([topb[g[0]] for g in gs])
         for i, g in enumerate(gs):
+            if _square(tb) is not None:
+                acc[i, :len(g) * L] = decode(flat[g], _square(tb)).reshape(-1) ** 2
+                continue
             acc[i, :len(g) * L] = fx_value(flat[g]).reshape(-1)
         s = _G().window_sum(acc, top, W)
         f, e = np.frexp(s)

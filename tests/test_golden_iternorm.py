@@ -68,7 +68,7 @@ def rom_entry(r, k):
 
 
 def oracle_norm(xcodes, fmt, mode, iters, lam, lanes, start, partials=1,
-                max_d=None, fuse=False):
+                max_d=None, fuse=False, squares=False):
     """One vector, exactly as specified; returns (output codes, a_K). ``partials``:
     element j goes to lane j % lanes, beat j // lanes to that lane's sum
     (j // lanes) % partials; the sums are added pairwise in the order sum 0's lanes,
@@ -77,7 +77,9 @@ def oracle_norm(xcodes, fmt, mode, iters, lam, lanes, start, partials=1,
     top from the largest |x| (its exact binary exponent, by comparisons of
     Fractions), every partial sum floored to the grid, one rounding. ``fuse``: the
     first update's exact value rounded once (docs/iternorm.md, "The fused first
-    update")."""
+    update"). ``squares`` (with ``max_d``): the squares themselves floored to the
+    window, whose top then bounds one square (docs/iternorm.md, "The squares on the
+    window")."""
     xs = []
     for c in xcodes:
         s, v = oracle.value(int(c), fmt)
@@ -98,10 +100,12 @@ def oracle_norm(xcodes, fmt, mode, iters, lam, lanes, start, partials=1,
                 e -= 1
             while Fraction(2) ** (e + 1) <= big:
                 e += 1
-            nb = max_d // lanes
+            nb = 1 if squares else max_d // lanes
             top = 2 * e + 3 + (nb.bit_length() - 1)
             W = 35 + math.ceil(math.log2(max_d * partials))
             g = Fraction(2) ** (top - W)
+            if squares:                                  # no lane sums: the squares
+                acc = [v * v for v in vals]
             assert all(a < Fraction(2) ** top for a in acc)
             return rn24(sum(math.floor(a / g) for a in acc) * g)
         while len(acc) > 1:
@@ -169,9 +173,9 @@ def oracle_norm(xcodes, fmt, mode, iters, lam, lanes, start, partials=1,
 
 
 def oracle_vector(xcodes, fmt, mode="l2", iters=5, lam=0.5, lanes=4, start="iter",
-                  partials=1, max_d=None, fuse=False):
+                  partials=1, max_d=None, fuse=False, squares=False):
     return oracle_norm(xcodes, fmt, mode, iters, lam, lanes, start, partials, max_d,
-                       fuse)
+                       fuse, squares)
 
 
 # -- primitives ----------------------------------------------------------------------
@@ -363,6 +367,55 @@ def test_window_sum_matches_exact_model(fmt, mode, start, lanes, partials, max_d
             err = abs(Fraction(float(info["s"][v])) - exact) / exact
             assert err <= Fraction(1, 2 ** 24) * (1 + Fraction(1, 2 ** 7)) + \
                 d * Fraction(1, 2 ** 24), (v, float(err))
+
+
+@pytest.mark.parametrize("fmt,mode,start,lanes,max_d,fuse", [
+    ("bf16", "l2", "rom", 2, 64, True), ("fp32", "rmsnorm", "iter", 2, 128, False),
+    ("bf16", "rmsnorm", "fisr", 16, 1024, False), ("fp32", "l2", "rom", 1, 64, True)])
+def test_squares_sum_matches_exact_model(fmt, mode, start, lanes, max_d, fuse):
+    """``reduce="squares"`` (every square floored to the window, no lane sums)
+    against the exact model: random vectors over a wide range, an outlier, tiny,
+    subnormal and zero ones; within the window's bound of the exact sum; not the
+    window sum of the lanes' rounded partial sums (s differs on some vectors)."""
+    rng = np.random.default_rng([29, lanes, max_d])
+    n, d = 32, 128 if max_d >= 128 else 64
+    x = rng.standard_normal((n, d)) * np.exp2(rng.integers(-30, 30, (n, 1)))
+    x[1, 5] *= 2.0 ** 20                            # an outlier
+    f = get_format(fmt)
+    x[2] = rng.integers(1, 64, d) * 2.0 ** (f.emin - f.man_bits)   # subnormals
+    x[3] = 0.0
+    x[4] *= 2.0 ** -100
+    codes = golden.encode(x, fmt)
+    fn = _golden_fn(start)
+    kw = dict(mode=mode, iters=2, lanes=lanes, max_d=max_d, trace=True,
+              **({"fuse": True} if fuse else {}))
+    got, info = fn(codes, fmt, reduce="squares", **kw)
+    win = fn(codes, fmt, reduce="window", partials=5, **kw)[1]
+    for v in range(n):
+        exp, a = oracle_vector(codes[v], fmt, mode, 2, 0.5, lanes, start, 1, max_d,
+                               fuse=fuse, squares=True)
+        assert Fraction(float(info["a"][-1][v])) == a, v
+        assert [int(g) for g in got[v]] == exp, v
+    assert info["s"][2] > 0 and info["s"][3] == 0
+    if lanes <= 2:              # (16 bf16 lanes add two squares a sum: often exact)
+        assert (info["s"] != win["s"]).any()
+    y = golden.decode(codes, fmt)
+    for v in range(n):
+        exact = sum(Fraction(float(t)) ** 2 for t in y[v])
+        if exact:
+            err = abs(Fraction(float(info["s"][v])) - exact) / exact
+            assert err <= Fraction(1, 2 ** 24) + Fraction(1, 2 ** 31), (v, float(err))
+
+
+def test_squares_bad_params():
+    x = golden.encode(np.ones((1, 64)), "bf16")
+    with pytest.raises(ParamError, match=r"^partials applies to reduce='tree' and "
+                       r"'window' \(the squares take no lane sums\), got partials=2$"):
+        golden.iternorm(x, "bf16", reduce="squares", max_d=64, partials=2)
+    with pytest.raises(ParamError, match=r"^reduce='squares' applies to modes l2 and "
+                       r"rmsnorm \(layernorm's sums take the tree\), got "
+                       r"mode='layernorm'$"):
+        golden.iternorm(x, "bf16", reduce="squares", max_d=64, mode="layernorm")
 
 
 @pytest.mark.parametrize("fmt,mode,iters,lam,lanes,max_d", [

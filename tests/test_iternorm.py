@@ -59,6 +59,9 @@ FMAX = [
     # 150 MHz: every product on registered MULT18X18Ds (the lanes' squares, the
     # FMA's and the output multipliers' chunk products), the lane loop's window cut
     (IterNorm, "bf16", 2, 64, "l2", 2, 150),
+    # the squares on the window (a second read of the buffer, no lane sums), fused:
+    # issue 12's 2-lane area build
+    (IterNorm, "bf16", 2, 64, "l2", 1, 100, {**ROM, "fuse": True, "reduce": "squares"}),
     # the fused first update (NewtonStep), its result forwarded into the FMA's
     # second update, the window sum at 2 lanes
     (IterNorm, "fp32", 2, 64, "rmsnorm", 2, 100, {**ROM, "fuse": True,
@@ -226,11 +229,16 @@ def test_bad_start():
      "family='ice40'"),
     (dict(reduce="tree"), "reduce applies to the fmax build only (give fmax too), got "
      "reduce='tree'"),
-    (dict(fmax=100, reduce="sum"), "reduce must be one of tree, window, got "
+    (dict(fmax=100, reduce="sum"), "reduce must be one of tree, window, squares, got "
      "reduce='sum'"),
     (dict(fmax=100, mode="layernorm", reduce="window"), "reduce='window' applies to "
      "modes l2 and rmsnorm (layernorm's sums are signed: they take the tree), got "
      "mode='layernorm'"),
+    (dict(fmax=100, mode="layernorm", reduce="squares"), "reduce='squares' applies to "
+     "modes l2 and rmsnorm (layernorm's sums are signed: they take the tree), got "
+     "mode='layernorm'"),
+    (dict(fmax=100, reduce="squares", partials=3), "partials applies to reduce='tree' "
+     "and 'window' (the squares take no lane sums), got partials=3"),
 ])
 @pytest.mark.parametrize("cls", [IterNorm, FisrNorm])
 def test_bad_params_fmax(cls, kwargs, msg):
@@ -273,14 +281,31 @@ def test_fmax_plan_fused():
     k2 = IterNorm(fmt="fp32", lanes=2, max_d=64, fmax=100, start="rom", iters=2,
                   mode="rmsnorm", fuse=True, reduce="window")
     assert k2.upd is not None
+    # (at 2 lanes s does not land in a register first: a cycle less than at 16)
+    assert k2.newton.latency == Ln - 1 and not k2.newton.land and l2.newton.land
     assert k2.program[:3] == [(-1, "fused"), (0, "start"),
-                              (Ln - 1, ("a", "a", "negzero", "u"))]
+                              (Ln - 2, ("a", "a", "negzero", "u"))]
     # with the tree (2 lanes' default) it reads t[0] after the tree's last op
     tree = IterNorm(fmt="bf16", lanes=2, max_d=64, fmax=100, start="rom", iters=1,
                     fuse=True)
     last = max(w for w, op in tree.program if op not in ("fused", "start"))
     assert [op for _, op in tree.program[-2:]] == ["fused", "start"]
     assert tree.program[-2][0] == last + tree.prog_lf + 1
+
+
+def test_fmax_plan_squares():
+    """reduce="squares": no lane Dots, the window sum squares the vector's elements
+    on a second read of the buffer (three passes), its top one square's; named and
+    in the sidecar."""
+    c = IterNorm(fmt="bf16", lanes=2, max_d=64, fmax=100, start="rom", iters=1,
+                 fuse=True, reduce="squares")
+    assert c.dots == [] and c.upd is None and c.wsum.square.name == "bf16"
+    assert (c.wsum.W, c.wsum.beats, c.wsum.headroom) == (41, 32, 3)
+    assert c.passes == 3 and c.latency == 3 * 64 // 2 + c.const
+    sc = c.sidecar()
+    assert sc["params"]["reduce"] == "squares" and "lane_dot" not in sc["timing"]
+    assert c.module_name == "iternorm_bf16_l2_d64_l2_k1_rom_fuse_squares_f100ecp5"
+    assert c.program == [(-1, "fused"), (0, "start")]
 
 
 def test_fmax_plan_and_sidecar():
