@@ -1133,9 +1133,7 @@ def _elaborate_fast(self):
         sums = sums[:1]
     W = len(sums)
     got = sums[0].valid & (Const(1, 1) if free else b_idle) if sums else None
-    if self.squares:
-        pass
-    elif self.window:
+    if self.window:
         hand = Signal()                            # s is in (t[0])
         with m.If(got):                            # (the rows' order is immaterial)
             m.d.sync += ncap.eq(ncap - 1)
@@ -1156,7 +1154,7 @@ def _elaborate_fast(self):
         t = [Signal(FX.bits, name="t0", reset_less=True)]
         with m.If(ws.o.valid):
             m.d.sync += t[0].eq(ws.o.payload.r)
-    else:
+    elif not self.squares:                          # (squares: s and t[0] above)
         # (the data registers below need no reset: each is written before it is
         # read, every read qualified by a valid or a step of B's program; fewer
         # loads on rst)
