@@ -57,7 +57,8 @@ def _carry(pipe, *values):
             yield c
 
 __all__ = ["Unpacked", "Rounded", "Fixed", "Aligned", "Counted", "exp_shape", "unpack",
-           "lzc", "normalize", "normalize_shift", "prenormalize", "prenormalize_shift", "round_sig", "round_decide",
+           "lzc", "normalize", "normalize_shift", "prenormalize", "prenormalize_shift",
+           "round_sig", "round_decide",
            "round_apply", "pack", "round_pack", "round_decide_packed", "apply_pack",
            "shift_levels", "sticky_compress", "less",
            "multiply", "lane_products", "align_add", "align", "add_aligned", "fixed_lzc", "AlignPre",

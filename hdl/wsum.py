@@ -114,16 +114,17 @@ class WindowSum(StreamCore):
                 mag = Value.cast(p.mag)
                 words.append(Cat(Const(0, W - pw), mag) if pw <= W else mag[pw - W:])
                 shs.append(Cat(rs[:nb], far))
-        for k in range(L if self.square is None else 0):
-            code = Value.cast(pl[f"p{k}"])
-            ef = code[M:M + FX.exp_bits]
-            rs = Signal(signed(TOP_BITS + 2), name=f"a{k}_rs")
-            m.d.comb += rs.eq(top + (FX.bias - 1) - ef)
-            # beyond the window (or negative): the value is cleared after the
-            # shift, so this test runs beside the shifter's levels, not before them
-            far = rs.as_unsigned()[nb:] != 0
-            words.append(Cat(Const(0, W - M - 1), code[:M], ef != 0))
-            shs.append(Cat(rs[:nb], far))
+        else:
+            for k in range(L):
+                code = Value.cast(pl[f"p{k}"])
+                ef = code[M:M + FX.exp_bits]
+                rs = Signal(signed(TOP_BITS + 2), name=f"a{k}_rs")
+                m.d.comb += rs.eq(top + (FX.bias - 1) - ef)
+                # beyond the window (or negative): the value is cleared after the
+                # shift, so this test runs beside the shifter's levels, not before them
+                far = rs.as_unsigned()[nb:] != 0
+                words.append(Cat(Const(0, W - M - 1), code[:M], ef != 0))
+                shs.append(Cat(rs[:nb], far))
         # the top's net into every lane's chain (measured: the stage routed about a
         # LUT level over its plan without it, IterNorm bf16 2 lanes at 100 MHz)
         pipe.charge(pipe.fab.carry(TOP_BITS + 2) + pipe.fab.lut + pipe.fab.fanout(L))

@@ -328,6 +328,22 @@ def test_partials_match_exact_model(fmt, mode, start, lanes, partials):
     assert (info["s"] != one["s"]).any()
 
 
+def _window_vectors(seed, fmt, max_d):
+    """The window tests' vectors: (codes, n, d), 32 vectors of d = 128 (64 when
+    ``max_d`` is 64) over a wide range, one with a large outlier (most squares far
+    below the window's top), one of subnormals, a zero one, a tiny one."""
+    rng = np.random.default_rng(seed)
+    n, d = 32, 128 if max_d >= 128 else 64
+    x = rng.standard_normal((n, d)) * np.exp2(rng.integers(-30, 30, (n, 1)))
+    x[1, 5] *= 2.0 ** 20                            # an outlier
+    f = get_format(fmt)
+    x[2] = rng.integers(1, 64, d) * 2.0 ** (f.emin - f.man_bits)   # subnormals
+    x[3] = 0.0
+    x[4] *= 2.0 ** -100
+    codes = golden.encode(x, fmt)
+    return codes, n, d
+
+
 @pytest.mark.parametrize("fmt,mode,start,lanes,partials,max_d", [
     ("bf16", "l2", "iter", 2, 5, 128), ("fp32", "rmsnorm", "rom", 2, 6, 256),
     ("bf16", "l2", "rom", 16, 5, 1024), ("fp32", "l2", "fisr", 4, 3, 128),
@@ -337,15 +353,7 @@ def test_window_sum_matches_exact_model(fmt, mode, start, lanes, partials, max_d
     vectors over a wide range, one with a large outlier (most sums far below the
     window's top), tiny and subnormal ones (fp32's all-subnormal vector), a zero
     vector; and it is not the tree: s differs on some vectors."""
-    rng = np.random.default_rng([11, lanes, partials, max_d])
-    n, d = 32, 128 if max_d >= 128 else 64
-    x = rng.standard_normal((n, d)) * np.exp2(rng.integers(-30, 30, (n, 1)))
-    x[1, 5] *= 2.0 ** 20                            # an outlier
-    f = get_format(fmt)
-    x[2] = rng.integers(1, 64, d) * 2.0 ** (f.emin - f.man_bits)   # subnormals
-    x[3] = 0.0
-    x[4] *= 2.0 ** -100
-    codes = golden.encode(x, fmt)
+    codes, n, d = _window_vectors([11, lanes, partials, max_d], fmt, max_d)
     fn = _golden_fn(start)
     kw = dict(mode=mode, iters=3, lanes=lanes, partials=partials, trace=True)
     got, info = fn(codes, fmt, reduce="window", max_d=max_d, **kw)
@@ -377,15 +385,7 @@ def test_squares_sum_matches_exact_model(fmt, mode, start, lanes, max_d, fuse):
     against the exact model: random vectors over a wide range, an outlier, tiny,
     subnormal and zero ones; within the window's bound of the exact sum; not the
     window sum of the lanes' rounded partial sums (s differs on some vectors)."""
-    rng = np.random.default_rng([29, lanes, max_d])
-    n, d = 32, 128 if max_d >= 128 else 64
-    x = rng.standard_normal((n, d)) * np.exp2(rng.integers(-30, 30, (n, 1)))
-    x[1, 5] *= 2.0 ** 20                            # an outlier
-    f = get_format(fmt)
-    x[2] = rng.integers(1, 64, d) * 2.0 ** (f.emin - f.man_bits)   # subnormals
-    x[3] = 0.0
-    x[4] *= 2.0 ** -100
-    codes = golden.encode(x, fmt)
+    codes, n, d = _window_vectors([29, lanes, max_d], fmt, max_d)
     fn = _golden_fn(start)
     kw = dict(mode=mode, iters=2, lanes=lanes, max_d=max_d, trace=True,
               **({"fuse": True} if fuse else {}))
