@@ -182,13 +182,17 @@ def partials_rows(n_vec, partials=PARTIALS, ds=(64, 256, 1024, 4096), Ks=(3, 5),
                     out = fn(codes, fmt, iters=K, lanes=2, partials=P,
                              reduce="window", max_d=d)
                     row[f"W{P}"] = float(ulps(out, ref, fmt).mean())
+                # the squares themselves on the window (--reduce squares)
+                out = fn(codes, fmt, iters=K, lanes=2, reduce="squares", max_d=d)
+                row["S"] = float(ulps(out, ref, fmt).mean())
                 rows.append(row)
     return rows
 
 
 def partials_markdown(rows, partials=PARTIALS):
-    cols = [f"P{p}" for p in partials] + [f"W{p}" for p in WINDOWS]
-    head = " | ".join([f"P={p}" for p in partials] + [f"P={p}, window" for p in WINDOWS])
+    cols = [f"P{p}" for p in partials] + [f"W{p}" for p in WINDOWS] + ["S"]
+    head = " | ".join([f"P={p}" for p in partials] + [f"P={p}, window" for p in WINDOWS]
+                      + ["squares"])
     lines = [f"| fmt | d | method | K | {head} |",
              "|---|---|---|---|" + "---|" * len(cols)]
     for r in rows:
